@@ -1,0 +1,350 @@
+//! 2-D convolution and transposed convolution, with the gradients of both, via im2col + GEMM.
+//!
+//! Each is written once: the transposed convolution *is* the gradient of the convolution with
+//! respect to its input, and the gradient of the transposed convolution with respect to its input
+//! is the convolution. Weights use PyTorch's layouts: conv2d `[out, in, kh, kw]`,
+//! conv_transpose2d `[in, out, kh, kw]`.
+//!
+//! The batch runs in parallel when it has at least as many samples as threads; smaller batches
+//! give the threads to each GEMM instead.
+
+use crate::im2col::{Geometry, col2im, im2col};
+use crate::matmul::gemm;
+use crate::parallel::{for_each_sample, map_range};
+use crate::Tensor;
+
+/// The weight gradient sums over the batch in this many fixed groups of consecutive samples, so
+/// that its rounding depends neither on the thread count nor on the `parallel` feature.
+const WEIGHT_GRAD_GROUPS: usize = 4;
+
+/// Stride, padding and dilation of a 2-D convolution, as `[height, width]` pairs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dParams {
+    /// Step between receptive fields.
+    pub stride: [usize; 2],
+    /// Zeros added on each side of the input.
+    pub padding: [usize; 2],
+    /// Spacing between kernel taps.
+    pub dilation: [usize; 2],
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Conv2dParams {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+        }
+    }
+}
+
+impl Conv2dParams {
+    /// Square stride and padding, no dilation.
+    pub fn new(stride: usize, padding: usize) -> Self {
+        Conv2dParams {
+            stride: [stride, stride],
+            padding: [padding, padding],
+            dilation: [1, 1],
+        }
+    }
+
+    /// The output size along one axis, or `None` if the kernel does not fit.
+    pub fn out_len(&self, axis: usize, input: usize, kernel: usize) -> Option<usize> {
+        let span = self.dilation[axis] * (kernel.checked_sub(1)?) + 1;
+        let padded = input + 2 * self.padding[axis];
+        padded
+            .checked_sub(span)
+            .map(|r| r / self.stride[axis] + 1)
+    }
+}
+
+/// Stride, padding, output padding and dilation of a 2-D transposed convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTranspose2dParams {
+    /// Step of the convolution this one transposes.
+    pub stride: [usize; 2],
+    /// Padding of the convolution this one transposes (removed from the output).
+    pub padding: [usize; 2],
+    /// Extra rows/columns added on one side of the output to pick among the sizes that a
+    /// strided convolution maps to the same size; must be smaller than the stride.
+    pub output_padding: [usize; 2],
+    /// Spacing between kernel taps.
+    pub dilation: [usize; 2],
+}
+
+impl Default for ConvTranspose2dParams {
+    fn default() -> Self {
+        ConvTranspose2dParams {
+            stride: [1, 1],
+            padding: [0, 0],
+            output_padding: [0, 0],
+            dilation: [1, 1],
+        }
+    }
+}
+
+impl ConvTranspose2dParams {
+    /// Square stride and padding, no output padding, no dilation.
+    pub fn new(stride: usize, padding: usize) -> Self {
+        ConvTranspose2dParams {
+            stride: [stride, stride],
+            padding: [padding, padding],
+            ..Default::default()
+        }
+    }
+
+    /// The convolution this one is the adjoint of.
+    pub fn as_conv(&self) -> Conv2dParams {
+        Conv2dParams {
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+        }
+    }
+
+    /// The output size along one axis:
+    /// `(input - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1`,
+    /// or `None` if that is not positive.
+    pub fn out_len(&self, axis: usize, input: usize, kernel: usize) -> Option<usize> {
+        ((input.checked_sub(1)?) * self.stride[axis]
+            + self.dilation[axis] * (kernel.checked_sub(1)?)
+            + self.output_padding[axis]
+            + 1)
+        .checked_sub(2 * self.padding[axis])
+        .filter(|&n| n > 0)
+    }
+}
+
+#[track_caller]
+fn check_params(op: &str, p: &Conv2dParams) {
+    assert!(
+        p.stride.iter().chain(&p.dilation).all(|&v| v > 0),
+        "{op}: stride {:?} and dilation {:?} must be positive",
+        p.stride,
+        p.dilation
+    );
+}
+
+/// The geometry of a convolution of a `[N, C, H, W]` input with a `[O, C, kh, kw]` weight.
+#[track_caller]
+fn conv_geometry(op: &str, input: &[usize], weight: &[usize], p: &Conv2dParams) -> Geometry {
+    check_params(op, p);
+    assert!(
+        input.len() == 4 && weight.len() == 4,
+        "{op}: input {input:?} and weight {weight:?} must both be 4-D"
+    );
+    assert!(
+        input[1] == weight[1],
+        "{op}: input {input:?} has {} channels, weight {weight:?} expects {}",
+        input[1],
+        weight[1]
+    );
+    let oh = p.out_len(0, input[2], weight[2]);
+    let ow = p.out_len(1, input[3], weight[3]);
+    let (Some(oh), Some(ow)) = (oh, ow) else {
+        panic!("{op}: kernel of weight {weight:?} does not fit input {input:?} with {p:?}");
+    };
+    Geometry {
+        channels: input[1],
+        in_hw: [input[2], input[3]],
+        kernel: [weight[2], weight[3]],
+        stride: p.stride,
+        padding: p.padding,
+        dilation: p.dilation,
+        out_hw: [oh, ow],
+    }
+}
+
+/// Adds `bias[c]` to every element of channel `c` of a `[N, C, ...]` buffer.
+fn add_channel_bias(out: &mut [f32], bias: &[f32], plane: usize) {
+    for (i, chunk) in out.chunks_mut(plane).enumerate() {
+        let b = bias[i % bias.len()];
+        chunk.iter_mut().for_each(|v| *v += b);
+    }
+}
+
+#[track_caller]
+fn check_bias(op: &str, bias: Option<&Tensor>, channels: usize) -> Option<Vec<f32>> {
+    bias.map(|b| {
+        assert!(
+            b.shape() == [channels],
+            "{op}: bias {:?} must be [{channels}]",
+            b.shape()
+        );
+        b.to_vec()
+    })
+}
+
+impl Tensor {
+    /// 2-D convolution (cross-correlation, as PyTorch): input `[N, C, H, W]`, weight
+    /// `[O, C, kh, kw]`, optional bias `[O]`; output `[N, O, oh, ow]` with
+    /// `oh = (H + 2 * padding - dilation * (kh - 1) - 1) / stride + 1`.
+    ///
+    /// ```
+    /// use gantry_tensor::{Conv2dParams, Tensor};
+    /// let x = Tensor::ones(&[1, 1, 4, 4]);
+    /// let w = Tensor::ones(&[2, 1, 3, 3]);
+    /// let y = x.conv2d(&w, None, Conv2dParams::new(1, 1));
+    /// assert_eq!(y.shape(), &[1, 2, 4, 4]);
+    /// assert_eq!(y.to_vec()[..4], [4., 6., 6., 4.]);
+    /// ```
+    ///
+    /// # Panics
+    /// If the shapes disagree (the message names both), the kernel does not fit, or a stride or
+    /// dilation is zero.
+    #[track_caller]
+    pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, p: Conv2dParams) -> Tensor {
+        let g = conv_geometry("conv2d", self.shape(), weight.shape(), &p);
+        let (n, o) = (self.shape()[0], weight.shape()[0]);
+        let bias = check_bias("conv2d", bias, o);
+        let (x, w) = (self.as_slice(), weight.as_slice());
+        let (rows, cols) = (g.col_rows(), g.col_cols());
+        let in_len = g.channels * g.in_hw[0] * g.in_hw[1];
+        let mut out = vec![0.0f32; n * o * cols];
+        for_each_sample(&mut out, o * cols, |i, y, par| {
+            let mut col = vec![0.0f32; rows * cols];
+            im2col(&x[i * in_len..(i + 1) * in_len], &g, &mut col);
+            gemm(o, cols, rows, &w, false, &col, false, y, false, par);
+        });
+        if let Some(b) = bias {
+            add_channel_bias(&mut out, &b, cols);
+        }
+        Tensor::from_vec(&[n, o, g.out_hw[0], g.out_hw[1]], out)
+    }
+
+    /// The gradient of [`Tensor::conv2d`] with respect to its input, for an input of spatial
+    /// size `input_hw`, given the output gradient `self` (`[N, O, oh, ow]`) and the weight.
+    /// This is also the forward pass of the transposed convolution.
+    ///
+    /// # Panics
+    /// If the shapes disagree with a convolution of `input_hw` by `weight` with `p`.
+    #[track_caller]
+    pub fn conv2d_grad_input(&self, weight: &Tensor, input_hw: [usize; 2], p: Conv2dParams) -> Tensor {
+        let ws = weight.shape();
+        assert!(
+            self.ndim() == 4 && ws.len() == 4 && self.shape()[1] == ws[0],
+            "conv2d_grad_input: output gradient {:?} has {} channels, weight {ws:?} makes {}",
+            self.shape(),
+            self.shape().get(1).copied().unwrap_or(0),
+            ws.first().copied().unwrap_or(0)
+        );
+        let n = self.shape()[0];
+        let input = [n, ws[1], input_hw[0], input_hw[1]];
+        let g = conv_geometry("conv2d_grad_input", &input, ws, &p);
+        assert!(
+            g.out_hw == [self.shape()[2], self.shape()[3]],
+            "conv2d_grad_input: output gradient {:?} does not match input {input:?} and weight {ws:?} ({p:?})",
+            self.shape()
+        );
+        let (gy, w) = (self.as_slice(), weight.as_slice());
+        let (rows, cols, o) = (g.col_rows(), g.col_cols(), ws[0]);
+        let in_len = g.channels * input_hw[0] * input_hw[1];
+        let mut out = vec![0.0f32; n * in_len];
+        for_each_sample(&mut out, in_len, |i, gx, par| {
+            let mut col = vec![0.0f32; rows * cols];
+            gemm(rows, cols, o, &w, true, &gy[i * o * cols..], false, &mut col, false, par);
+            col2im(&col, &g, gx);
+        });
+        Tensor::from_vec(&input, out)
+    }
+
+    /// The gradient of [`Tensor::conv2d`] with respect to its weight (`[O, C, kh, kw]` for
+    /// `kernel = [kh, kw]`), given the input `self` and the output gradient `grad_out`.
+    ///
+    /// # Panics
+    /// If the shapes disagree with such a convolution.
+    #[track_caller]
+    pub fn conv2d_grad_weight(&self, grad_out: &Tensor, kernel: [usize; 2], p: Conv2dParams) -> Tensor {
+        let (xs, gs) = (self.shape(), grad_out.shape());
+        assert!(
+            xs.len() == 4 && gs.len() == 4 && xs[0] == gs[0],
+            "conv2d_grad_weight: input {xs:?} and output gradient {gs:?} must be 4-D with equal batch"
+        );
+        let wshape = [gs[1], xs[1], kernel[0], kernel[1]];
+        let g = conv_geometry("conv2d_grad_weight", xs, &wshape, &p);
+        assert!(
+            g.out_hw == [gs[2], gs[3]],
+            "conv2d_grad_weight: output gradient {gs:?} does not match input {xs:?} and kernel {kernel:?} ({p:?})"
+        );
+        let (x, gy) = (self.as_slice(), grad_out.as_slice());
+        let (n, o, rows, cols) = (xs[0], gs[1], g.col_rows(), g.col_cols());
+        let in_len = g.channels * g.in_hw[0] * g.in_hw[1];
+        let groups = WEIGHT_GRAD_GROUPS.min(n).max(1);
+        let per_group = n.div_ceil(groups);
+        let single = groups == 1;
+        let partials = map_range(groups, |gi| {
+            let mut acc = vec![0.0f32; o * rows];
+            let mut col = vec![0.0f32; rows * cols];
+            for i in gi * per_group..((gi + 1) * per_group).min(n) {
+                im2col(&x[i * in_len..(i + 1) * in_len], &g, &mut col);
+                gemm(o, rows, cols, &gy[i * o * cols..], false, &col, true, &mut acc, true, single);
+            }
+            acc
+        });
+        let mut total = partials[0].clone();
+        for part in &partials[1..] {
+            total.iter_mut().zip(part).for_each(|(t, v)| *t += v);
+        }
+        Tensor::from_vec(&wshape, total)
+    }
+
+    /// 2-D transposed convolution: input `[N, Cin, H, W]`, weight `[Cin, Cout, kh, kw]`,
+    /// optional bias `[Cout]`; output `[N, Cout, oh, ow]` with
+    /// `oh = (H - 1) * stride - 2 * padding + dilation * (kh - 1) + output_padding + 1`.
+    ///
+    /// ```
+    /// use gantry_tensor::{ConvTranspose2dParams, Tensor};
+    /// let z = Tensor::ones(&[2, 100, 1, 1]);
+    /// let w = Tensor::zeros(&[100, 8, 4, 4]);
+    /// let y = z.conv_transpose2d(&w, None, ConvTranspose2dParams::new(1, 0));
+    /// assert_eq!(y.shape(), &[2, 8, 4, 4]); // DCGAN's first layer
+    /// ```
+    ///
+    /// # Panics
+    /// If the shapes disagree, the output would be empty, or `output_padding >= stride`.
+    #[track_caller]
+    pub fn conv_transpose2d(&self, weight: &Tensor, bias: Option<&Tensor>, p: ConvTranspose2dParams) -> Tensor {
+        let (xs, ws) = (self.shape(), weight.shape());
+        assert!(
+            xs.len() == 4 && ws.len() == 4 && xs[1] == ws[0],
+            "conv_transpose2d: input {xs:?} has {} channels, weight {ws:?} expects {}",
+            xs.get(1).copied().unwrap_or(0),
+            ws.first().copied().unwrap_or(0)
+        );
+        assert!(
+            p.output_padding[0] < p.stride[0] && p.output_padding[1] < p.stride[1],
+            "conv_transpose2d: output_padding {:?} must be smaller than stride {:?}",
+            p.output_padding,
+            p.stride
+        );
+        let oh = p.out_len(0, xs[2], ws[2]);
+        let ow = p.out_len(1, xs[3], ws[3]);
+        let (Some(oh), Some(ow)) = (oh, ow) else {
+            panic!("conv_transpose2d: input {xs:?} and weight {ws:?} give an empty output with {p:?}");
+        };
+        let bias = check_bias("conv_transpose2d", bias, ws[1]);
+        let y = self.conv2d_grad_input(weight, [oh, ow], p.as_conv());
+        match bias {
+            None => y,
+            Some(b) => {
+                let mut v = y.to_vec();
+                add_channel_bias(&mut v, &b, oh * ow);
+                Tensor::from_vec(y.shape(), v)
+            }
+        }
+    }
+
+    /// The gradient of [`Tensor::conv_transpose2d`] with respect to its input, given the output
+    /// gradient `self`: the convolution with the same weight.
+    #[track_caller]
+    pub fn conv_transpose2d_grad_input(&self, weight: &Tensor, p: ConvTranspose2dParams) -> Tensor {
+        self.conv2d(weight, None, p.as_conv())
+    }
+
+    /// The gradient of [`Tensor::conv_transpose2d`] with respect to its weight
+    /// (`[Cin, Cout, kh, kw]`), given its input `self` and the output gradient `grad_out`.
+    #[track_caller]
+    pub fn conv_transpose2d_grad_weight(&self, grad_out: &Tensor, kernel: [usize; 2], p: ConvTranspose2dParams) -> Tensor {
+        grad_out.conv2d_grad_weight(self, kernel, p.as_conv())
+    }
+}

@@ -1,0 +1,260 @@
+//! Elementwise kernels: broadcasting binary arithmetic, unary maps and comparison masks.
+//!
+//! Broadcasting follows NumPy and PyTorch: shapes are aligned at their last axis, and an axis of
+//! length 1 (or a missing leading axis) stretches to match the other operand.
+
+use crate::parallel::{PAR_MIN_ELEMS, for_each_chunk_mut};
+use crate::Tensor;
+use ndarray::{ArrayD, IxDyn, Zip};
+
+/// The shape two operands broadcast to.
+///
+/// # Panics
+/// If an axis differs and neither length is 1; the message names `op` and both shapes.
+#[track_caller]
+pub fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> {
+    let n = a.len().max(b.len());
+    (0..n)
+        .map(|i| {
+            let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+            let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+            match (da, db) {
+                _ if da == db => da,
+                (1, d) | (d, 1) => d,
+                _ => panic!("{op}: shapes {a:?} and {b:?} do not broadcast"),
+            }
+        })
+        .collect()
+}
+
+impl Tensor {
+    /// Applies `f` to every element.
+    pub fn map<F>(&self, f: F) -> Tensor
+    where
+        F: Fn(f32) -> f32 + Sync + Send,
+    {
+        let src = self.as_slice();
+        let mut out = vec![0.0; src.len()];
+        for_each_chunk_mut(&mut out, PAR_MIN_ELEMS / 4, |i, chunk| {
+            let start = i * (PAR_MIN_ELEMS / 4);
+            let len = chunk.len();
+            for (o, &x) in chunk.iter_mut().zip(&src[start..start + len]) {
+                *o = f(x);
+            }
+        });
+        Tensor::from_vec(self.shape(), out)
+    }
+
+    /// Combines two tensors elementwise with broadcasting; `op` names the operation in panics.
+    ///
+    /// # Panics
+    /// If the shapes do not broadcast.
+    #[track_caller]
+    pub fn zip_map<F>(&self, other: &Tensor, op: &str, f: F) -> Tensor
+    where
+        F: Fn(f32, f32) -> f32 + Sync + Send,
+    {
+        if self.shape() == other.shape() {
+            let a = self.as_slice();
+            let b = other.as_slice();
+            let mut out = vec![0.0; a.len()];
+            let chunk = PAR_MIN_ELEMS / 4;
+            for_each_chunk_mut(&mut out, chunk, |i, dst| {
+                let s = i * chunk;
+                let (a, b) = (&a[s..s + dst.len()], &b[s..s + dst.len()]);
+                for ((o, &x), &y) in dst.iter_mut().zip(a).zip(b) {
+                    *o = f(x, y);
+                }
+            });
+            return Tensor::from_vec(self.shape(), out);
+        }
+        let shape = broadcast_shape(op, self.shape(), other.shape());
+        let a = self.array().broadcast(IxDyn(&shape)).expect("checked broadcast");
+        let b = other.array().broadcast(IxDyn(&shape)).expect("checked broadcast");
+        let mut out = ArrayD::<f32>::zeros(IxDyn(&shape));
+        let zip = Zip::from(&mut out).and(&a).and(&b);
+        #[cfg(feature = "parallel")]
+        if shape.iter().product::<usize>() >= PAR_MIN_ELEMS {
+            zip.par_for_each(|o, &x, &y| *o = f(x, y));
+            return Tensor::from_array(out);
+        }
+        zip.for_each(|o, &x, &y| *o = f(x, y));
+        Tensor::from_array(out)
+    }
+
+    /// `self + other`, broadcasting.
+    #[track_caller]
+    pub fn add(&self, other: &Tensor) -> Tensor {
+        self.zip_map(other, "add", |a, b| a + b)
+    }
+
+    /// `self - other`, broadcasting.
+    #[track_caller]
+    pub fn sub(&self, other: &Tensor) -> Tensor {
+        self.zip_map(other, "sub", |a, b| a - b)
+    }
+
+    /// `self * other`, broadcasting.
+    #[track_caller]
+    pub fn mul(&self, other: &Tensor) -> Tensor {
+        self.zip_map(other, "mul", |a, b| a * b)
+    }
+
+    /// `self / other`, broadcasting.
+    #[track_caller]
+    pub fn div(&self, other: &Tensor) -> Tensor {
+        self.zip_map(other, "div", |a, b| a / b)
+    }
+
+    /// The larger of the two at each position, broadcasting.
+    #[track_caller]
+    pub fn maximum(&self, other: &Tensor) -> Tensor {
+        self.zip_map(other, "maximum", f32::max)
+    }
+
+    /// The smaller of the two at each position, broadcasting.
+    #[track_caller]
+    pub fn minimum(&self, other: &Tensor) -> Tensor {
+        self.zip_map(other, "minimum", f32::min)
+    }
+
+    /// `self + c`.
+    pub fn add_scalar(&self, c: f32) -> Tensor {
+        self.map(move |x| x + c)
+    }
+
+    /// `self * c`.
+    pub fn mul_scalar(&self, c: f32) -> Tensor {
+        self.map(move |x| x * c)
+    }
+
+    /// `-self`.
+    pub fn neg(&self) -> Tensor {
+        self.map(|x| -x)
+    }
+
+    /// `e^self`.
+    pub fn exp(&self) -> Tensor {
+        self.map(f32::exp)
+    }
+
+    /// Natural logarithm.
+    pub fn ln(&self) -> Tensor {
+        self.map(f32::ln)
+    }
+
+    /// Square root.
+    pub fn sqrt(&self) -> Tensor {
+        self.map(f32::sqrt)
+    }
+
+    /// `self^p`.
+    pub fn powf(&self, p: f32) -> Tensor {
+        self.map(move |x| x.powf(p))
+    }
+
+    /// Absolute value.
+    pub fn abs(&self) -> Tensor {
+        self.map(f32::abs)
+    }
+
+    /// Limits every element to `[lo, hi]`.
+    pub fn clamp(&self, lo: f32, hi: f32) -> Tensor {
+        self.map(move |x| x.clamp(lo, hi))
+    }
+
+    /// `max(x, 0)`.
+    pub fn relu(&self) -> Tensor {
+        self.map(|x| x.max(0.0))
+    }
+
+    /// `x` where positive, `slope * x` elsewhere.
+    pub fn leaky_relu(&self, slope: f32) -> Tensor {
+        self.map(move |x| if x > 0.0 { x } else { slope * x })
+    }
+
+    /// The logistic function `1 / (1 + e^-x)`, computed without overflow for large `|x|`.
+    pub fn sigmoid(&self) -> Tensor {
+        self.map(sigmoid)
+    }
+
+    /// Hyperbolic tangent.
+    pub fn tanh(&self) -> Tensor {
+        self.map(f32::tanh)
+    }
+
+    /// 1 where `self > other`, else 0 (broadcasting).
+    #[track_caller]
+    pub fn gt(&self, other: &Tensor) -> Tensor {
+        self.zip_map(other, "gt", |a, b| f32::from(u8::from(a > b)))
+    }
+
+    /// 1 where `self >= other`, else 0 (broadcasting).
+    #[track_caller]
+    pub fn ge(&self, other: &Tensor) -> Tensor {
+        self.zip_map(other, "ge", |a, b| f32::from(u8::from(a >= b)))
+    }
+
+    /// 1 where `self < other`, else 0 (broadcasting).
+    #[track_caller]
+    pub fn lt(&self, other: &Tensor) -> Tensor {
+        self.zip_map(other, "lt", |a, b| f32::from(u8::from(a < b)))
+    }
+
+    /// 1 where `self <= other`, else 0 (broadcasting).
+    #[track_caller]
+    pub fn le(&self, other: &Tensor) -> Tensor {
+        self.zip_map(other, "le", |a, b| f32::from(u8::from(a <= b)))
+    }
+
+    /// 1 where `self == other`, else 0 (broadcasting).
+    #[track_caller]
+    pub fn eq_mask(&self, other: &Tensor) -> Tensor {
+        self.zip_map(other, "eq_mask", |a, b| f32::from(u8::from(a == b)))
+    }
+}
+
+/// The logistic function of one value, stable for large `|x|`.
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasts_rows_and_columns() {
+        let col = Tensor::from_vec(&[2, 1], vec![1., 2.]);
+        let row = Tensor::from_vec(&[3], vec![10., 20., 30.]);
+        assert_eq!(
+            col.mul(&row).to_vec(),
+            vec![10., 20., 30., 20., 40., 60.]
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "add: shapes [2, 3] and [2] do not broadcast")]
+    fn mismatch_names_op_and_shapes() {
+        Tensor::zeros(&[2, 3]).add(&Tensor::zeros(&[2]));
+    }
+
+    #[test]
+    fn sigmoid_is_finite_at_extremes() {
+        let s = Tensor::from_vec(&[2], vec![-1000., 1000.]).sigmoid();
+        assert_eq!(s.to_vec(), vec![0., 1.]);
+    }
+
+    #[test]
+    fn large_map_matches_serial() {
+        let n = 100_003;
+        let x = Tensor::from_vec(&[n], (0..n).map(|i| i as f32 * 1e-3).collect());
+        let y = x.map(|v| v.sin());
+        assert!(y.to_vec().iter().enumerate().all(|(i, &v)| v == (i as f32 * 1e-3).sin()));
+    }
+}

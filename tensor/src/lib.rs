@@ -1,0 +1,42 @@
+//! # gantry-tensor
+//!
+//! n-dimensional `f32` tensors on [`ndarray`], with the kernels a GAN needs: broadcasting
+//! arithmetic, reductions, matrix products on the `gemm` crate, 2-D convolution and transposed
+//! convolution (and their gradients) via im2col + GEMM, and seeded random initialisation.
+//!
+//! Images are NCHW and weights use PyTorch's layouts, so values move between the two unchanged.
+//! Work is parallel over the batch with `rayon` (feature `parallel`, on by default); without the
+//! feature the numbers are the same, bit for bit.
+//!
+//! ```
+//! use gantry_tensor::{Conv2dParams, Tensor};
+//! use rand::SeedableRng;
+//!
+//! let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+//! let images = Tensor::randn(&[8, 3, 64, 64], 0.0, 1.0, &mut rng);
+//! let weight = Tensor::randn(&[16, 3, 4, 4], 0.0, 0.02, &mut rng);
+//! let features = images.conv2d(&weight, None, Conv2dParams::new(2, 1)).leaky_relu(0.2);
+//! assert_eq!(features.shape(), &[8, 16, 32, 32]);
+//! ```
+//!
+//! Shape mismatches are programmer errors: they panic with a message naming the op and the
+//! shapes (see each method's **Panics** section), as `ndarray` does.
+#![warn(missing_docs)]
+
+mod conv;
+mod elementwise;
+mod im2col;
+mod matmul;
+mod parallel;
+mod random;
+mod reduce;
+mod tensor;
+
+pub use conv::{Conv2dParams, ConvTranspose2dParams};
+pub use elementwise::{broadcast_shape, sigmoid};
+pub use matmul::gemm;
+pub use parallel::num_threads;
+pub use tensor::Tensor;
+
+pub use ndarray;
+pub use rand;

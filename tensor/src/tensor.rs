@@ -1,0 +1,387 @@
+//! The `Tensor` type: construction, access and shape manipulation.
+
+use ndarray::{ArcArray, ArrayD, ArrayViewD, Axis, IxDyn, Slice};
+use std::fmt;
+
+/// An n-dimensional array of `f32`, images laid out NCHW as in PyTorch.
+///
+/// Clones are cheap: the storage is reference counted (`ArcArray`) and copied only when a
+/// shared tensor is written to.
+///
+/// ```
+/// use gantry_tensor::Tensor;
+/// let x = Tensor::from_vec(&[2, 3], vec![1., 2., 3., 4., 5., 6.]);
+/// let y = x.add(&Tensor::from_vec(&[3], vec![10., 20., 30.])); // broadcasts over rows
+/// assert_eq!(y.to_vec(), vec![11., 22., 33., 14., 25., 36.]);
+/// assert_eq!(y.sum_axes(&[0], false).to_vec(), vec![25., 47., 69.]);
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct Tensor {
+    data: ArcArray<f32, IxDyn>,
+}
+
+impl Tensor {
+    /// Wraps an owned `ndarray` array.
+    pub fn from_array(array: ArrayD<f32>) -> Self {
+        Tensor {
+            data: array.into_shared(),
+        }
+    }
+
+    /// A tensor of `shape` holding `data` in row-major (C) order.
+    ///
+    /// # Panics
+    /// If `data.len()` is not the product of `shape`.
+    #[track_caller]
+    pub fn from_vec(shape: &[usize], data: Vec<f32>) -> Self {
+        let expected: usize = shape.iter().product();
+        assert!(
+            data.len() == expected,
+            "from_vec: shape {shape:?} holds {expected} elements, data has {}",
+            data.len()
+        );
+        let array = ArrayD::from_shape_vec(IxDyn(shape), data).expect("checked length");
+        Tensor::from_array(array)
+    }
+
+    /// A tensor of `shape` filled with `value`.
+    pub fn full(shape: &[usize], value: f32) -> Self {
+        Tensor::from_array(ArrayD::from_elem(IxDyn(shape), value))
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: &[usize]) -> Self {
+        Tensor::full(shape, 0.0)
+    }
+
+    /// A tensor of ones.
+    pub fn ones(shape: &[usize]) -> Self {
+        Tensor::full(shape, 1.0)
+    }
+
+    /// A zero-dimensional tensor holding one value.
+    pub fn scalar(value: f32) -> Self {
+        Tensor::full(&[], value)
+    }
+
+    /// The dimensions, outermost first.
+    pub fn shape(&self) -> &[usize] {
+        self.data.shape()
+    }
+
+    /// The number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.data.ndim()
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the tensor holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// A read-only `ndarray` view.
+    pub fn view(&self) -> ArrayViewD<'_, f32> {
+        self.data.view()
+    }
+
+    /// The underlying shared array.
+    pub fn array(&self) -> &ArcArray<f32, IxDyn> {
+        &self.data
+    }
+
+    /// Converts into an owned `ndarray` array (copies only if the storage is shared).
+    pub fn into_array(self) -> ArrayD<f32> {
+        self.data.into_owned()
+    }
+
+    /// The elements in row-major order.
+    pub fn to_vec(&self) -> Vec<f32> {
+        self.data.iter().copied().collect()
+    }
+
+    /// The single value of a tensor with one element.
+    ///
+    /// # Panics
+    /// If the tensor does not hold exactly one element.
+    #[track_caller]
+    pub fn item(&self) -> f32 {
+        assert!(
+            self.len() == 1,
+            "item: tensor of shape {:?} has {} elements, expected 1",
+            self.shape(),
+            self.len()
+        );
+        *self.data.iter().next().expect("one element")
+    }
+
+    /// The elements as a row-major slice; makes the storage contiguous first if needed.
+    pub fn as_slice(&self) -> std::borrow::Cow<'_, [f32]> {
+        match self.data.as_slice() {
+            Some(s) => std::borrow::Cow::Borrowed(s),
+            None => std::borrow::Cow::Owned(self.to_vec()),
+        }
+    }
+
+    /// A tensor with the same elements in standard (row-major, contiguous) layout.
+    pub fn contiguous(&self) -> Tensor {
+        if self.data.is_standard_layout() {
+            self.clone()
+        } else {
+            Tensor::from_array(self.data.as_standard_layout().into_owned())
+        }
+    }
+
+    /// The same elements viewed with another shape of equal size (row-major order).
+    ///
+    /// # Panics
+    /// If the sizes differ.
+    #[track_caller]
+    pub fn reshape(&self, shape: &[usize]) -> Tensor {
+        let n: usize = shape.iter().product();
+        assert!(
+            n == self.len(),
+            "reshape: cannot view {:?} ({} elements) as {shape:?} ({n} elements)",
+            self.shape(),
+            self.len()
+        );
+        let c = self.contiguous();
+        Tensor {
+            data: c
+                .data
+                .into_shape_with_order(IxDyn(shape))
+                .expect("contiguous reshape of equal size"),
+        }
+    }
+
+    /// Reorders the axes: output axis `i` is input axis `axes[i]` (as `torch.permute`).
+    /// The result is contiguous.
+    ///
+    /// # Panics
+    /// If `axes` is not a permutation of `0..ndim`.
+    #[track_caller]
+    pub fn permute(&self, axes: &[usize]) -> Tensor {
+        let mut seen = vec![false; self.ndim()];
+        let valid = axes.len() == self.ndim()
+            && axes
+                .iter()
+                .all(|&a| a < seen.len() && !std::mem::replace(&mut seen[a], true));
+        assert!(
+            valid,
+            "permute: {axes:?} is not a permutation of the axes of {:?}",
+            self.shape()
+        );
+        let view = self.data.view().permuted_axes(IxDyn(axes));
+        Tensor::from_array(view.as_standard_layout().into_owned())
+    }
+
+    /// Swaps two axes.
+    ///
+    /// # Panics
+    /// If an axis is out of range.
+    #[track_caller]
+    pub fn transpose(&self, a: usize, b: usize) -> Tensor {
+        let mut axes: Vec<usize> = (0..self.ndim()).collect();
+        assert!(
+            a < axes.len() && b < axes.len(),
+            "transpose: axes ({a}, {b}) out of range for {:?}",
+            self.shape()
+        );
+        axes.swap(a, b);
+        self.permute(&axes)
+    }
+
+    /// Elements `start..end` along `axis`.
+    ///
+    /// # Panics
+    /// If `axis` or the range is out of bounds.
+    #[track_caller]
+    pub fn slice_axis(&self, axis: usize, start: usize, end: usize) -> Tensor {
+        assert!(
+            axis < self.ndim() && start <= end && end <= self.shape()[axis],
+            "slice_axis: range {start}..{end} on axis {axis} out of bounds for {:?}",
+            self.shape()
+        );
+        let view = self
+            .data
+            .slice_axis(Axis(axis), Slice::from(start as isize..end as isize));
+        Tensor::from_array(view.as_standard_layout().into_owned())
+    }
+
+    /// Joins tensors along `axis`; all other dimensions must agree.
+    ///
+    /// # Panics
+    /// If `parts` is empty or the shapes disagree off `axis`.
+    #[track_caller]
+    pub fn concat(axis: usize, parts: &[&Tensor]) -> Tensor {
+        assert!(!parts.is_empty(), "concat: no tensors to join");
+        let first = parts[0].shape();
+        for p in parts {
+            let ok = p.ndim() == first.len()
+                && axis < first.len()
+                && (0..first.len()).all(|i| i == axis || p.shape()[i] == first[i]);
+            assert!(
+                ok,
+                "concat: shapes {first:?} and {:?} differ off axis {axis}",
+                p.shape()
+            );
+        }
+        let views: Vec<_> = parts.iter().map(|p| p.data.view()).collect();
+        Tensor::from_array(ndarray::concatenate(Axis(axis), &views).expect("checked shapes"))
+    }
+
+    /// Splits along `axis` into pieces of the given sizes (the inverse of [`Tensor::concat`]).
+    ///
+    /// # Panics
+    /// If the sizes do not add up to the axis length.
+    #[track_caller]
+    pub fn split(&self, axis: usize, sizes: &[usize]) -> Vec<Tensor> {
+        assert!(
+            axis < self.ndim() && sizes.iter().sum::<usize>() == self.shape()[axis],
+            "split: sizes {sizes:?} do not add up to axis {axis} of {:?}",
+            self.shape()
+        );
+        let mut start = 0;
+        sizes
+            .iter()
+            .map(|&s| {
+                let t = self.slice_axis(axis, start, start + s);
+                start += s;
+                t
+            })
+            .collect()
+    }
+
+    /// Pads with `value`: `pads[i] = (before, after)` for axis `i`; missing trailing entries
+    /// mean no padding.
+    ///
+    /// # Panics
+    /// If `pads` has more entries than the tensor has axes.
+    #[track_caller]
+    pub fn pad(&self, pads: &[(usize, usize)], value: f32) -> Tensor {
+        assert!(
+            pads.len() <= self.ndim(),
+            "pad: {} pad pairs for a tensor of shape {:?}",
+            pads.len(),
+            self.shape()
+        );
+        let mut shape = self.shape().to_vec();
+        for (i, &(b, a)) in pads.iter().enumerate() {
+            shape[i] += b + a;
+        }
+        let mut out = ArrayD::from_elem(IxDyn(&shape), value);
+        let mut region = out.view_mut();
+        for (i, &(b, _)) in pads.iter().enumerate() {
+            let n = self.shape()[i];
+            region.slice_axis_inplace(Axis(i), Slice::from(b as isize..(b + n) as isize));
+        }
+        region.assign(&self.data);
+        Tensor::from_array(out)
+    }
+
+    /// Removes `pads` from each axis: the inverse of [`Tensor::pad`].
+    ///
+    /// # Panics
+    /// If a crop is larger than its axis.
+    #[track_caller]
+    pub fn unpad(&self, pads: &[(usize, usize)]) -> Tensor {
+        let mut view = self.data.view();
+        for (i, &(b, a)) in pads.iter().enumerate() {
+            let n = self.shape()[i];
+            assert!(
+                b + a <= n,
+                "unpad: cannot remove {b}+{a} from axis {i} of {:?}",
+                self.shape()
+            );
+            view.slice_axis_inplace(Axis(i), Slice::from(b as isize..(n - a) as isize));
+        }
+        Tensor::from_array(view.as_standard_layout().into_owned())
+    }
+
+    /// Whether every element is finite (no NaN, no infinity).
+    pub fn all_finite(&self) -> bool {
+        self.data.iter().all(|v| v.is_finite())
+    }
+
+    /// The largest absolute difference to `other`, for tests and parity checks.
+    ///
+    /// # Panics
+    /// If the shapes differ.
+    #[track_caller]
+    pub fn max_abs_diff(&self, other: &Tensor) -> f32 {
+        assert_eq!(
+            self.shape(),
+            other.shape(),
+            "max_abs_diff: shapes differ"
+        );
+        self.data
+            .iter()
+            .zip(other.data.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max)
+    }
+}
+
+impl From<ArrayD<f32>> for Tensor {
+    fn from(array: ArrayD<f32>) -> Self {
+        Tensor::from_array(array)
+    }
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.len() <= 64 {
+            write!(f, "Tensor{:?} {:?}", self.shape(), self.to_vec())
+        } else {
+            write!(f, "Tensor{:?} [{} elements]", self.shape(), self.len())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iota(shape: &[usize]) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_vec(shape, (0..n).map(|i| i as f32).collect())
+    }
+
+    #[test]
+    fn permute_matches_index_mapping() {
+        let x = iota(&[2, 3, 4]);
+        let y = x.permute(&[2, 0, 1]);
+        assert_eq!(y.shape(), &[4, 2, 3]);
+        assert_eq!(y.view()[[3, 1, 2]], x.view()[[1, 2, 3]]);
+    }
+
+    #[test]
+    fn concat_then_split_round_trips() {
+        let a = iota(&[2, 3]);
+        let b = iota(&[2, 1]);
+        let c = Tensor::concat(1, &[&a, &b]);
+        assert_eq!(c.to_vec(), vec![0., 1., 2., 0., 3., 4., 5., 1.]);
+        let parts = c.split(1, &[3, 1]);
+        assert_eq!(parts[0], a);
+        assert_eq!(parts[1], b);
+    }
+
+    #[test]
+    fn pad_then_unpad_round_trips() {
+        let a = iota(&[1, 2, 2]);
+        let p = a.pad(&[(0, 0), (1, 0), (0, 2)], -1.0);
+        assert_eq!(p.shape(), &[1, 3, 4]);
+        assert_eq!(p.to_vec()[..4], [-1., -1., -1., -1.]);
+        assert_eq!(p.unpad(&[(0, 0), (1, 0), (0, 2)]), a);
+    }
+
+    #[test]
+    #[should_panic(expected = "reshape: cannot view [2, 3]")]
+    fn reshape_names_shapes() {
+        iota(&[2, 3]).reshape(&[4]);
+    }
+}
