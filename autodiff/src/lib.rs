@@ -1,1 +1,43 @@
 //! # gantry-autodiff
+//!
+//! Reverse-mode automatic differentiation on an arena tape.
+//!
+//! A [`Tape`] records every operation in creation order, which is already a topological order;
+//! a [`Var`] is a `Copy` handle into it. Every op is a method on `Var` that computes its value
+//! with `gantry-tensor` and records an `Op` naming its inputs; [`Var::backward`] is one reverse
+//! loop over one exhaustive `match` of backward rules (`op.rs`). Gradients accumulate, so a
+//! value used twice gets the sum of both uses.
+//!
+//! Make a fresh tape per step. Lifting a value in with [`Tape::constant`] (or
+//! [`Var::detach`]) stops gradients: a GAN's discriminator step cannot leak into its
+//! generator, and no gradient is computed for what does not need one.
+//!
+//! ```
+//! use gantry_autodiff::{Reduction, Tape};
+//! use gantry_tensor::Tensor;
+//!
+//! // One step of logistic regression on two points.
+//! let tape = Tape::new();
+//! let x = tape.constant(Tensor::from_vec(&[2, 2], vec![1., 2., -1., -2.]));
+//! let w = tape.leaf(Tensor::from_vec(&[2, 1], vec![0.1, -0.1]));
+//! let logits = x.matmul(w);
+//! let loss = logits.bce_with_logits(&Tensor::from_vec(&[2, 1], vec![1., 0.]), Reduction::Mean);
+//! let grads = loss.backward();
+//! assert_eq!(grads.get(w).unwrap().shape(), &[2, 1]);
+//! assert!(grads.get(x).is_none()); // constants get no gradient
+//! ```
+//!
+//! New ops are checked in one line with [`gradcheck`].
+#![warn(missing_docs)]
+
+mod gradcheck;
+mod op;
+mod ops;
+mod tape;
+
+pub use gradcheck::{GradcheckConfig, GradcheckError, gradcheck};
+pub use op::Reduction;
+pub use ops::BatchNormOutput;
+pub use tape::{Gradients, Tape, Var};
+
+pub use gantry_tensor as tensor;

@@ -8,10 +8,10 @@
 //! The batch runs in parallel when it has at least as many samples as threads; smaller batches
 //! give the threads to each GEMM instead.
 
+use crate::Tensor;
 use crate::im2col::{Geometry, col2im, im2col};
 use crate::matmul::gemm;
 use crate::parallel::{for_each_sample, map_range};
-use crate::Tensor;
 
 /// The weight gradient sums over the batch in this many fixed groups of consecutive samples, so
 /// that its rounding depends neither on the thread count nor on the `parallel` feature.
@@ -52,9 +52,7 @@ impl Conv2dParams {
     pub fn out_len(&self, axis: usize, input: usize, kernel: usize) -> Option<usize> {
         let span = self.dilation[axis] * (kernel.checked_sub(1)?) + 1;
         let padded = input + 2 * self.padding[axis];
-        padded
-            .checked_sub(span)
-            .map(|r| r / self.stride[axis] + 1)
+        padded.checked_sub(span).map(|r| r / self.stride[axis] + 1)
     }
 }
 
@@ -219,7 +217,12 @@ impl Tensor {
     /// # Panics
     /// If the shapes disagree with a convolution of `input_hw` by `weight` with `p`.
     #[track_caller]
-    pub fn conv2d_grad_input(&self, weight: &Tensor, input_hw: [usize; 2], p: Conv2dParams) -> Tensor {
+    pub fn conv2d_grad_input(
+        &self,
+        weight: &Tensor,
+        input_hw: [usize; 2],
+        p: Conv2dParams,
+    ) -> Tensor {
         let ws = weight.shape();
         assert!(
             self.ndim() == 4 && ws.len() == 4 && self.shape()[1] == ws[0],
@@ -242,7 +245,18 @@ impl Tensor {
         let mut out = vec![0.0f32; n * in_len];
         for_each_sample(&mut out, in_len, |i, gx, par| {
             let mut col = vec![0.0f32; rows * cols];
-            gemm(rows, cols, o, &w, true, &gy[i * o * cols..], false, &mut col, false, par);
+            gemm(
+                rows,
+                cols,
+                o,
+                &w,
+                true,
+                &gy[i * o * cols..],
+                false,
+                &mut col,
+                false,
+                par,
+            );
             col2im(&col, &g, gx);
         });
         Tensor::from_vec(&input, out)
@@ -254,7 +268,12 @@ impl Tensor {
     /// # Panics
     /// If the shapes disagree with such a convolution.
     #[track_caller]
-    pub fn conv2d_grad_weight(&self, grad_out: &Tensor, kernel: [usize; 2], p: Conv2dParams) -> Tensor {
+    pub fn conv2d_grad_weight(
+        &self,
+        grad_out: &Tensor,
+        kernel: [usize; 2],
+        p: Conv2dParams,
+    ) -> Tensor {
         let (xs, gs) = (self.shape(), grad_out.shape());
         assert!(
             xs.len() == 4 && gs.len() == 4 && xs[0] == gs[0],
@@ -277,7 +296,18 @@ impl Tensor {
             let mut col = vec![0.0f32; rows * cols];
             for i in gi * per_group..((gi + 1) * per_group).min(n) {
                 im2col(&x[i * in_len..(i + 1) * in_len], &g, &mut col);
-                gemm(o, rows, cols, &gy[i * o * cols..], false, &col, true, &mut acc, true, single);
+                gemm(
+                    o,
+                    rows,
+                    cols,
+                    &gy[i * o * cols..],
+                    false,
+                    &col,
+                    true,
+                    &mut acc,
+                    true,
+                    single,
+                );
             }
             acc
         });
@@ -303,7 +333,12 @@ impl Tensor {
     /// # Panics
     /// If the shapes disagree, the output would be empty, or `output_padding >= stride`.
     #[track_caller]
-    pub fn conv_transpose2d(&self, weight: &Tensor, bias: Option<&Tensor>, p: ConvTranspose2dParams) -> Tensor {
+    pub fn conv_transpose2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        p: ConvTranspose2dParams,
+    ) -> Tensor {
         let (xs, ws) = (self.shape(), weight.shape());
         assert!(
             xs.len() == 4 && ws.len() == 4 && xs[1] == ws[0],
@@ -320,7 +355,9 @@ impl Tensor {
         let oh = p.out_len(0, xs[2], ws[2]);
         let ow = p.out_len(1, xs[3], ws[3]);
         let (Some(oh), Some(ow)) = (oh, ow) else {
-            panic!("conv_transpose2d: input {xs:?} and weight {ws:?} give an empty output with {p:?}");
+            panic!(
+                "conv_transpose2d: input {xs:?} and weight {ws:?} give an empty output with {p:?}"
+            );
         };
         let bias = check_bias("conv_transpose2d", bias, ws[1]);
         let y = self.conv2d_grad_input(weight, [oh, ow], p.as_conv());
@@ -344,7 +381,12 @@ impl Tensor {
     /// The gradient of [`Tensor::conv_transpose2d`] with respect to its weight
     /// (`[Cin, Cout, kh, kw]`), given its input `self` and the output gradient `grad_out`.
     #[track_caller]
-    pub fn conv_transpose2d_grad_weight(&self, grad_out: &Tensor, kernel: [usize; 2], p: ConvTranspose2dParams) -> Tensor {
+    pub fn conv_transpose2d_grad_weight(
+        &self,
+        grad_out: &Tensor,
+        kernel: [usize; 2],
+        p: ConvTranspose2dParams,
+    ) -> Tensor {
         grad_out.conv2d_grad_weight(self, kernel, p.as_conv())
     }
 }

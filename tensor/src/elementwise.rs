@@ -3,8 +3,8 @@
 //! Broadcasting follows NumPy and PyTorch: shapes are aligned at their last axis, and an axis of
 //! length 1 (or a missing leading axis) stretches to match the other operand.
 
-use crate::parallel::{PAR_MIN_ELEMS, for_each_chunk_mut};
 use crate::Tensor;
+use crate::parallel::{PAR_MIN_ELEMS, for_each_chunk_mut};
 use ndarray::{ArrayD, IxDyn, Zip};
 
 /// The shape two operands broadcast to.
@@ -16,8 +16,16 @@ pub fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> {
     let n = a.len().max(b.len());
     (0..n)
         .map(|i| {
-            let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-            let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+            let da = if i + a.len() >= n {
+                a[i + a.len() - n]
+            } else {
+                1
+            };
+            let db = if i + b.len() >= n {
+                b[i + b.len() - n]
+            } else {
+                1
+            };
             match (da, db) {
                 _ if da == db => da,
                 (1, d) | (d, 1) => d,
@@ -69,8 +77,14 @@ impl Tensor {
             return Tensor::from_vec(self.shape(), out);
         }
         let shape = broadcast_shape(op, self.shape(), other.shape());
-        let a = self.array().broadcast(IxDyn(&shape)).expect("checked broadcast");
-        let b = other.array().broadcast(IxDyn(&shape)).expect("checked broadcast");
+        let a = self
+            .array()
+            .broadcast(IxDyn(&shape))
+            .expect("checked broadcast");
+        let b = other
+            .array()
+            .broadcast(IxDyn(&shape))
+            .expect("checked broadcast");
         let mut out = ArrayD::<f32>::zeros(IxDyn(&shape));
         let zip = Zip::from(&mut out).and(&a).and(&b);
         #[cfg(feature = "parallel")]
@@ -232,10 +246,7 @@ mod tests {
     fn broadcasts_rows_and_columns() {
         let col = Tensor::from_vec(&[2, 1], vec![1., 2.]);
         let row = Tensor::from_vec(&[3], vec![10., 20., 30.]);
-        assert_eq!(
-            col.mul(&row).to_vec(),
-            vec![10., 20., 30., 20., 40., 60.]
-        );
+        assert_eq!(col.mul(&row).to_vec(), vec![10., 20., 30., 20., 40., 60.]);
     }
 
     #[test]
@@ -255,6 +266,11 @@ mod tests {
         let n = 100_003;
         let x = Tensor::from_vec(&[n], (0..n).map(|i| i as f32 * 1e-3).collect());
         let y = x.map(|v| v.sin());
-        assert!(y.to_vec().iter().enumerate().all(|(i, &v)| v == (i as f32 * 1e-3).sin()));
+        assert!(
+            y.to_vec()
+                .iter()
+                .enumerate()
+                .all(|(i, &v)| v == (i as f32 * 1e-3).sin())
+        );
     }
 }

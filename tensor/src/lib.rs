@@ -27,6 +27,7 @@ mod conv;
 mod elementwise;
 mod im2col;
 mod matmul;
+mod norm;
 mod parallel;
 mod random;
 mod reduce;

@@ -3,8 +3,8 @@
 //! [`gemm`] is the single entry point every product in gantry goes through (matmul, conv via
 //! im2col, their gradients), so the backend lives behind this one function.
 
-use crate::parallel::{gemm_parallelism, map_range, num_threads};
 use crate::Tensor;
+use crate::parallel::{gemm_parallelism, map_range, num_threads};
 
 /// `c = a · b` (or `c += a · b` when `accumulate`), all row-major.
 ///
@@ -47,8 +47,16 @@ pub fn gemm(
         }
         return;
     }
-    let (a_cs, a_rs) = if trans_a { (m as isize, 1) } else { (1, k as isize) };
-    let (b_cs, b_rs) = if trans_b { (k as isize, 1) } else { (1, n as isize) };
+    let (a_cs, a_rs) = if trans_a {
+        (m as isize, 1)
+    } else {
+        (1, k as isize)
+    };
+    let (b_cs, b_rs) = if trans_b {
+        (k as isize, 1)
+    } else {
+        (1, n as isize)
+    };
     let par = if parallel {
         gemm_parallelism(m * n * k)
     } else {
@@ -131,7 +139,18 @@ impl Tensor {
         if batch >= num_threads() && batch > 1 {
             let blocks = map_range(batch, |i| {
                 let mut c = vec![0.0f32; m * n];
-                gemm(m, n, k, &a[i * a_step..], trans_a, &b[i * b_step..], trans_b, &mut c, false, false);
+                gemm(
+                    m,
+                    n,
+                    k,
+                    &a[i * a_step..],
+                    trans_a,
+                    &b[i * b_step..],
+                    trans_b,
+                    &mut c,
+                    false,
+                    false,
+                );
                 c
             });
             for (dst, src) in out.chunks_mut(m * n).zip(blocks) {
@@ -139,7 +158,18 @@ impl Tensor {
             }
         } else {
             for (i, c) in out.chunks_mut((m * n).max(1)).enumerate().take(batch) {
-                gemm(m, n, k, &a[i * a_step..], trans_a, &b[i * b_step..], trans_b, c, false, true);
+                gemm(
+                    m,
+                    n,
+                    k,
+                    &a[i * a_step..],
+                    trans_a,
+                    &b[i * b_step..],
+                    trans_b,
+                    c,
+                    false,
+                    true,
+                );
             }
         }
         let mut shape = batch_shape.to_vec();

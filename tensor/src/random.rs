@@ -32,7 +32,12 @@ impl Tensor {
     /// # Panics
     /// If `low >= high` or either is not finite.
     #[track_caller]
-    pub fn rand_uniform<R: Rng + ?Sized>(shape: &[usize], low: f32, high: f32, rng: &mut R) -> Tensor {
+    pub fn rand_uniform<R: Rng + ?Sized>(
+        shape: &[usize],
+        low: f32,
+        high: f32,
+        rng: &mut R,
+    ) -> Tensor {
         let dist = Uniform::new(low, high)
             .unwrap_or_else(|e| panic!("rand_uniform: [{low}, {high}) is not a range: {e}"));
         Tensor::from_array(ArrayD::random_using(IxDyn(shape), dist, rng))
@@ -44,9 +49,14 @@ impl Tensor {
     /// If `p` is outside `[0, 1]`.
     #[track_caller]
     pub fn bernoulli<R: Rng + ?Sized>(shape: &[usize], p: f32, rng: &mut R) -> Tensor {
-        assert!((0.0..=1.0).contains(&p), "bernoulli: probability {p} outside [0, 1]");
+        assert!(
+            (0.0..=1.0).contains(&p),
+            "bernoulli: probability {p} outside [0, 1]"
+        );
         let n = shape.iter().product();
-        let data = (0..n).map(|_| f32::from(u8::from(rng.random::<f32>() < p))).collect();
+        let data = (0..n)
+            .map(|_| f32::from(u8::from(rng.random::<f32>() < p)))
+            .collect();
         Tensor::from_vec(shape, data)
     }
 }
@@ -70,7 +80,10 @@ mod tests {
         let x = Tensor::randn(&[100_000], 2.0, 0.5, &mut rng);
         let mean = x.mean_all();
         let std = x.add_scalar(-mean).powf(2.0).mean_all().sqrt();
-        assert!((mean - 2.0).abs() < 0.01 && (std - 0.5).abs() < 0.01, "{mean} {std}");
+        assert!(
+            (mean - 2.0).abs() < 0.01 && (std - 0.5).abs() < 0.01,
+            "{mean} {std}"
+        );
         let u = Tensor::rand_uniform(&[100_000], -1.0, 1.0, &mut rng);
         assert!(u.mean_all().abs() < 0.01);
         assert!(u.to_vec().iter().all(|v| (-1.0..1.0).contains(v)));

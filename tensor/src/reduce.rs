@@ -3,8 +3,8 @@
 //! Each output element is reduced by one thread in a fixed order with an `f64` accumulator, so
 //! results do not depend on the thread count and stay accurate over large batches.
 
-use crate::parallel::map_range;
 use crate::Tensor;
+use crate::parallel::map_range;
 
 /// How the elements along the reduced axes combine.
 #[derive(Clone, Copy)]
@@ -29,8 +29,12 @@ impl Tensor {
     /// If an axis is out of range or repeated.
     #[track_caller]
     pub fn mean_axes(&self, axes: &[usize], keepdim: bool) -> Tensor {
-        let count: usize = axes.iter().map(|&a| self.shape().get(a).copied().unwrap_or(1)).product();
-        self.sum_axes(axes, keepdim).mul_scalar(1.0 / count.max(1) as f32)
+        let count: usize = axes
+            .iter()
+            .map(|&a| self.shape().get(a).copied().unwrap_or(1))
+            .product();
+        self.sum_axes(axes, keepdim)
+            .mul_scalar(1.0 / count.max(1) as f32)
     }
 
     /// Maximum over `axes`; `keepdim` keeps them as length-1 axes. NaN wins.
@@ -69,7 +73,12 @@ impl Tensor {
                 .enumerate()
                 .all(|(i, &d)| d == self.shape()[lead + i] || d == 1)
         });
-        assert!(ok, "sum_to: {:?} does not broadcast to {:?}", shape, self.shape());
+        assert!(
+            ok,
+            "sum_to: {:?} does not broadcast to {:?}",
+            shape,
+            self.shape()
+        );
         let lead = lead.expect("checked");
         let axes: Vec<usize> = (0..self.ndim())
             .filter(|&i| i < lead || (shape[i - lead] == 1 && self.shape()[i] != 1))
@@ -106,10 +115,9 @@ impl Tensor {
             let row = &src[r * inner..(r + 1) * inner];
             match how {
                 Reduction::Sum => row.iter().map(|&v| f64::from(v)).sum::<f64>() as f32,
-                Reduction::Max => row
-                    .iter()
-                    .copied()
-                    .fold(f32::NEG_INFINITY, |m, v| if v > m || v.is_nan() { v } else { m }),
+                Reduction::Max => row.iter().copied().fold(f32::NEG_INFINITY, |m, v| {
+                    if v > m || v.is_nan() { v } else { m }
+                }),
             }
         };
         let out = if outer * inner >= crate::parallel::PAR_MIN_ELEMS && outer > 1 {
@@ -118,7 +126,9 @@ impl Tensor {
             (0..outer).map(rows).collect()
         };
         let shape: Vec<usize> = if keepdim {
-            (0..nd).map(|i| if reduced[i] { 1 } else { self.shape()[i] }).collect()
+            (0..nd)
+                .map(|i| if reduced[i] { 1 } else { self.shape()[i] })
+                .collect()
         } else {
             kept.iter().map(|&i| self.shape()[i]).collect()
         };
@@ -141,7 +151,10 @@ mod tests {
         assert_eq!(x.sum_axes(&[0, 2], false).to_vec(), vec![14., 22., 30.]);
         assert_eq!(x.sum_axes(&[1], true).shape(), &[2, 1, 2]);
         assert_eq!(x.sum_all(), 66.0);
-        assert_eq!(x.mean_axes(&[2], false).to_vec(), vec![0.5, 2.5, 4.5, 6.5, 8.5, 10.5]);
+        assert_eq!(
+            x.mean_axes(&[2], false).to_vec(),
+            vec![0.5, 2.5, 4.5, 6.5, 8.5, 10.5]
+        );
     }
 
     #[test]

@@ -195,6 +195,21 @@ impl Tensor {
         self.permute(&axes)
     }
 
+    /// Repeats the tensor along axes of length 1 (and new leading axes) to reach `shape`.
+    ///
+    /// # Panics
+    /// If the shape does not broadcast to `shape`.
+    #[track_caller]
+    pub fn broadcast_to(&self, shape: &[usize]) -> Tensor {
+        let view = self.data.broadcast(IxDyn(shape)).unwrap_or_else(|| {
+            panic!(
+                "broadcast_to: {:?} does not broadcast to {shape:?}",
+                self.shape()
+            )
+        });
+        Tensor::from_array(view.to_owned())
+    }
+
     /// Elements `start..end` along `axis`.
     ///
     /// # Panics
@@ -313,11 +328,7 @@ impl Tensor {
     /// If the shapes differ.
     #[track_caller]
     pub fn max_abs_diff(&self, other: &Tensor) -> f32 {
-        assert_eq!(
-            self.shape(),
-            other.shape(),
-            "max_abs_diff: shapes differ"
-        );
+        assert_eq!(self.shape(), other.shape(), "max_abs_diff: shapes differ");
         self.data
             .iter()
             .zip(other.data.iter())

@@ -1,0 +1,95 @@
+//! Batch normalisation and dropout.
+
+use crate::Var;
+use crate::op::Op;
+use gantry_tensor::Tensor;
+use rand::Rng;
+
+/// The result of [`Var::batch_norm_train`]: the normalised output and the batch statistics
+/// that a layer folds into its running averages.
+pub struct BatchNormOutput<'t> {
+    /// `(x - mean) / sqrt(var + eps) * gamma + beta`.
+    pub y: Var<'t>,
+    /// The per-channel batch mean, `[C]`.
+    pub mean: Tensor,
+    /// The per-channel biased batch variance, `[C]` (the one used to normalise).
+    pub var: Tensor,
+    /// The number of elements per channel (`N * H * W`), to unbias the variance.
+    pub count: usize,
+}
+
+impl<'t> Var<'t> {
+    /// Batch normalisation over axis 1 with the batch's own statistics (training mode):
+    /// input `[N, C, ...]`, `gamma` and `beta` `[C]`. Backward differentiates through the
+    /// statistics too: `dx = γ/σ (dy - mean(dy) - x̂ mean(dy x̂))`.
+    #[track_caller]
+    pub fn batch_norm_train(self, gamma: Var<'t>, beta: Var<'t>, eps: f32) -> BatchNormOutput<'t> {
+        let x = self.value();
+        let (mean, var) = x.channel_moments();
+        let y = x.batch_norm(&gamma.value(), &beta.value(), &mean, &var, eps);
+        let count = x.len() / x.shape().get(1).copied().unwrap_or(1).max(1);
+        let op = Op::BatchNorm {
+            x: self.id,
+            gamma: gamma.id,
+            beta: beta.id,
+            mean: mean.clone(),
+            var: var.clone(),
+            eps,
+            batch_stats: true,
+        };
+        BatchNormOutput {
+            y: self.tape.record(y, op),
+            mean,
+            var,
+            count,
+        }
+    }
+
+    /// Batch normalisation with fixed statistics (evaluation mode): `mean` and `var` are
+    /// constants. Backward: `dx = γ/σ dy`.
+    #[track_caller]
+    pub fn batch_norm_eval(
+        self,
+        gamma: Var<'t>,
+        beta: Var<'t>,
+        mean: &Tensor,
+        var: &Tensor,
+        eps: f32,
+    ) -> Var<'t> {
+        let y = self
+            .value()
+            .batch_norm(&gamma.value(), &beta.value(), mean, var, eps);
+        let op = Op::BatchNorm {
+            x: self.id,
+            gamma: gamma.id,
+            beta: beta.id,
+            mean: mean.clone(),
+            var: var.clone(),
+            eps,
+            batch_stats: false,
+        };
+        self.tape.record(y, op)
+    }
+
+    /// Zeroes each element with probability `p` and scales the rest by `1 / (1 - p)`, drawing
+    /// the mask from `rng`. Backward: `gy` times the same mask.
+    ///
+    /// # Panics
+    /// If `p` is outside `[0, 1)`.
+    #[track_caller]
+    pub fn dropout<R: Rng + ?Sized>(self, p: f32, rng: &mut R) -> Var<'t> {
+        assert!(
+            (0.0..1.0).contains(&p),
+            "dropout: probability {p} outside [0, 1)"
+        );
+        let keep = Tensor::bernoulli(&self.shape(), 1.0 - p, rng).mul_scalar(1.0 / (1.0 - p));
+        let value = self.value().mul(&keep);
+        self.tape.record(
+            value,
+            Op::Dropout {
+                x: self.id,
+                mask: keep,
+            },
+        )
+    }
+}

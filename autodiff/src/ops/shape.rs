@@ -1,0 +1,79 @@
+//! Shape changes: reshape, permute, slice, concat, pad.
+
+use crate::Var;
+use crate::op::Op;
+use gantry_tensor::Tensor;
+
+impl<'t> Var<'t> {
+    /// The same elements with another shape. Backward: `gy` reshaped back.
+    #[track_caller]
+    pub fn reshape(self, shape: &[usize]) -> Var<'t> {
+        self.unary(Op::Reshape(self.id), |x| x.reshape(shape))
+    }
+
+    /// Flattens every axis after the first: `[N, ...] -> [N, rest]`.
+    pub fn flatten(self) -> Var<'t> {
+        let shape = self.shape();
+        let n = shape.first().copied().unwrap_or(1);
+        let rest = shape.iter().skip(1).product();
+        self.reshape(&[n, rest])
+    }
+
+    /// Reorders axes (as `torch.permute`). Backward: the inverse permutation.
+    #[track_caller]
+    pub fn permute(self, axes: &[usize]) -> Var<'t> {
+        self.unary(Op::Permute(self.id, axes.to_vec()), |x| x.permute(axes))
+    }
+
+    /// Swaps two axes.
+    #[track_caller]
+    pub fn transpose(self, a: usize, b: usize) -> Var<'t> {
+        let mut axes: Vec<usize> = (0..self.shape().len()).collect();
+        axes.swap(a, b);
+        self.permute(&axes)
+    }
+
+    /// Elements `start..end` along `axis`. Backward: `gy` padded with zeros.
+    #[track_caller]
+    pub fn slice_axis(self, axis: usize, start: usize, end: usize) -> Var<'t> {
+        let op = Op::SliceAxis {
+            x: self.id,
+            axis,
+            start,
+            end,
+        };
+        self.unary(op, |x| x.slice_axis(axis, start, end))
+    }
+
+    /// Pads with `value` (`pads[i] = (before, after)` for axis `i`). Backward: `gy` cropped.
+    #[track_caller]
+    pub fn pad(self, pads: &[(usize, usize)], value: f32) -> Var<'t> {
+        let op = Op::Pad {
+            x: self.id,
+            pads: pads.to_vec(),
+        };
+        self.unary(op, |x| x.pad(pads, value))
+    }
+
+    /// Joins variables of one tape along `axis` (the U-Net's skip connections).
+    /// Backward: `gy` split into the parts.
+    ///
+    /// # Panics
+    /// If `parts` is empty, mixes tapes, or the shapes disagree off `axis`.
+    #[track_caller]
+    pub fn concat(parts: &[Var<'t>], axis: usize) -> Var<'t> {
+        assert!(!parts.is_empty(), "concat: no variables to join");
+        let tape = parts[0].tape;
+        assert!(
+            parts.iter().all(|p| std::ptr::eq(p.tape, tape)),
+            "concat: variables come from different tapes"
+        );
+        let value = {
+            let nodes = tape.nodes();
+            let values: Vec<&Tensor> = parts.iter().map(|p| &nodes[p.id].value).collect();
+            Tensor::concat(axis, &values)
+        };
+        let ids = parts.iter().map(|p| p.id).collect();
+        tape.record(value, Op::Concat { parts: ids, axis })
+    }
+}

@@ -1,0 +1,203 @@
+//! The arena tape, variable handles, and the reverse pass.
+
+use crate::op::Op;
+use gantry_tensor::Tensor;
+use std::cell::{Ref, RefCell};
+use std::fmt;
+
+/// One recorded value: what it is, how it was made, and whether a gradient can reach a leaf
+/// through it.
+pub(crate) struct Node {
+    pub value: Tensor,
+    pub op: Op,
+    pub needs_grad: bool,
+}
+
+/// A recording of operations, in creation order (which is already a topological order).
+///
+/// Make a fresh tape per step: values are kept until the tape is dropped.
+///
+/// ```
+/// use gantry_autodiff::Tape;
+/// use gantry_tensor::Tensor;
+///
+/// let tape = Tape::new();
+/// let x = tape.leaf(Tensor::from_vec(&[3], vec![1., 2., 3.]));
+/// let y = x.mul(x).sum(); // Σ x²
+/// let grads = y.backward();
+/// assert_eq!(grads.get(x).unwrap().to_vec(), vec![2., 4., 6.]);
+/// ```
+#[derive(Default)]
+pub struct Tape {
+    nodes: RefCell<Vec<Node>>,
+}
+
+/// A handle to a value on a [`Tape`]: cheap to copy, valid as long as the tape.
+#[derive(Clone, Copy)]
+pub struct Var<'t> {
+    pub(crate) id: usize,
+    pub(crate) tape: &'t Tape,
+}
+
+impl Tape {
+    /// An empty tape.
+    pub fn new() -> Self {
+        Tape::default()
+    }
+
+    /// A variable to differentiate with respect to (a parameter or an input).
+    pub fn leaf(&self, value: Tensor) -> Var<'_> {
+        self.push(value, Op::Leaf, true)
+    }
+
+    /// A value that is not differentiated (data, labels, a detached result).
+    pub fn constant(&self, value: Tensor) -> Var<'_> {
+        self.push(value, Op::Constant, false)
+    }
+
+    /// The number of recorded nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    /// Whether nothing has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn push(&self, value: Tensor, op: Op, needs_grad: bool) -> Var<'_> {
+        let mut nodes = self.nodes.borrow_mut();
+        nodes.push(Node {
+            value,
+            op,
+            needs_grad,
+        });
+        Var {
+            id: nodes.len() - 1,
+            tape: self,
+        }
+    }
+
+    /// Records `value` made by `op`: it needs a gradient if any input does.
+    pub(crate) fn record(&self, value: Tensor, op: Op) -> Var<'_> {
+        let needs_grad = {
+            let nodes = self.nodes.borrow();
+            op.inputs().iter().any(|&i| nodes[i].needs_grad)
+        };
+        self.push(value, op, needs_grad)
+    }
+
+    pub(crate) fn nodes(&self) -> Ref<'_, Vec<Node>> {
+        self.nodes.borrow()
+    }
+
+    /// Runs the reverse pass from `root`, seeded with `seed` (ones for a scalar root).
+    fn backward_from(&self, root: usize, seed: Tensor) -> Gradients {
+        let nodes = self.nodes.borrow();
+        let mut grads: Vec<Option<Tensor>> = vec![None; root + 1];
+        grads[root] = Some(seed);
+        for id in (0..=root).rev() {
+            let node = &nodes[id];
+            if !node.needs_grad {
+                grads[id] = None;
+                continue;
+            }
+            if matches!(node.op, Op::Leaf) {
+                continue;
+            }
+            let Some(gy) = grads[id].take() else { continue };
+            for (input, g) in node.op.backward(&gy, &node.value, &nodes) {
+                if !nodes[input].needs_grad {
+                    continue;
+                }
+                // A value used more than once sums the gradients of its uses.
+                grads[input] = Some(match grads[input].take() {
+                    Some(acc) => acc.add(&g),
+                    None => g,
+                });
+            }
+        }
+        Gradients { grads }
+    }
+}
+
+impl<'t> Var<'t> {
+    /// The value (a cheap, reference-counted clone).
+    pub fn value(&self) -> Tensor {
+        self.tape.nodes.borrow()[self.id].value.clone()
+    }
+
+    /// The shape of the value.
+    pub fn shape(&self) -> Vec<usize> {
+        self.tape.nodes.borrow()[self.id].value.shape().to_vec()
+    }
+
+    /// The tape this variable lives on.
+    pub fn tape(&self) -> &'t Tape {
+        self.tape
+    }
+
+    /// Whether a gradient can flow from this value back to a leaf.
+    pub fn needs_grad(&self) -> bool {
+        self.tape.nodes.borrow()[self.id].needs_grad
+    }
+
+    /// The same value as a constant: gradients stop here.
+    pub fn detach(self) -> Var<'t> {
+        self.tape.constant(self.value())
+    }
+
+    /// Gradients of this scalar with respect to every leaf it depends on.
+    ///
+    /// # Panics
+    /// If the value is not a single element.
+    #[track_caller]
+    pub fn backward(self) -> Gradients {
+        let shape = self.shape();
+        assert!(
+            shape.iter().product::<usize>() == 1,
+            "backward: the root must be a scalar, got shape {shape:?} (use backward_with)"
+        );
+        self.tape.backward_from(self.id, Tensor::ones(&shape))
+    }
+
+    /// Gradients of `Σ self * seed` with respect to every leaf: a vector-Jacobian product.
+    ///
+    /// # Panics
+    /// If `seed` does not have this value's shape.
+    #[track_caller]
+    pub fn backward_with(self, seed: Tensor) -> Gradients {
+        let shape = self.shape();
+        assert!(
+            seed.shape() == shape.as_slice(),
+            "backward_with: seed {:?} differs from value {shape:?}",
+            seed.shape()
+        );
+        self.tape.backward_from(self.id, seed)
+    }
+}
+
+impl fmt::Debug for Var<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Var#{} {:?}", self.id, self.shape())
+    }
+}
+
+/// The result of a reverse pass: the gradient of each leaf that the root depends on.
+pub struct Gradients {
+    grads: Vec<Option<Tensor>>,
+}
+
+impl Gradients {
+    /// The gradient with respect to leaf `var`, or `None` if the root does not depend on it.
+    pub fn get(&self, var: Var<'_>) -> Option<&Tensor> {
+        self.grads.get(var.id).and_then(Option::as_ref)
+    }
+
+    /// The gradient with respect to `var`, zeros if the root does not depend on it.
+    pub fn get_or_zeros(&self, var: Var<'_>) -> Tensor {
+        self.get(var)
+            .cloned()
+            .unwrap_or_else(|| Tensor::zeros(&var.shape()))
+    }
+}

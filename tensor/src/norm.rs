@@ -1,0 +1,211 @@
+//! Batch normalisation kernels over axis 1 (channels) of `[N, C, ...]` tensors.
+//!
+//! Forward: `y = (x - mean) / sqrt(var + eps) * gamma + beta`, per channel.
+//! Backward with batch statistics (`x̂` the normalised input, `M` elements per channel):
+//! `dx = gamma / sqrt(var + eps) * (dy - mean(dy) - x̂ * mean(dy * x̂))`,
+//! `dgamma = Σ dy * x̂`, `dbeta = Σ dy`. With fixed (running) statistics the mean terms vanish.
+//!
+//! Statistics are accumulated in `f64`, one channel per task, so they do not depend on the
+//! thread count.
+
+use crate::Tensor;
+use crate::parallel::{for_each_chunk_mut, map_range};
+
+/// `[N, C, S]`: batch, channels, and the product of the remaining axes.
+#[track_caller]
+fn layout(op: &str, x: &[usize]) -> (usize, usize, usize) {
+    assert!(
+        x.len() >= 2,
+        "{op}: input {x:?} needs a channel axis (at least 2-D)"
+    );
+    (x[0], x[1], x[2..].iter().product())
+}
+
+#[track_caller]
+fn check_channels(op: &str, x: &[usize], name: &str, t: &Tensor) {
+    assert!(
+        t.shape() == [x[1]],
+        "{op}: {name} {:?} must be [{}] for input {x:?}",
+        t.shape(),
+        x[1]
+    );
+}
+
+/// Calls `f(c, chunk_of_plane)` over `out` laid out `[N, C, S]`, in parallel chunks of whole
+/// planes so that tiny planes (BatchNorm1d) do not become tiny tasks.
+fn for_each_plane_mut<F>(out: &mut [f32], c: usize, s: usize, f: F)
+where
+    F: Fn(usize, usize, &mut [f32]) + Sync + Send,
+{
+    if s == 0 || out.is_empty() {
+        return;
+    }
+    let planes_per_chunk = 4096usize.div_ceil(s);
+    for_each_chunk_mut(out, planes_per_chunk * s, |i, chunk| {
+        for (j, plane) in chunk.chunks_mut(s).enumerate() {
+            let p = i * planes_per_chunk + j;
+            f(p % c, p, plane);
+        }
+    });
+}
+
+/// Per-channel sums of `f(x, y)` over `[N, C, S]` data, in `f64`.
+fn channel_sums(n: usize, c: usize, s: usize, f: impl Fn(usize) -> f64 + Sync + Send) -> Vec<f64> {
+    let per_channel = |ch: usize| -> f64 {
+        (0..n)
+            .map(|b| {
+                let base = (b * c + ch) * s;
+                (base..base + s).map(&f).sum::<f64>()
+            })
+            .sum()
+    };
+    if n * c * s >= crate::parallel::PAR_MIN_ELEMS {
+        map_range(c, per_channel)
+    } else {
+        (0..c).map(per_channel).collect()
+    }
+}
+
+impl Tensor {
+    /// Per-channel mean and biased variance over every axis but 1, each `[C]`.
+    ///
+    /// # Panics
+    /// If the tensor has fewer than 2 axes.
+    #[track_caller]
+    pub fn channel_moments(&self) -> (Tensor, Tensor) {
+        let (n, c, s) = layout("channel_moments", self.shape());
+        let x = self.as_slice();
+        let m = (n * s).max(1) as f64;
+        let mean = channel_sums(n, c, s, |i| f64::from(x[i]));
+        let mean: Vec<f64> = mean.into_iter().map(|v| v / m).collect();
+        let var = channel_sums(n, c, s, |i| {
+            let ch = (i / s) % c;
+            (f64::from(x[i]) - mean[ch]).powi(2)
+        });
+        let var = var.into_iter().map(|v| (v / m) as f32).collect();
+        let mean = mean.into_iter().map(|v| v as f32).collect();
+        (Tensor::from_vec(&[c], mean), Tensor::from_vec(&[c], var))
+    }
+
+    /// Normalises each channel with the given statistics and applies the affine transform.
+    ///
+    /// # Panics
+    /// If a parameter is not `[C]`.
+    #[track_caller]
+    pub fn batch_norm(
+        &self,
+        gamma: &Tensor,
+        beta: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        eps: f32,
+    ) -> Tensor {
+        let op = "batch_norm";
+        let (_, c, s) = layout(op, self.shape());
+        for (name, t) in [
+            ("gamma", gamma),
+            ("beta", beta),
+            ("mean", mean),
+            ("var", var),
+        ] {
+            check_channels(op, self.shape(), name, t);
+        }
+        let (g, b, m, v) = (
+            gamma.as_slice(),
+            beta.as_slice(),
+            mean.as_slice(),
+            var.as_slice(),
+        );
+        let scale: Vec<f32> = (0..c).map(|i| g[i] / (v[i] + eps).sqrt()).collect();
+        let shift: Vec<f32> = (0..c).map(|i| b[i] - m[i] * scale[i]).collect();
+        let x = self.as_slice();
+        let mut out = vec![0.0f32; x.len()];
+        for_each_plane_mut(&mut out, c, s, |ch, p, plane| {
+            let src = &x[p * s..(p + 1) * s];
+            for (o, &xv) in plane.iter_mut().zip(src) {
+                *o = xv * scale[ch] + shift[ch];
+            }
+        });
+        Tensor::from_vec(self.shape(), out)
+    }
+
+    /// Gradients of [`Tensor::batch_norm`] for input `self`, output gradient `grad_out`:
+    /// `(dx, dgamma, dbeta)`. With `batch_stats` the statistics are those of `self` and their
+    /// dependence on `self` is differentiated too (training mode); otherwise they are constants.
+    ///
+    /// # Panics
+    /// If the shapes disagree.
+    #[allow(clippy::too_many_arguments)]
+    #[track_caller]
+    pub fn batch_norm_backward(
+        &self,
+        grad_out: &Tensor,
+        gamma: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        eps: f32,
+        batch_stats: bool,
+    ) -> (Tensor, Tensor, Tensor) {
+        let op = "batch_norm_backward";
+        assert!(
+            self.shape() == grad_out.shape(),
+            "{op}: input {:?} and output gradient {:?} differ",
+            self.shape(),
+            grad_out.shape()
+        );
+        let (n, c, s) = layout(op, self.shape());
+        for (name, t) in [("gamma", gamma), ("mean", mean), ("var", var)] {
+            check_channels(op, self.shape(), name, t);
+        }
+        let (x, gy) = (self.as_slice(), grad_out.as_slice());
+        let (g, m, v) = (gamma.as_slice(), mean.as_slice(), var.as_slice());
+        let inv_std: Vec<f32> = (0..c).map(|i| 1.0 / (v[i] + eps).sqrt()).collect();
+        let xhat = |i: usize| {
+            let ch = (i / s) % c;
+            (x[i] - m[ch]) * inv_std[ch]
+        };
+        let dbeta = channel_sums(n, c, s, |i| f64::from(gy[i]));
+        let dgamma = channel_sums(n, c, s, |i| f64::from(gy[i] * xhat(i)));
+        let count = (n * s).max(1) as f64;
+        let (mean_dy, mean_dy_xhat): (Vec<f32>, Vec<f32>) = if batch_stats {
+            (
+                dbeta.iter().map(|v| (v / count) as f32).collect(),
+                dgamma.iter().map(|v| (v / count) as f32).collect(),
+            )
+        } else {
+            (vec![0.0; c], vec![0.0; c])
+        };
+        let mut dx = vec![0.0f32; x.len()];
+        for_each_plane_mut(&mut dx, c, s, |ch, p, plane| {
+            let k = g[ch] * inv_std[ch];
+            for (j, o) in plane.iter_mut().enumerate() {
+                let i = p * s + j;
+                *o = k * (gy[i] - mean_dy[ch] - xhat(i) * mean_dy_xhat[ch]);
+            }
+        });
+        let to_tensor =
+            |v: Vec<f64>| Tensor::from_vec(&[c], v.into_iter().map(|x| x as f32).collect());
+        (
+            Tensor::from_vec(self.shape(), dx),
+            to_tensor(dgamma),
+            to_tensor(dbeta),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Tensor;
+
+    #[test]
+    fn normalised_channels_have_zero_mean_unit_variance() {
+        let x = Tensor::from_vec(&[2, 2, 2], vec![1., 2., 10., 20., 3., 4., 30., 40.]);
+        let (mean, var) = x.channel_moments();
+        assert_eq!(mean.to_vec(), vec![2.5, 25.0]);
+        assert_eq!(var.to_vec(), vec![1.25, 125.0]);
+        let y = x.batch_norm(&Tensor::ones(&[2]), &Tensor::zeros(&[2]), &mean, &var, 0.0);
+        let (m2, v2) = y.channel_moments();
+        assert!(m2.to_vec().iter().all(|v| v.abs() < 1e-6));
+        assert!(v2.to_vec().iter().all(|v| (v - 1.0).abs() < 1e-5));
+    }
+}
