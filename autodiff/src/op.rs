@@ -106,6 +106,11 @@ pub(crate) enum Op {
         target: Tensor,
         reduction: Reduction,
     },
+    Bce {
+        probs: usize,
+        target: Tensor,
+        reduction: Reduction,
+    },
     L1 {
         pred: usize,
         target: Tensor,
@@ -174,7 +179,12 @@ impl Op {
                 [Some(*x), Some(*w), *b].into_iter().flatten().collect()
             }
             BatchNorm { x, gamma, beta, .. } => vec![*x, *gamma, *beta],
-            BceWithLogits { logits: x, .. } | L1 { pred: x, .. } | Mse { pred: x, .. } => vec![*x],
+            BceWithLogits { logits: x, .. }
+            | Bce { probs: x, .. }
+            | L1 { pred: x, .. }
+            | Mse { pred: x, .. } => {
+                vec![*x]
+            }
         }
     }
 
@@ -324,9 +334,9 @@ impl Op {
             } => {
                 let (dx, dgamma, dbeta) =
                     val(*x).batch_norm_backward(gy, val(*gamma), mean, var, *eps, *batch_stats);
-                put!(*x, dx.clone());
-                put!(*gamma, dgamma.clone());
-                put!(*beta, dbeta.clone());
+                put!(*x, dx);
+                put!(*gamma, dgamma);
+                put!(*beta, dbeta);
             }
             Dropout { x, mask } => put!(*x, gy.mul(mask)),
             BceWithLogits {
@@ -338,6 +348,17 @@ impl Op {
                 let k = gy.item() * reduction.scale(target.len());
                 val(*logits).zip_map(target, "bce_with_logits_backward", |x, t| {
                     k * (gantry_tensor::sigmoid(x) - t)
+                })
+            }),
+            Bce {
+                probs,
+                target,
+                reduction,
+            } => put!(*probs, {
+                // PyTorch's rule: (p - t) / max(p (1 - p), 1e-12), finite at p = 0 and 1.
+                let k = gy.item() * reduction.scale(target.len());
+                val(*probs).zip_map(target, "bce_backward", |p, t| {
+                    k * (p - t) / (p * (1.0 - p)).max(1e-12)
                 })
             }),
             L1 {

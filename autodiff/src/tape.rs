@@ -2,7 +2,10 @@
 
 use crate::op::Op;
 use gantry_tensor::Tensor;
-use std::cell::{Ref, RefCell};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::cell::{Ref, RefCell, RefMut};
+use std::collections::HashMap;
 use std::fmt;
 
 /// One recorded value: what it is, how it was made, and whether a gradient can reach a leaf
@@ -27,9 +30,18 @@ pub(crate) struct Node {
 /// let grads = y.backward();
 /// assert_eq!(grads.get(x).unwrap().to_vec(), vec![2., 4., 6.]);
 /// ```
-#[derive(Default)]
 pub struct Tape {
     nodes: RefCell<Vec<Node>>,
+    /// Leaves lifted under a stable key (a parameter's id), so that a parameter used twice
+    /// in one step is one leaf and its gradient can be found by key.
+    keyed: RefCell<HashMap<u64, usize>>,
+    rng: RefCell<ChaCha8Rng>,
+}
+
+impl Default for Tape {
+    fn default() -> Self {
+        Tape::with_seed(0)
+    }
 }
 
 /// A handle to a value on a [`Tape`]: cheap to copy, valid as long as the tape.
@@ -40,9 +52,43 @@ pub struct Var<'t> {
 }
 
 impl Tape {
-    /// An empty tape.
+    /// An empty tape whose random stream (for dropout) starts from seed 0.
     pub fn new() -> Self {
         Tape::default()
+    }
+
+    /// An empty tape whose random stream starts from `seed`: a trainer seeds each step's tape
+    /// from the run seed and the step number, so a resumed run draws the same masks.
+    pub fn with_seed(seed: u64) -> Self {
+        Tape {
+            nodes: RefCell::new(Vec::new()),
+            keyed: RefCell::new(HashMap::new()),
+            rng: RefCell::new(ChaCha8Rng::seed_from_u64(seed)),
+        }
+    }
+
+    /// The tape's random stream, for stochastic ops such as dropout.
+    ///
+    /// # Panics
+    /// If it is already borrowed.
+    pub fn rng(&self) -> RefMut<'_, ChaCha8Rng> {
+        self.rng.borrow_mut()
+    }
+
+    /// The leaf (or constant, if `trainable` is false) registered under `key`, lifting
+    /// `value()` in on first use. A parameter lifted twice in one step is one node, so the
+    /// gradients of both uses add up, and [`Gradients::get_key`] finds it.
+    pub fn keyed(&self, key: u64, trainable: bool, value: impl FnOnce() -> Tensor) -> Var<'_> {
+        if let Some(&id) = self.keyed.borrow().get(&key) {
+            return Var { id, tape: self };
+        }
+        let var = if trainable {
+            self.leaf(value())
+        } else {
+            self.constant(value())
+        };
+        self.keyed.borrow_mut().insert(key, var.id);
+        var
     }
 
     /// A variable to differentiate with respect to (a parameter or an input).
@@ -117,7 +163,10 @@ impl Tape {
                 });
             }
         }
-        Gradients { grads }
+        Gradients {
+            grads,
+            keyed: self.keyed.borrow().clone(),
+        }
     }
 }
 
@@ -186,12 +235,20 @@ impl fmt::Debug for Var<'_> {
 /// The result of a reverse pass: the gradient of each leaf that the root depends on.
 pub struct Gradients {
     grads: Vec<Option<Tensor>>,
+    keyed: HashMap<u64, usize>,
 }
 
 impl Gradients {
     /// The gradient with respect to leaf `var`, or `None` if the root does not depend on it.
     pub fn get(&self, var: Var<'_>) -> Option<&Tensor> {
         self.grads.get(var.id).and_then(Option::as_ref)
+    }
+
+    /// The gradient of the leaf lifted with [`Tape::keyed`] under `key`, or `None` if it was
+    /// not lifted or the root does not depend on it.
+    pub fn get_key(&self, key: u64) -> Option<&Tensor> {
+        let id = *self.keyed.get(&key)?;
+        self.grads.get(id).and_then(Option::as_ref)
     }
 
     /// The gradient with respect to `var`, zeros if the root does not depend on it.

@@ -36,6 +36,29 @@ impl<'t> Var<'t> {
         self.tape.record(Tensor::scalar(loss), op)
     }
 
+    /// Binary cross-entropy of probabilities `p` against targets `t`, with each logarithm
+    /// clamped at -100 as PyTorch's `BCELoss`: `-(t max(ln p, -100) + (1-t) max(ln(1-p), -100))`.
+    /// Backward (PyTorch's): `(p - t) / max(p (1 - p), 1e-12)`. Prefer
+    /// [`Var::bce_with_logits`], which is exact for any logit.
+    ///
+    /// # Panics
+    /// If the target's shape differs from the probabilities'.
+    #[track_caller]
+    pub fn bce(self, target: &Tensor, reduction: Reduction) -> Var<'t> {
+        let p = self.value();
+        check_target("bce", p.shape(), target);
+        let terms = p.zip_map(target, "bce", |p, t| {
+            -(t * p.ln().max(-100.0) + (1.0 - t) * (1.0 - p).ln().max(-100.0))
+        });
+        let loss = terms.sum_all() * reduction.scale(terms.len());
+        let op = Op::Bce {
+            probs: self.id,
+            target: target.clone(),
+            reduction,
+        };
+        self.tape.record(Tensor::scalar(loss), op)
+    }
+
     /// Mean (or summed) absolute error `|pred - target|`. Backward: `sign(pred - target)`.
     ///
     /// # Panics

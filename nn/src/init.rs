@@ -1,0 +1,54 @@
+//! Initialisers: PyTorch's defaults for new layers, and whole-model recipes by parameter role.
+
+use crate::module::{Module, named_params};
+use crate::param::ParamRole;
+use gantry_tensor::Tensor;
+use rand::Rng;
+
+/// PyTorch's default for linear and convolution weights and biases,
+/// `kaiming_uniform_(a = √5)`: `U(-1/√fan_in, 1/√fan_in)`.
+pub fn kaiming_uniform<R: Rng + ?Sized>(shape: &[usize], fan_in: usize, rng: &mut R) -> Tensor {
+    let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
+    Tensor::rand_uniform(shape, -bound, bound, rng)
+}
+
+/// Sets every parameter of `module` with a role that `rule` answers for to `N(mean, std²)`
+/// (or a constant when `std` is 0), in visiting order, leaving the others alone.
+pub fn normal_by_role<R, F>(module: &dyn Module, rng: &mut R, rule: F)
+where
+    R: Rng + ?Sized,
+    F: Fn(ParamRole) -> Option<(f32, f32)>,
+{
+    for (_, p) in named_params(module) {
+        if let Some((mean, std)) = rule(p.role()) {
+            let v = if std == 0.0 {
+                Tensor::full(&p.shape(), mean)
+            } else {
+                Tensor::randn(&p.shape(), mean, std, rng)
+            };
+            p.set(v);
+        }
+    }
+}
+
+/// The DCGAN recipe (Radford et al.; pytorch/examples `weights_init`): convolution weights
+/// `N(0, 0.02)`, batch-norm weights `N(1, 0.02)`, batch-norm biases 0.
+pub fn dcgan<R: Rng + ?Sized>(module: &dyn Module, rng: &mut R) {
+    normal_by_role(module, rng, |role| match role {
+        ParamRole::ConvWeight => Some((0.0, 0.02)),
+        ParamRole::NormWeight => Some((1.0, 0.02)),
+        ParamRole::NormBias => Some((0.0, 0.0)),
+        _ => None,
+    });
+}
+
+/// The pix2pix recipe (Isola et al., `init_type='normal'`): convolution and linear weights
+/// `N(0, 0.02)`, their biases 0, batch-norm weights `N(1, 0.02)`, batch-norm biases 0.
+pub fn pix2pix<R: Rng + ?Sized>(module: &dyn Module, rng: &mut R) {
+    normal_by_role(module, rng, |role| match role {
+        ParamRole::ConvWeight | ParamRole::LinearWeight => Some((0.0, 0.02)),
+        ParamRole::Bias | ParamRole::NormBias => Some((0.0, 0.0)),
+        ParamRole::NormWeight => Some((1.0, 0.02)),
+        _ => None,
+    });
+}

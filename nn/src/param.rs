@@ -1,0 +1,147 @@
+//! Parameters: trainable weights and saved-only buffers, each with a unique id.
+
+use gantry_autodiff::{Tape, Var};
+use gantry_tensor::Tensor;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A process-unique parameter identity: optimizer state and gradients are keyed by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParamId(pub u64);
+
+/// Whether the optimizer trains a parameter or only saves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    /// Updated by the optimizer from its gradient.
+    Trainable,
+    /// State that is saved and loaded but never trained (batch-norm running statistics).
+    Buffer,
+}
+
+/// What a parameter is for, so that initialisers can treat a whole model by layer kind
+/// (the DCGAN recipe: conv weights `N(0, 0.02)`, norm weights `N(1, 0.02)`, norm biases 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamRole {
+    /// A linear layer's weight.
+    LinearWeight,
+    /// A convolution's (or transposed convolution's) weight.
+    ConvWeight,
+    /// A normalisation layer's scale (gamma).
+    NormWeight,
+    /// A normalisation layer's shift (beta).
+    NormBias,
+    /// A linear or convolution layer's bias.
+    Bias,
+    /// An embedding table.
+    Embedding,
+    /// A running statistic.
+    Statistic,
+    /// Anything else (user layers).
+    Other,
+}
+
+/// A named value of a module: a weight, a bias or a buffer.
+///
+/// The value sits behind a `RefCell` so that a forward pass (`&self`) can update running
+/// statistics, and an optimizer can write new weights through a shared module reference.
+#[derive(Debug)]
+pub struct Param {
+    id: ParamId,
+    kind: ParamKind,
+    role: ParamRole,
+    requires_grad: Cell<bool>,
+    value: RefCell<Tensor>,
+}
+
+impl Param {
+    /// A parameter with a fresh id.
+    pub fn new(value: Tensor, kind: ParamKind, role: ParamRole) -> Self {
+        Param {
+            id: ParamId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+            kind,
+            role,
+            requires_grad: Cell::new(true),
+            value: RefCell::new(value),
+        }
+    }
+
+    /// A trainable parameter.
+    pub fn trainable(value: Tensor, role: ParamRole) -> Self {
+        Param::new(value, ParamKind::Trainable, role)
+    }
+
+    /// A buffer (saved, never trained).
+    pub fn buffer(value: Tensor) -> Self {
+        Param::new(value, ParamKind::Buffer, ParamRole::Statistic)
+    }
+
+    /// The identity.
+    pub fn id(&self) -> ParamId {
+        self.id
+    }
+
+    /// Trainable or buffer.
+    pub fn kind(&self) -> ParamKind {
+        self.kind
+    }
+
+    /// What the parameter is for.
+    pub fn role(&self) -> ParamRole {
+        self.role
+    }
+
+    /// The current value (a cheap clone).
+    pub fn value(&self) -> Tensor {
+        self.value.borrow().clone()
+    }
+
+    /// The shape of the value.
+    pub fn shape(&self) -> Vec<usize> {
+        self.value.borrow().shape().to_vec()
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.value.borrow().len()
+    }
+
+    /// Whether the value has no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Replaces the value.
+    ///
+    /// # Panics
+    /// If the shape changes.
+    #[track_caller]
+    pub fn set(&self, value: Tensor) {
+        let mut slot = self.value.borrow_mut();
+        assert!(
+            slot.shape() == value.shape(),
+            "Param::set: shape {:?} differs from the parameter's {:?}",
+            value.shape(),
+            slot.shape()
+        );
+        *slot = value;
+    }
+
+    /// Whether a forward pass lifts this parameter as a differentiable leaf.
+    pub fn is_trained(&self) -> bool {
+        self.kind == ParamKind::Trainable && self.requires_grad.get()
+    }
+
+    /// Freezes (`false`) or unfreezes a trainable parameter: a frozen one enters the tape as a
+    /// constant, so no gradient is computed for it (PyTorch's `requires_grad_`).
+    pub fn set_requires_grad(&self, on: bool) {
+        self.requires_grad.set(on);
+    }
+
+    /// This parameter on `tape`: a leaf if trained, a constant otherwise; the same node if
+    /// lifted twice on one tape.
+    pub fn var<'t>(&self, tape: &'t Tape) -> Var<'t> {
+        tape.keyed(self.id.0, self.is_trained(), || self.value())
+    }
+}
