@@ -1,4 +1,32 @@
 //! # gantry-gan
 //!
-//! GAN models (vanilla MLP GAN, DCGAN, pix2pix), the adversarial trainer, checkpoints and sample
-//! grids. (Being built: see the project issues.)
+//! GAN models and the adversarial training loop: the vanilla GAN of Goodfellow et al.
+//! ([`models::Mlp`]), DCGAN ([`models::Dcgan`]) and pix2pix ([`models::Pix2Pix`]), one
+//! [`Trainer`] for all of them (Algorithm 1 with `k` discriminator steps, minimax or
+//! non-saturating generator loss, pix2pix's L1 term), atomic checkpoints that resume bit for
+//! bit, and PNG sample grids.
+//!
+//! ```
+//! use gantry_gan::models::{Batch, MlpConfig, ModelConfig};
+//! use gantry_gan::{TrainConfig, Trainer};
+//! use gantry_tensor::Tensor;
+//! use rand::SeedableRng;
+//!
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+//! let gan = ModelConfig::Mlp(MlpConfig::points()).build(&mut rng).unwrap();
+//! let mut trainer = Trainer::new(gan, TrainConfig::default());
+//! let mut data = || Batch { real: Tensor::randn(&[16, 2], 0.0, 1.0, &mut rng), condition: None };
+//! let metrics = trainer.train_step(&mut data).unwrap();
+//! assert_eq!(metrics.step, 1);
+//! assert!(metrics.loss_d.is_finite() && metrics.loss_g.is_finite());
+//! ```
+#![warn(missing_docs)]
+
+pub mod checkpoint;
+pub mod error;
+pub mod models;
+pub mod samples;
+mod train;
+
+pub use error::{GanError, Result};
+pub use train::{GenLoss, OptimConfig, StepMetrics, TrainConfig, Trainer};

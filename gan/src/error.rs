@@ -1,0 +1,57 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// What can go wrong building, training, checkpointing or sampling a GAN.
+#[derive(Debug, thiserror::Error)]
+pub enum GanError {
+    /// A model configuration is invalid (an unsupported image size, a zero width, ...).
+    #[error("invalid {model} configuration: {message}")]
+    Config {
+        /// The model kind.
+        model: &'static str,
+        /// What is wrong and what would work.
+        message: String,
+    },
+    /// A loss became NaN or infinite; training stopped before applying the step.
+    #[error(
+        "step {step}: {what} is {value} (not finite); training stopped, the last checkpoint is intact"
+    )]
+    NonFinite {
+        /// The step at which it happened (1-based).
+        step: u64,
+        /// Which quantity.
+        what: &'static str,
+        /// Its value.
+        value: f32,
+    },
+    /// A layer, optimizer or state-dict error.
+    #[error(transparent)]
+    Nn(#[from] gantry_nn::NnError),
+    /// A checkpoint file is missing a piece, or belongs to another model.
+    #[error("{path}: {message}")]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Writing an image failed.
+    #[error("{path}: {message}")]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// `Result` with [`GanError`].
+pub type Result<T> = std::result::Result<T, GanError>;
+
+pub(crate) fn config_error(model: &'static str, message: impl Into<String>) -> GanError {
+    GanError::Config {
+        model,
+        message: message.into(),
+    }
+}

@@ -1,0 +1,313 @@
+//! DCGAN (Radford et al.): the pytorch/examples network at 64x64 (and other powers of two),
+//! and the TensorFlow tutorial's network for 28x28 digits.
+
+use super::{Gan, ModelConfig};
+use crate::error::{Result, config_error};
+use gantry_autodiff::Var;
+use gantry_nn::{
+    BatchNorm, BatchNormConfig, Conv2dConfig, ConvTranspose2dConfig, Dropout, Flatten, LeakyReLU,
+    Linear, LinearConfig, Mode, Module, Param, ReLU, Sequential, Tanh, init, join,
+};
+use gantry_tensor::Tensor;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+/// Which DCGAN architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DcganVariant {
+    /// pytorch/examples `dcgan`: transposed convs k4 s2 p1, batch norm, no bias, N(0, 0.02)
+    /// init; 64x64 exactly as there, other powers of two (16..=256) by adding or removing
+    /// blocks.
+    Dcgan64,
+    /// The TensorFlow DCGAN tutorial's network for 28x28 (`dcgan28` in the reference bench):
+    /// dense 7x7x256 + batch norm, transposed convs 5x5, LeakyReLU 0.3, D with dropout 0.3.
+    Dcgan28,
+}
+
+/// Settings of a [`Dcgan`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DcganConfig {
+    /// The architecture.
+    pub variant: DcganVariant,
+    /// Image side (64 for pytorch/examples, 28 for the tutorial network).
+    pub image_size: usize,
+    /// Image channels (1 or 3).
+    pub channels: usize,
+    /// Latent size.
+    pub nz: usize,
+    /// Generator width (`ngf`).
+    pub ngf: usize,
+    /// Discriminator width (`ndf`).
+    pub ndf: usize,
+}
+
+impl DcganConfig {
+    /// pytorch/examples' settings: 64x64, nz 100, ngf = ndf = 64.
+    pub fn dcgan64(channels: usize) -> Self {
+        DcganConfig {
+            variant: DcganVariant::Dcgan64,
+            image_size: 64,
+            channels,
+            nz: 100,
+            ngf: 64,
+            ndf: 64,
+        }
+    }
+
+    /// The tutorial network for 28x28 single-channel digits.
+    pub fn dcgan28() -> Self {
+        DcganConfig {
+            variant: DcganVariant::Dcgan28,
+            image_size: 28,
+            channels: 1,
+            nz: 100,
+            ngf: 64,
+            ndf: 64,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(config_error("dcgan", m));
+        if !(1..=4).contains(&self.channels) || self.nz == 0 || self.ngf == 0 || self.ndf == 0 {
+            return bad(format!(
+                "channels must be 1..=4 and widths positive: {self:?}"
+            ));
+        }
+        match self.variant {
+            DcganVariant::Dcgan28 if self.image_size != 28 => bad(format!(
+                "the 28x28 network needs 28x28 images, not {0}x{0}",
+                self.image_size
+            )),
+            DcganVariant::Dcgan64
+                if !self.image_size.is_power_of_two() || !(16..=256).contains(&self.image_size) =>
+            {
+                bad(format!(
+                    "image size {} is not a power of two in 16..=256 (resize the data, e.g. to 64)",
+                    self.image_size
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A DCGAN generator/discriminator pair.
+pub struct Dcgan {
+    config: DcganConfig,
+    g: Box<dyn Module>,
+    d: Sequential,
+}
+
+impl Dcgan {
+    /// Builds both players (pytorch/examples' N(0, 0.02) initialisation for `Dcgan64`,
+    /// PyTorch's defaults for `Dcgan28`, as the reference bench).
+    ///
+    /// # Errors
+    /// If the image size does not fit the variant, or a width is zero.
+    pub fn new(config: DcganConfig, rng: &mut dyn RngCore) -> Result<Self> {
+        config.validate()?;
+        let (g, d): (Box<dyn Module>, Sequential) = match config.variant {
+            DcganVariant::Dcgan64 => {
+                let g = generator64(&config, rng)?;
+                let d = discriminator64(&config, rng)?;
+                init::dcgan(&g, rng);
+                init::dcgan(&d, rng);
+                (Box::new(g), d)
+            }
+            DcganVariant::Dcgan28 => (
+                Box::new(Generator28::new(&config, rng)?),
+                discriminator28(&config, rng)?,
+            ),
+        };
+        Ok(Dcgan { config, g, d })
+    }
+}
+
+/// The number of stride-2 blocks between 4x4 and the image size.
+fn upsamplings(size: usize) -> usize {
+    size.trailing_zeros() as usize - 2
+}
+
+fn generator64(c: &DcganConfig, rng: &mut dyn RngCore) -> Result<Sequential> {
+    let blocks = upsamplings(c.image_size);
+    let mut width = c.ngf << (blocks - 1);
+    let mut g = Sequential::new()
+        .add(
+            ConvTranspose2dConfig::new(c.nz, width, 4)
+                .bias(false)
+                .build(rng)?,
+        )
+        .add(BatchNormConfig::new(width).build()?)
+        .add(ReLU);
+    for _ in 1..blocks {
+        g = g
+            .add(
+                ConvTranspose2dConfig::new(width, width / 2, 4)
+                    .stride(2)
+                    .padding(1)
+                    .bias(false)
+                    .build(rng)?,
+            )
+            .add(BatchNormConfig::new(width / 2).build()?)
+            .add(ReLU);
+        width /= 2;
+    }
+    Ok(g.add(
+        ConvTranspose2dConfig::new(width, c.channels, 4)
+            .stride(2)
+            .padding(1)
+            .bias(false)
+            .build(rng)?,
+    )
+    .add(Tanh))
+}
+
+fn discriminator64(c: &DcganConfig, rng: &mut dyn RngCore) -> Result<Sequential> {
+    let blocks = upsamplings(c.image_size);
+    let mut width = c.ndf;
+    let mut d = Sequential::new()
+        .add(
+            Conv2dConfig::new(c.channels, width, 4)
+                .stride(2)
+                .padding(1)
+                .bias(false)
+                .build(rng)?,
+        )
+        .add(LeakyReLU::new(0.2));
+    for _ in 1..blocks {
+        d = d
+            .add(
+                Conv2dConfig::new(width, width * 2, 4)
+                    .stride(2)
+                    .padding(1)
+                    .bias(false)
+                    .build(rng)?,
+            )
+            .add(BatchNormConfig::new(width * 2).build()?)
+            .add(LeakyReLU::new(0.2));
+        width *= 2;
+    }
+    // Logits out: the sigmoid lives in the loss (BCE with logits), which is stable.
+    Ok(
+        d.add(Conv2dConfig::new(width, 1, 4).bias(false).build(rng)?)
+            .add(Flatten),
+    )
+}
+
+/// The tutorial generator, with the reference bench's PyTorch names (`fc`, `bn0`, `conv.N`).
+struct Generator28 {
+    fc: Linear,
+    bn0: BatchNorm,
+    conv: Sequential,
+}
+
+impl Generator28 {
+    fn new(c: &DcganConfig, rng: &mut dyn RngCore) -> Result<Self> {
+        // Keras batch norm: momentum 0.99 (PyTorch's 0.01), eps 1e-3.
+        let bn = |n| {
+            BatchNormConfig {
+                num_features: n,
+                eps: 1e-3,
+                momentum: 0.01,
+            }
+            .build()
+        };
+        let slope = 0.3;
+        let conv = Sequential::new()
+            .add(
+                ConvTranspose2dConfig::new(256, 128, 5)
+                    .padding(2)
+                    .bias(false)
+                    .build(rng)?,
+            )
+            .add(bn(128)?)
+            .add(LeakyReLU::new(slope))
+            .add(
+                ConvTranspose2dConfig::new(128, 64, 5)
+                    .stride(2)
+                    .padding(2)
+                    .output_padding(1)
+                    .bias(false)
+                    .build(rng)?,
+            )
+            .add(bn(64)?)
+            .add(LeakyReLU::new(slope))
+            .add(
+                ConvTranspose2dConfig::new(64, c.channels, 5)
+                    .stride(2)
+                    .padding(2)
+                    .output_padding(1)
+                    .bias(false)
+                    .build(rng)?,
+            )
+            .add(Tanh);
+        Ok(Generator28 {
+            fc: LinearConfig::new(c.nz, 7 * 7 * 256).no_bias().build(rng)?,
+            bn0: bn(7 * 7 * 256)?,
+            conv,
+        })
+    }
+}
+
+impl Module for Generator28 {
+    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a Param)) {
+        self.fc.visit(&join(prefix, "fc"), f);
+        self.bn0.visit(&join(prefix, "bn0"), f);
+        self.conv.visit(&join(prefix, "conv"), f);
+    }
+
+    fn forward<'t>(&self, z: Var<'t>, mode: Mode) -> Var<'t> {
+        let h = self
+            .bn0
+            .forward(self.fc.forward(z, mode), mode)
+            .leaky_relu(0.3);
+        let n = h.shape()[0];
+        self.conv.forward(h.reshape(&[n, 256, 7, 7]), mode)
+    }
+}
+
+fn discriminator28(c: &DcganConfig, rng: &mut dyn RngCore) -> Result<Sequential> {
+    let slope = 0.3;
+    Ok(Sequential::new()
+        .add(
+            Conv2dConfig::new(c.channels, 64, 5)
+                .stride(2)
+                .padding(2)
+                .build(rng)?,
+        )
+        .add(LeakyReLU::new(slope))
+        .add(Dropout::new(0.3))
+        .add(
+            Conv2dConfig::new(64, 128, 5)
+                .stride(2)
+                .padding(2)
+                .build(rng)?,
+        )
+        .add(LeakyReLU::new(slope))
+        .add(Dropout::new(0.3))
+        .add(Flatten)
+        .add(LinearConfig::new(128 * 7 * 7, 1).build(rng)?))
+}
+
+impl Gan for Dcgan {
+    fn generator(&self) -> &dyn Module {
+        self.g.as_ref()
+    }
+
+    fn discriminator(&self) -> &dyn Module {
+        &self.d
+    }
+
+    fn config(&self) -> ModelConfig {
+        ModelConfig::Dcgan(self.config.clone())
+    }
+
+    fn noise(&self, n: usize, rng: &mut dyn RngCore) -> Option<Tensor> {
+        let shape = match self.config.variant {
+            DcganVariant::Dcgan64 => vec![n, self.config.nz, 1, 1],
+            DcganVariant::Dcgan28 => vec![n, self.config.nz],
+        };
+        Some(Tensor::randn(&shape, 0.0, 1.0, rng))
+    }
+}
