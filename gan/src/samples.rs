@@ -74,6 +74,27 @@ pub fn save_grid(images: &Tensor, nrow: usize, path: &Path) -> Result<()> {
     write_png(&grid_image(images, nrow), path)
 }
 
+/// Writes one image (`[C, H, W]` or `[1, C, H, W]`, values in `[-1, 1]`) as a PNG without a
+/// border.
+///
+/// # Errors
+/// If the file cannot be written.
+///
+/// # Panics
+/// As [`grid_image`].
+pub fn save_image(image: &Tensor, path: &Path) -> Result<()> {
+    let s = image.shape();
+    let img = if s.len() == 3 {
+        image.reshape(&[1, s[0], s[1], s[2]])
+    } else {
+        image.clone()
+    };
+    let grid = grid_image(&img, 1);
+    let (w, h) = (grid.width() - 2 * PAD, grid.height() - 2 * PAD);
+    let inner = image::imageops::crop_imm(&grid, PAD, PAD, w, h).to_image();
+    write_png(&inner, path)
+}
+
 /// Writes a scatter plot of 2-D `points` (`[N, 2]`) over `[-extent, extent]²`: samples in
 /// blue, the true modes as red crosses.
 ///

@@ -60,6 +60,14 @@ impl OptimConfig {
         }
     }
 
+    /// The same optimizer with another learning rate.
+    pub fn with_lr(&self, lr: f32) -> Self {
+        match *self {
+            OptimConfig::Adam { beta1, beta2, .. } => OptimConfig::Adam { lr, beta1, beta2 },
+            OptimConfig::Sgd { momentum, .. } => OptimConfig::Sgd { lr, momentum },
+        }
+    }
+
     /// Builds the optimizer.
     pub fn build(&self) -> Box<dyn Optimizer> {
         match *self {
@@ -181,6 +189,14 @@ impl Trainer {
             config,
             step: 0,
         }
+    }
+
+    /// Changes both optimizers' learning rate (e.g. when resuming with another one).
+    pub fn set_lr(&mut self, lr: f32) {
+        self.opt_g.set_lr(lr);
+        self.opt_d.set_lr(lr);
+        self.config.optim_g = self.config.optim_g.with_lr(lr);
+        self.config.optim_d = self.config.optim_d.with_lr(lr);
     }
 
     /// One iteration: `k` discriminator steps on batches from `next_batch`, then one generator

@@ -177,9 +177,9 @@ impl Tensor {
         self.map(move |x| x.clamp(lo, hi))
     }
 
-    /// `max(x, 0)`.
+    /// `max(x, 0)`; NaN stays NaN (as PyTorch), so a diverging run is noticed.
     pub fn relu(&self) -> Tensor {
-        self.map(|x| x.max(0.0))
+        self.map(|x| if x < 0.0 { 0.0 } else { x })
     }
 
     /// `x` where positive, `slope * x` elsewhere.
@@ -253,6 +253,16 @@ mod tests {
     #[should_panic(expected = "add: shapes [2, 3] and [2] do not broadcast")]
     fn mismatch_names_op_and_shapes() {
         Tensor::zeros(&[2, 3]).add(&Tensor::zeros(&[2]));
+    }
+
+    #[test]
+    fn relu_keeps_nan() {
+        let r = Tensor::from_vec(&[3], vec![-1.0, f32::NAN, 2.0])
+            .relu()
+            .to_vec();
+        assert_eq!(r[0], 0.0);
+        assert!(r[1].is_nan());
+        assert_eq!(r[2], 2.0);
     }
 
     #[test]

@@ -1,0 +1,70 @@
+//! `gantry sample`: draw a grid of samples from a trained run.
+
+use crate::run::RunDir;
+use crate::sampling::{extent, generate};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use gantry_datasets::Mixture;
+use gantry_gan::{checkpoint, samples};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::path::PathBuf;
+
+/// `gantry sample`.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  gantry sample --run runs/dcgan-mnist-1 --n 100 --seed 7 --out digits.png"
+)]
+pub struct SampleArgs {
+    /// Run directory (holding checkpoint.safetensors).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Number of samples (a square grid when the number is square).
+    #[arg(long, default_value_t = 64)]
+    pub n: usize,
+    /// Seed of the noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// PNG file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Runs `gantry sample`.
+pub fn run(args: SampleArgs) -> Result<()> {
+    if args.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let dir = RunDir {
+        root: args.run.clone(),
+    };
+    let (trainer, _) = checkpoint::load(&dir.checkpoint())
+        .with_context(|| format!("cannot load the run in {}", args.run.display()))?;
+    let gan = trainer.gan.as_ref();
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let Some(noise) = gan.noise(args.n, &mut rng) else {
+        bail!(
+            "{} is a pix2pix run: it translates inputs, use `gantry translate`",
+            args.run.display()
+        );
+    };
+    let out = generate(gan, &noise, args.seed);
+    if out.ndim() == 2 {
+        let data = dir
+            .read_config()
+            .ok()
+            .and_then(|c| c["run"]["data"].as_str().map(String::from));
+        let mixture = match data.as_deref() {
+            Some("ring") => Some(Mixture::ring8()),
+            Some("grid") => Some(Mixture::grid25()),
+            _ => None,
+        };
+        let modes = mixture.as_ref().map_or(&[][..], |m| m.centres());
+        samples::save_scatter(&out, modes, extent(&mixture, &out), &args.out)?;
+    } else {
+        let nrow = (args.n as f64).sqrt().ceil() as usize;
+        samples::save_grid(&out, nrow, &args.out)?;
+    }
+    println!("wrote {} samples to {}", args.n, args.out.display());
+    Ok(())
+}

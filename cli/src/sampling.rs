@@ -1,0 +1,135 @@
+//! Generating samples from a trained model, and the pictures the run directory keeps.
+
+use crate::data::{self, Data, Kind};
+use crate::run::RunDir;
+use anyhow::{Context, Result};
+use gantry_autodiff::Tape;
+use gantry_datasets::{Augment, Mixture};
+use gantry_gan::models::{Gan, ModelConfig};
+use gantry_gan::{Trainer, samples};
+use gantry_nn::{Mode, Module, ParamKind, named_params};
+use gantry_tensor::Tensor;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// The mode a model generates in: pix2pix as configured (the paper keeps dropout and batch
+/// statistics on), the others with running statistics.
+pub fn generation_mode(gan: &dyn Gan) -> Mode {
+    match gan.config() {
+        ModelConfig::Pix2Pix(c) => c.test_mode(),
+        _ => Mode::Eval,
+    }
+}
+
+/// Runs the generator on `input` without changing the model: batch-norm running statistics
+/// that a training-mode pass would update are put back afterwards.
+pub fn generate(gan: &dyn Gan, input: &Tensor, seed: u64) -> Tensor {
+    let g = gan.generator();
+    let saved = buffers(g);
+    let tape = Tape::with_seed(seed);
+    let out = g
+        .forward(tape.constant(input.clone()), generation_mode(gan))
+        .value();
+    for (name, p) in named_params(g) {
+        if let Some(v) = saved.get(&name) {
+            p.set(v.clone());
+        }
+    }
+    out
+}
+
+fn buffers(m: &dyn Module) -> HashMap<String, Tensor> {
+    named_params(m)
+        .into_iter()
+        .filter(|(_, p)| p.kind() == ParamKind::Buffer)
+        .map(|(n, p)| (n, p.value()))
+        .collect()
+}
+
+/// The plotting extent of a 2-D mixture.
+pub fn extent(mixture: &Option<Mixture>, points: &Tensor) -> f32 {
+    match mixture {
+        Some(m) => {
+            m.centres()
+                .iter()
+                .flat_map(|c| c.iter().map(|v| v.abs()))
+                .fold(0.0, f32::max)
+                * 1.25
+                + 0.25
+        }
+        None => points.abs().to_vec().into_iter().fold(1.0, f32::max) * 1.1,
+    }
+}
+
+/// Interleaves `[N, C, H, W]` tensors row by row: a, b, c, a, b, c, ... (for strips).
+pub fn interleave(parts: &[&Tensor]) -> Tensor {
+    let n = parts[0].shape()[0];
+    let rows: Vec<Tensor> = (0..n)
+        .flat_map(|i| parts.iter().map(move |p| p.slice_axis(0, i, i + 1)))
+        .collect();
+    let refs: Vec<&Tensor> = rows.iter().collect();
+    Tensor::concat(0, &refs)
+}
+
+/// `samples/real.png`: what the data looks like, as the model sees it.
+pub fn write_real_samples(
+    run: &RunDir,
+    data: &Data,
+    augment: Option<Augment>,
+    seed: u64,
+) -> Result<()> {
+    let path = run.sample("real.png");
+    match &data.kind {
+        Kind::Points(mixture) => {
+            let n = data.set.len().min(2500);
+            let mut it = data::batches(data, n, seed, None, 0)?;
+            let pts = data::next(&mut it)?.real;
+            samples::save_scatter(
+                &pts,
+                mixture.as_ref().map_or(&[], |m| m.centres()),
+                extent(mixture, &pts),
+                &path,
+            )?;
+        }
+        Kind::Pairs(..) => {
+            let mut it = data::batches(data, data.set.len().min(8), seed, augment, 0)?;
+            let b = data::next(&mut it)?;
+            let a = b.condition.context("pairs have inputs")?;
+            samples::save_grid(&interleave(&[&a, &b.real]), 2, &path)?;
+        }
+        Kind::Images(_) => {
+            let mut it = data::batches(data, data.set.len().min(64), seed, augment, 0)?;
+            samples::save_grid(&data::next(&mut it)?.real, 8, &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// `samples/step_NNNNNN.png` from the fixed inputs; returns its path.
+pub fn write_step_samples(
+    run: &RunDir,
+    trainer: &Trainer,
+    fixed: &[(String, Tensor)],
+    kind: &Kind,
+    step: u64,
+) -> Result<PathBuf> {
+    let path = run.sample(&format!("step_{step:06}.png"));
+    let get = |name: &str| fixed.iter().find(|(n, _)| n == name).map(|(_, t)| t);
+    let gan = trainer.gan.as_ref();
+    if let Some(noise) = get("sample_noise") {
+        let out = generate(gan, noise, step);
+        match kind {
+            Kind::Points(mixture) => {
+                let modes = mixture.as_ref().map_or(&[][..], |m| m.centres());
+                samples::save_scatter(&out, modes, extent(mixture, &out), &path)?;
+            }
+            _ => samples::save_grid(&out, 8, &path)?,
+        }
+    } else {
+        let a = get("sample_a").context("the run keeps no fixed sample inputs")?;
+        let b = get("sample_b").context("the run keeps no fixed sample targets")?;
+        let out = generate(gan, a, step);
+        samples::save_grid(&interleave(&[a, &out, b]), 3, &path)?;
+    }
+    Ok(path)
+}

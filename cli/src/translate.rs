@@ -1,0 +1,136 @@
+//! `gantry translate`: run a trained pix2pix generator on images.
+
+use crate::run::RunDir;
+use crate::sampling::{generate, interleave};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use gantry_datasets::{Channels, load_image_file, transform};
+use gantry_gan::models::ModelConfig;
+use gantry_gan::{checkpoint, samples};
+use gantry_tensor::Tensor;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// `gantry translate`.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Input images are A, or A|B pairs side by side (then B is shown as the target).\n\
+Examples:\n  gantry translate --run runs/pix2pix-edges2emoji-1 --input drawing.png --out emoji.png\n  \
+gantry translate --run runs/pix2pix-edges2emoji-1 --input val/ --out translated/"
+)]
+pub struct TranslateArgs {
+    /// Run directory of a pix2pix run.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// An image file, or a folder of them.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output PNG for a file; output folder (strips input | output | target and index.html)
+    /// for a folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seed of the dropout masks (pix2pix keeps dropout on at test time).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// An input image as the model takes it, and the target half of a pair if there is one.
+fn read_input(path: &Path, channels: usize, size: usize) -> Result<(Tensor, Option<Tensor>)> {
+    let mode = if channels == 1 {
+        Channels::Gray
+    } else {
+        Channels::Rgb
+    };
+    let (w, h, hwc) = load_image_file(path, mode)?;
+    let (w, h) = (w as usize, h as usize);
+    let chw = |x0: usize, width: usize| {
+        let mut v = vec![0.0f32; channels * h * width];
+        for y in 0..h {
+            for x in 0..width {
+                for c in 0..channels {
+                    v[(c * h + y) * width + x] =
+                        f32::from(hwc[(y * w + x0 + x) * channels + c]) / 127.5 - 1.0;
+                }
+            }
+        }
+        transform::resize(&Tensor::from_vec(&[channels, h, width], v), size, size)
+            .reshape(&[1, channels, size, size])
+    };
+    if w == 2 * h {
+        Ok((chw(0, h), Some(chw(h, h))))
+    } else {
+        Ok((chw(0, w), None))
+    }
+}
+
+/// Runs `gantry translate`.
+pub fn run(args: TranslateArgs) -> Result<()> {
+    let dir = RunDir {
+        root: args.run.clone(),
+    };
+    let (trainer, _) = checkpoint::load(&dir.checkpoint())
+        .with_context(|| format!("cannot load the run in {}", args.run.display()))?;
+    let ModelConfig::Pix2Pix(config) = trainer.gan.config() else {
+        bail!(
+            "{} is not a pix2pix run: use `gantry sample`",
+            args.run.display()
+        );
+    };
+    let gan = trainer.gan.as_ref();
+    if args.input.is_file() {
+        let (a, _) = read_input(&args.input, config.in_channels, config.image_size)?;
+        samples::save_image(&generate(gan, &a, args.seed), &args.out)?;
+        println!("wrote {}", args.out.display());
+        return Ok(());
+    }
+    if !args.input.is_dir() {
+        bail!("--input {}: no such file or folder", args.input.display());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.input)
+        .with_context(|| format!("cannot list {}", args.input.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!(
+            "--input {}: no PNG or JPEG images in the folder",
+            args.input.display()
+        );
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut html = String::from(
+        "<!doctype html><meta charset=utf-8><title>gantry translate</title>\n\
+         <style>body{font-family:sans-serif}img{image-rendering:pixelated;width:420px}</style>\n\
+         <h1>input | output | target</h1>\n",
+    );
+    for (i, file) in files.iter().enumerate() {
+        let (a, b) = read_input(file, config.in_channels, config.image_size)?;
+        let out = generate(gan, &a, args.seed.wrapping_add(i as u64));
+        let strip = match &b {
+            Some(b) => interleave(&[&a, &out, b]),
+            None => interleave(&[&a, &out]),
+        };
+        let name = format!(
+            "{}.png",
+            file.file_stem().and_then(|s| s.to_str()).unwrap_or("image")
+        );
+        samples::save_grid(&strip, 3, &args.out.join(&name))?;
+        let _ = writeln!(
+            html,
+            "<figure><img src=\"{name}\" alt=\"{name}\"><figcaption>{name}</figcaption></figure>"
+        );
+    }
+    std::fs::write(args.out.join("index.html"), html)?;
+    println!(
+        "translated {} images into {}",
+        files.len(),
+        args.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,485 @@
+//! The `gantry` binary end to end: every model trains, samples and translates at tiny sizes;
+//! resuming is exact; a killed run keeps a loadable checkpoint; bad input is one clear line.
+
+use gantry_gan::checkpoint;
+use gantry_nn::state_dict::read_safetensors;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn gantry(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(args)
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .expect("the gantry binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = gantry(args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "gantry {args:?} failed:\n{text}");
+    text
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = gantry(args);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "gantry {args:?} should fail");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "a panic, not an error:\n{err}"
+    );
+    err
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gantry-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (img.width(), img.height())
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn mlp_on_the_ring_trains_logs_samples_and_checkpoints() {
+    let run = temp("mlp");
+    let text = ok(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        "ring",
+        "--steps",
+        "20",
+        "--sample-every",
+        "10",
+        "--out",
+        s(&run),
+    ]);
+    assert!(text.contains("trained mlp to step 20"), "{text}");
+    for f in [
+        "config.json",
+        "metrics.jsonl",
+        "checkpoint.safetensors",
+        "samples/real.png",
+        "samples/step_000010.png",
+        "samples/step_000020.png",
+    ] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for key in ["step", "loss_d", "loss_g", "d_real", "d_fake"] {
+        assert!(
+            lines[1][key].is_number(),
+            "metrics lack {key}: {}",
+            lines[1]
+        );
+    }
+    let out = run.join("points.png");
+    ok(&["sample", "--run", s(&run), "--n", "500", "--out", s(&out)]);
+    assert_eq!(png_size(&out), (400, 400));
+}
+
+#[test]
+fn dcgan_on_mnist_and_emoji_samples_grids() {
+    let run = temp("dcgan28");
+    ok(&[
+        "train",
+        "--steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["variant"], "dcgan28");
+    let out = run.join("grid.png");
+    ok(&[
+        "sample",
+        "--run",
+        s(&run),
+        "--n",
+        "16",
+        "--seed",
+        "3",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(png_size(&out), (4 * 30 + 2, 4 * 30 + 2));
+
+    let run = temp("dcgan-emoji");
+    ok(&[
+        "train",
+        "--data",
+        "emoji",
+        "--image-size",
+        "16",
+        "--ngf",
+        "4",
+        "--ndf",
+        "4",
+        "--steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]);
+    let out = run.join("grid.png");
+    ok(&["sample", "--run", s(&run), "--n", "9", "--out", s(&out)]);
+    assert_eq!(png_size(&out), (3 * 18 + 2, 3 * 18 + 2));
+}
+
+#[test]
+fn pix2pix_trains_and_translates_files_and_folders() {
+    let run = temp("p2p");
+    ok(&[
+        "train",
+        "--model",
+        "pix2pix",
+        "--data",
+        "edges2digits",
+        "--image-size",
+        "32",
+        "--ngf",
+        "4",
+        "--ndf",
+        "4",
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]);
+    let step = image::open(run.join("samples/step_000002.png")).unwrap();
+    assert_eq!(
+        step.width(),
+        3 * 34 + 2,
+        "strips of input | output | target"
+    );
+
+    let inputs = temp("p2p-in");
+    std::fs::create_dir_all(&inputs).unwrap();
+    let pair = image::RgbImage::from_fn(56, 28, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 8) as u8, 100])
+    });
+    pair.save(inputs.join("a.png")).unwrap();
+    image::RgbImage::from_pixel(28, 28, image::Rgb([255, 255, 255]))
+        .save(inputs.join("b.png"))
+        .unwrap();
+    std::fs::write(inputs.join("notes.txt"), "not an image").unwrap();
+
+    let single = run.join("one.png");
+    ok(&[
+        "translate",
+        "--run",
+        s(&run),
+        "--input",
+        s(&inputs.join("a.png")),
+        "--out",
+        s(&single),
+    ]);
+    assert_eq!(png_size(&single), (32, 32));
+
+    let out = temp("p2p-out");
+    ok(&[
+        "translate",
+        "--run",
+        s(&run),
+        "--input",
+        s(&inputs),
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(
+        png_size(&out.join("a.png")).0,
+        3 * 34 + 2,
+        "a pair gives input | output | target"
+    );
+    assert_eq!(
+        png_size(&out.join("b.png")).0,
+        2 * 34 + 2,
+        "a lone input gives input | output"
+    );
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("a.png") && html.contains("b.png"));
+
+    let err = fails(&["sample", "--run", s(&run), "--out", s(&run.join("x.png"))]);
+    assert!(err.contains("gantry translate"), "{err}");
+}
+
+fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let mut all: Vec<(String, Vec<f32>)> = read_safetensors(path)
+        .unwrap()
+        .tensors
+        .into_iter()
+        .map(|(k, t)| (k, t.to_vec()))
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+#[test]
+fn resuming_gives_the_same_weights_as_training_straight() {
+    let common = [
+        "--model",
+        "dcgan",
+        "--data",
+        "mnist",
+        "--image-size",
+        "16",
+        "--ngf",
+        "4",
+        "--ndf",
+        "4",
+        "--batch-size",
+        "8",
+        "--quiet",
+        "--threads",
+        "2",
+        "--checkpoint-every",
+        "0",
+    ];
+    let straight = temp("straight");
+    let mut args = vec!["train", "--steps", "6", "--out", s(&straight)];
+    args.extend(common);
+    ok(&args);
+
+    let split = temp("split");
+    let mut args = vec!["train", "--steps", "3", "--out", s(&split)];
+    args.extend(common);
+    ok(&args);
+    let mut args = vec!["train", "--steps", "6", "--resume", s(&split)];
+    args.extend(
+        common
+            .iter()
+            .filter(|a| !["--model", "dcgan", "--data", "mnist"].contains(a)),
+    );
+    ok(&args);
+
+    let (a, b) = (
+        tensors(&straight.join("checkpoint.safetensors")),
+        tensors(&split.join("checkpoint.safetensors")),
+    );
+    assert_eq!(a.len(), b.len());
+    for ((ka, va), (kb, vb)) in a.iter().zip(&b) {
+        assert_eq!(ka, kb);
+        assert!(
+            va == vb,
+            "{ka} differs between 6 straight steps and 3 + resume + 3"
+        );
+    }
+    let lines = std::fs::read_to_string(split.join("metrics.jsonl")).unwrap();
+    let straight_lines = std::fs::read_to_string(straight.join("metrics.jsonl")).unwrap();
+    let strip = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("seconds");
+                v.to_string()
+            })
+            .collect()
+    };
+    let (split_lines, straight_lines) = (strip(&lines), strip(&straight_lines));
+    assert!(!straight_lines.is_empty());
+    for line in &straight_lines {
+        assert!(
+            split_lines.contains(line),
+            "{line} was not logged identically after resuming"
+        );
+    }
+}
+
+#[test]
+fn a_run_killed_while_checkpointing_keeps_a_loadable_checkpoint() {
+    let run = temp("kill");
+    for (i, delay) in [900u64, 1130, 1370, 1610, 1850, 2090]
+        .into_iter()
+        .enumerate()
+    {
+        let mut args = vec![
+            "train",
+            "--model",
+            "mlp",
+            "--data",
+            "ring",
+            "--steps",
+            "1000000",
+            "--checkpoint-every",
+            "1",
+            "--sample-every",
+            "0",
+            "--quiet",
+            "--out",
+            s(&run),
+        ];
+        let resume = [
+            "train",
+            "--steps",
+            "1000000",
+            "--checkpoint-every",
+            "1",
+            "--sample-every",
+            "0",
+            "--quiet",
+            "--resume",
+            s(&run),
+        ];
+        if i > 0 {
+            args = resume.to_vec();
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let path = run.join("checkpoint.safetensors");
+        let (trainer, _) =
+            checkpoint::load(&path).unwrap_or_else(|e| panic!("after kill {i}: {e}"));
+        assert!(trainer.step > 0);
+    }
+}
+
+#[test]
+fn a_diverging_run_stops_with_the_step_and_keeps_the_last_good_checkpoint() {
+    let run = temp("nan");
+    ok(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        "ring",
+        "--steps",
+        "3",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]);
+    // An absurd learning rate from step 4 on: the losses overflow.
+    let err = fails(&[
+        "train",
+        "--resume",
+        s(&run),
+        "--lr",
+        "1e30",
+        "--steps",
+        "500",
+        "--checkpoint-every",
+        "1",
+        "--quiet",
+    ]);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains("step 4: loss_g is NaN (not finite)"), "{err}");
+    assert!(err.contains("holds the last good state (step 3)"), "{err}");
+    let (trainer, _) = checkpoint::load(&run.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(trainer.step, 3);
+}
+
+#[test]
+fn bad_input_is_one_clear_line() {
+    let err = fails(&["train", "--model", "gan"]);
+    assert!(err.contains("invalid value 'gan'"), "{err}");
+    let err = fails(&[
+        "train",
+        "--image-size",
+        "48",
+        "--data",
+        "emoji",
+        "--out",
+        s(&temp("e48")),
+    ]);
+    assert!(err.contains("image size 48 is not a power of two"), "{err}");
+    let err = fails(&[
+        "train",
+        "--data",
+        "/no/such/data",
+        "--out",
+        s(&temp("nodata")),
+    ]);
+    assert!(err.contains("/no/such/data"), "{err}");
+    let err = fails(&[
+        "train",
+        "--model",
+        "dcgan",
+        "--data",
+        "ring",
+        "--out",
+        s(&temp("ringd")),
+    ]);
+    assert!(err.contains("2-D points"), "{err}");
+    let err = fails(&["sample", "--run", "/no/such/run", "--out", "x.png"]);
+    assert!(err.contains("/no/such/run"), "{err}");
+
+    let run = temp("other");
+    ok(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        "ring",
+        "--steps",
+        "2",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]);
+    let err = fails(&[
+        "translate",
+        "--run",
+        s(&run),
+        "--input",
+        s(&run),
+        "--out",
+        s(&run.join("t")),
+    ]);
+    assert!(err.contains("not a pix2pix run"), "{err}");
+    let err = fails(&[
+        "train",
+        "--resume",
+        s(&run),
+        "--model",
+        "pix2pix",
+        "--steps",
+        "4",
+    ]);
+    assert!(err.contains("does not match"), "{err}");
+    let err = fails(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        "ring",
+        "--steps",
+        "2",
+        "--out",
+        s(&run),
+    ]);
+    assert!(err.contains("already holds a run"), "{err}");
+}

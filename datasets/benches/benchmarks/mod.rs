@@ -1,0 +1,4 @@
+//! One module per family of benches.
+
+pub mod batch;
+pub mod decode;

@@ -1,0 +1,213 @@
+//! Named data sets for the command line, and where their files are looked for.
+//!
+//! | name | what | where (under a data folder) |
+//! |---|---|---|
+//! | `mnist` | MNIST digits, `[1, 28, 28]`, labels 0..9 | `mnist/` (bundled) |
+//! | `fashion-mnist` | Fashion-MNIST, `[1, 28, 28]`, labels 0..9 | `fashion-mnist/` (not bundled) |
+//! | `emoji` | Noto emoji, `[3, 64, 64]`, no labels | `emoji-noto-64/` (bundled) |
+//! | `cifar10` | CIFAR-10 binary batches, `[3, 32, 32]`, labels 0..9 | `cifar10-subset/`, `cifar10/` or `cifar-10-batches-bin/` (not bundled) |
+//! | `ring` | 8 Gaussians on the unit circle, points `[2]` | synthetic, 100,000 points |
+//! | `grid` | 25 Gaussians on {-4..4}², points `[2]` | synthetic, 100,000 points |
+//! | `edges2emoji` | edge map → emoji pairs, `[3, 64, 64]` each | from `emoji` |
+//! | `edges2digits` | edge map → digit pairs, `[1, 28, 28]` each | from `mnist` |
+//!
+//! The emoji sets split by index: every 10th image is the test (validation) split. The
+//! synthetic sets draw their points with seed 0 for [`Split::Train`] and seed 1 for
+//! [`Split::Test`].
+
+use crate::cifar::load_cifar10;
+use crate::dataset::Dataset;
+use crate::edges::{edges2digits, edges2emoji, emoji_split};
+use crate::error::{DataError, Result};
+use crate::idx::{load_idx_images, load_mnist_with_progress};
+use crate::image_set::ImageSet;
+use crate::mixture::Mixture;
+use crate::source::Progress;
+use std::path::{Path, PathBuf};
+
+/// Which part of a data set to load.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Split {
+    /// The training part.
+    #[default]
+    Train,
+    /// The test part (the validation split where a data set has no test split).
+    Test,
+}
+
+/// The environment variable that names the data folder, overriding the bundled `data/`.
+pub const DATA_ENV: &str = "GANTRY_DATA";
+
+/// The names [`builtin`] knows.
+pub const BUILTIN_NAMES: [&str; 8] = [
+    "mnist",
+    "fashion-mnist",
+    "emoji",
+    "cifar10",
+    "ring",
+    "grid",
+    "edges2emoji",
+    "edges2digits",
+];
+
+/// Points in each synthetic mixture data set.
+pub const MIXTURE_POINTS: usize = 100_000;
+
+/// The data folder: `$GANTRY_DATA` if set, otherwise the workspace's bundled `data/` (found
+/// from this crate's source location at compile time).
+pub fn data_dir() -> PathBuf {
+    match std::env::var_os(DATA_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => bundled_data_dir(),
+    }
+}
+
+/// The workspace's bundled `data/` folder.
+pub fn bundled_data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("data")
+}
+
+/// The folders [`builtin`] searches, in order: `$GANTRY_DATA` (if set), the bundled `data/`,
+/// and `shared/data` beside the workspace (where the non-bundled data sets are kept), the last
+/// only if it exists.
+pub fn data_roots() -> Vec<PathBuf> {
+    let mut roots = Vec::new();
+    if let Some(dir) = std::env::var_os(DATA_ENV).filter(|d| !d.is_empty()) {
+        roots.push(PathBuf::from(dir));
+    }
+    roots.push(bundled_data_dir());
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    if shared.is_dir() {
+        roots.push(shared);
+    }
+    roots
+}
+
+/// Loads the data set called `name` (one of [`BUILTIN_NAMES`]) from the folders of
+/// [`data_roots`].
+///
+/// ```
+/// use gantry_datasets::{builtin, Split};
+/// let ring = builtin("ring", Split::Train).unwrap();
+/// assert_eq!(ring.image_shape(), vec![2]);
+/// assert!(builtin("imagenet", Split::Train).is_err());
+/// ```
+pub fn builtin(name: &str, split: Split) -> Result<Box<dyn Dataset>> {
+    builtin_with(name, split, &data_roots(), &mut |_, _| {})
+}
+
+/// Loads the data set called `name`, looking for its folder under each of `roots` in turn
+/// (e.g. `&[user_path]`), and reporting `(bytes read, bytes)` while files are read.
+pub fn builtin_with(
+    name: &str,
+    split: Split,
+    roots: &[PathBuf],
+    progress: Progress<'_>,
+) -> Result<Box<dyn Dataset>> {
+    Ok(match name {
+        "mnist" | "fashion-mnist" => Box::new(load_mnist_with_progress(
+            &locate(name, roots, &[name])?,
+            split,
+            progress,
+        )?),
+        "emoji" => {
+            let all = load_emoji(roots, progress)?;
+            Box::new(all.subset(&emoji_split(all.len(), split)))
+        }
+        "edges2emoji" => Box::new(edges2emoji(&load_emoji(roots, progress)?, split)),
+        "edges2digits" => {
+            let digits =
+                load_mnist_with_progress(&locate("mnist", roots, &["mnist"])?, split, progress)?;
+            Box::new(edges2digits(&digits))
+        }
+        "cifar10" => {
+            let dir = locate(
+                name,
+                roots,
+                &["cifar10-subset", "cifar10", "cifar-10-batches-bin"],
+            )?;
+            Box::new(load_cifar10(&cifar_files(&dir, split)?, progress)?)
+        }
+        "ring" | "grid" => {
+            let mixture = if name == "ring" {
+                Mixture::ring8()
+            } else {
+                Mixture::grid25()
+            };
+            Box::new(mixture.dataset(MIXTURE_POINTS, (split == Split::Test) as u64))
+        }
+        _ => {
+            return Err(DataError::UnknownDataset {
+                name: name.to_string(),
+                known: BUILTIN_NAMES.join(", "),
+            });
+        }
+    })
+}
+
+/// The first `root/sub` that is a folder.
+fn locate(name: &str, roots: &[PathBuf], subs: &[&str]) -> Result<PathBuf> {
+    roots
+        .iter()
+        .flat_map(|r| subs.iter().map(move |s| r.join(s)))
+        .find(|p| p.is_dir())
+        .ok_or_else(|| DataError::NotFound {
+            name: name.to_string(),
+            hint: format!(
+                "no {} folder in {}; set {DATA_ENV} to a folder that holds it, or pass a data path",
+                subs.join(" or "),
+                roots
+                    .iter()
+                    .map(|r| r.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+}
+
+/// The whole emoji set (all 3,786 images) from the first root that has it.
+fn load_emoji(roots: &[PathBuf], progress: Progress<'_>) -> Result<ImageSet> {
+    let dir = locate("emoji", roots, &["emoji-noto-64"])?;
+    let file = ["emoji64-rgb-idx4-ubyte.gz", "emoji64-rgb-idx4-ubyte"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .ok_or_else(|| DataError::NotFound {
+            name: "emoji".into(),
+            hint: format!("no emoji64-rgb-idx4-ubyte(.gz) in {}", dir.display()),
+        })?;
+    load_idx_images(&file, progress)
+}
+
+/// The CIFAR-10 binary files of `split` in `dir`, sorted: names starting `train` or
+/// `data_batch` for training, `test` for testing, ending `.bin` or `.bin.gz`.
+fn cifar_files(dir: &Path, split: Split) -> Result<Vec<PathBuf>> {
+    let prefixes: &[&str] = match split {
+        Split::Train => &["train", "data_batch"],
+        Split::Test => &["test"],
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| DataError::io(dir, e))?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if prefixes.iter().any(|p| name.starts_with(p))
+            && (name.ends_with(".bin") || name.ends_with(".bin.gz"))
+        {
+            files.push(path);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(DataError::Empty {
+            path: dir.to_path_buf(),
+            hint: format!("no {}*.bin(.gz) CIFAR-10 files", prefixes.join("*/")),
+        });
+    }
+    Ok(files)
+}

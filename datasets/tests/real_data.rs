@@ -1,0 +1,214 @@
+//! The bundled real data: counts, label histograms and pixel checksums of MNIST and the emoji
+//! (computed once from the raw files), the derived pair sets, and CIFAR-10 where the shared data
+//! folder is present.
+
+use gantry_datasets::{
+    DataError, Dataset, ImageSet, Split, builtin, builtin_with, bundled_data_dir, data_roots,
+    edges2digits, edges2emoji, load_idx_images, load_mnist, load_mnist_with_progress,
+};
+use std::sync::OnceLock;
+
+fn mnist(split: Split) -> &'static ImageSet {
+    static TRAIN: OnceLock<ImageSet> = OnceLock::new();
+    static TEST: OnceLock<ImageSet> = OnceLock::new();
+    let cell = if split == Split::Train { &TRAIN } else { &TEST };
+    cell.get_or_init(|| {
+        load_mnist(&bundled_data_dir().join("mnist"), split).expect("bundled MNIST")
+    })
+}
+
+fn emoji() -> &'static ImageSet {
+    static EMOJI: OnceLock<ImageSet> = OnceLock::new();
+    EMOJI.get_or_init(|| {
+        let path = bundled_data_dir().join("emoji-noto-64/emoji64-rgb-idx4-ubyte.gz");
+        load_idx_images(&path, &mut |_, _| {}).expect("bundled emoji")
+    })
+}
+
+fn pixel_sum(set: &ImageSet, i: usize) -> u64 {
+    set.pixels(i).iter().map(|&v| v as u64).sum()
+}
+
+#[test]
+fn mnist_train_counts_histogram_and_checksums() {
+    let train = mnist(Split::Train);
+    assert_eq!(train.len(), 60_000);
+    assert_eq!(train.shape(), [1, 28, 28]);
+    assert_eq!(
+        train.class_counts(),
+        vec![5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    );
+    assert_eq!(&train.labels().unwrap()[..5], &[5, 0, 4, 1, 9]);
+    // Sums of the u8 pixels, from the raw IDX file.
+    assert_eq!(pixel_sum(train, 0), 27_525);
+    assert_eq!(pixel_sum(train, 1), 31_095);
+    assert_eq!(pixel_sum(train, 59_999), 20_920);
+    let total: u64 = train.as_bytes().iter().map(|&v| v as u64).sum();
+    assert_eq!(total, 1_567_298_545);
+}
+
+#[test]
+fn mnist_test_counts_histogram_and_checksums() {
+    let test = mnist(Split::Test);
+    assert_eq!(test.len(), 10_000);
+    assert_eq!(
+        test.class_counts(),
+        vec![980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    );
+    assert_eq!(&test.labels().unwrap()[..5], &[7, 2, 1, 0, 4]);
+    assert_eq!(pixel_sum(test, 0), 18_454);
+    assert_eq!(pixel_sum(test, 1), 28_850);
+    assert_eq!(pixel_sum(test, 9_999), 41_833);
+    let ex = test.get(0);
+    assert_eq!(ex.image.shape(), &[1, 28, 28]);
+    assert_eq!(ex.label, Some(7));
+    let v = ex.image.to_vec();
+    assert_eq!(v[0], -1.0); // the corner is background
+    assert!(v.contains(&1.0));
+}
+
+#[test]
+fn progress_reaches_the_total() {
+    let mut last = (0, 0);
+    let mut calls = 0;
+    load_mnist_with_progress(
+        &bundled_data_dir().join("mnist"),
+        Split::Test,
+        &mut |d, t| {
+            assert!(d <= t);
+            last = (d, t);
+            calls += 1;
+        },
+    )
+    .unwrap();
+    assert!(calls >= 2);
+    assert_eq!(last.0, last.1);
+    assert_eq!(last.1, 1_616_508 + 4_517);
+}
+
+#[test]
+fn emoji_counts_and_checksums() {
+    let e = emoji();
+    assert_eq!(e.len(), 3786);
+    assert_eq!(e.shape(), [3, 64, 64]);
+    assert_eq!(pixel_sum(e, 0), 2_131_107);
+    assert_eq!(pixel_sum(e, 1), 2_159_504);
+    assert_eq!(pixel_sum(e, 3785), 2_271_625);
+    // HWC on disk, CHW in memory: the corner pixel is white (composited background).
+    assert_eq!(&e.hwc(0)[..3], &[255, 255, 255]);
+}
+
+#[test]
+fn edges2emoji_is_a_deterministic_line_drawing() {
+    let e = emoji();
+    let val = edges2emoji(e, Split::Test);
+    assert_eq!(val.len(), 379);
+    assert_eq!(edges2emoji(e, Split::Train).len(), 3407);
+    assert_eq!(val.image_shape(), vec![3, 64, 64]);
+    assert_eq!(val.target().pixels(1), e.pixels(10)); // every 10th image
+    assert_eq!(val, edges2emoji(e, Split::Test));
+    let a = val.input().as_bytes();
+    assert!(a.iter().all(|&v| v == 0 || v == 255));
+    let ink = a.iter().filter(|&&v| v == 0).count() as f64 / a.len() as f64;
+    assert!((0.02..0.35).contains(&ink), "fraction of line pixels {ink}");
+    // The three channels of the drawing are the same plane.
+    let x = val.input().pixels(0);
+    assert_eq!(&x[..4096], &x[4096..8192]);
+}
+
+#[test]
+fn edges2digits_outlines_every_digit() {
+    let pairs = edges2digits(mnist(Split::Test));
+    assert_eq!(pairs.len(), 10_000);
+    assert_eq!(pairs.image_shape(), vec![1, 28, 28]);
+    assert_eq!(pairs.target_shape(), Some(vec![1, 28, 28]));
+    for i in [0, 1, 2, 9_999] {
+        let a = pairs.input().pixels(i);
+        let lines = a.iter().filter(|&&v| v == 0).count();
+        assert!((20..400).contains(&lines), "digit {i}: {lines} line pixels");
+        // Lines lie on or next to the digit's strokes.
+        let b = pairs.target().pixels(i);
+        for (p, _) in a.iter().enumerate().filter(|(_, v)| **v == 0) {
+            let (x, y) = ((p % 28) as isize, (p / 28) as isize);
+            let near = (-2..=2).any(|dy| {
+                (-2..=2).any(|dx| {
+                    let (nx, ny) = (x + dx, y + dy);
+                    (0..28).contains(&nx)
+                        && (0..28).contains(&ny)
+                        && b[(ny * 28 + nx) as usize] > 64
+                })
+            });
+            assert!(near, "digit {i}: line at ({x}, {y}) far from the stroke");
+        }
+    }
+}
+
+#[test]
+fn builtin_names_load() {
+    for (name, shape, target) in [
+        ("ring", vec![2], None),
+        ("grid", vec![2], None),
+        ("emoji", vec![3, 64, 64], None),
+        ("edges2emoji", vec![3, 64, 64], Some(vec![3, 64, 64])),
+    ] {
+        let ds = builtin(name, Split::Test).unwrap();
+        assert_eq!(ds.image_shape(), shape, "{name}");
+        assert_eq!(ds.target_shape(), target, "{name}");
+        assert!(!ds.is_empty());
+    }
+    let ring = builtin("ring", Split::Train).unwrap();
+    assert_eq!(ring.len(), gantry_datasets::MIXTURE_POINTS);
+    assert_eq!(ring.num_classes(), Some(8));
+    let err = builtin("imagenet", Split::Train).err().unwrap();
+    assert!(err.to_string().contains("edges2digits"), "{err}");
+}
+
+#[test]
+fn missing_data_is_a_clear_error() {
+    let empty = tempfile::tempdir().unwrap();
+    let roots = [empty.path().to_path_buf()];
+    for name in ["fashion-mnist", "cifar10", "mnist", "emoji"] {
+        let err = builtin_with(name, Split::Train, &roots, &mut |_, _| {})
+            .err()
+            .unwrap();
+        assert!(matches!(err, DataError::NotFound { .. }), "{name}: {err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("GANTRY_DATA") && msg.contains(&empty.path().display().to_string()),
+            "{msg}"
+        );
+    }
+}
+
+/// CIFAR-10 and Fashion-MNIST are not bundled; checked where the shared data folder is present.
+#[test]
+fn shared_cifar10_and_fashion_mnist_if_present() {
+    let roots = data_roots();
+    if !roots.iter().any(|r| r.join("cifar10-subset").is_dir()) {
+        eprintln!("shared data not present: skipping CIFAR-10 / Fashion-MNIST checks");
+        return;
+    }
+    let cifar = builtin_with("cifar10", Split::Test, &roots, &mut |_, _| {}).unwrap();
+    assert_eq!(cifar.len(), 2000);
+    assert_eq!(cifar.image_shape(), vec![3, 32, 32]);
+    assert_eq!(cifar.num_classes(), Some(10));
+    let labels: Vec<usize> = (0..cifar.len())
+        .map(|i| cifar.get(i).label.unwrap())
+        .collect();
+    assert_eq!((labels[0], labels[1], labels[10]), (0, 1, 0));
+    for c in 0..10 {
+        assert_eq!(labels.iter().filter(|&&l| l == c).count(), 200);
+    }
+    // Sum of image 0's bytes from the raw file: 441695, i.e. this mean in [-1, 1].
+    let mean = cifar.get(0).image.mean_all() as f64;
+    assert!(
+        (mean - (441_695.0 / 3072.0 - 127.5) / 127.5).abs() < 1e-5,
+        "{mean}"
+    );
+
+    let fashion = builtin_with("fashion-mnist", Split::Test, &roots, &mut |_, _| {}).unwrap();
+    assert_eq!(fashion.len(), 10_000);
+    let mut counts = [0; 10];
+    (0..fashion.len()).for_each(|i| counts[fashion.get(i).label.unwrap()] += 1);
+    assert_eq!(counts, [1000; 10]);
+}
