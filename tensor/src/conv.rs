@@ -5,17 +5,20 @@
 //! is the convolution. Weights use PyTorch's layouts: conv2d `[out, in, kh, kw]`,
 //! conv_transpose2d `[in, out, kh, kw]`.
 //!
-//! The batch runs in parallel when it has at least as many samples as threads; smaller batches
-//! give the threads to each GEMM instead.
+//! The whole batch is one GEMM: the column matrices of all samples sit side by side,
+//! `[C * kh * kw, N * oh * ow]`, so the product is large enough to run near the GEMM peak and
+//! parallel inside the GEMM. im2col fills rows in parallel; col2im runs per sample in parallel.
+//! Batches whose column matrix would exceed [`COL_LIMIT`] elements go in fixed-size chunks of
+//! samples (the chunking depends only on the shapes, so the numbers do not depend on the thread
+//! count).
 
 use crate::Tensor;
-use crate::im2col::{Geometry, col2im, im2col};
+use crate::im2col::{Geometry, col2im, im2col_row};
 use crate::matmul::gemm;
-use crate::parallel::{for_each_sample, map_range};
+use crate::parallel::for_each_chunk_mut;
 
-/// The weight gradient sums over the batch in this many fixed groups of consecutive samples, so
-/// that its rounding depends neither on the thread count nor on the `parallel` feature.
-const WEIGHT_GRAD_GROUPS: usize = 4;
+/// The most elements a column matrix may hold (64 MiB of f32).
+const COL_LIMIT: usize = 1 << 24;
 
 /// Stride, padding and dilation of a 2-D convolution, as `[height, width]` pairs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +156,55 @@ fn conv_geometry(op: &str, input: &[usize], weight: &[usize], p: &Conv2dParams) 
     }
 }
 
+/// The sample ranges `n0..n1` a batch of `n` is processed in, for column matrices of
+/// `per_sample` elements per sample.
+fn sample_chunks(n: usize, per_sample: usize) -> impl Iterator<Item = (usize, usize)> {
+    let step = (COL_LIMIT / per_sample.max(1)).clamp(1, n.max(1));
+    (0..n).step_by(step).map(move |n0| (n0, (n0 + step).min(n)))
+}
+
+/// The column matrix `[rows, (n1 - n0) * oh * ow]` of samples `n0..n1` of `x` (`[N, C, H, W]`).
+fn batch_im2col(x: &[f32], g: &Geometry, n0: usize, n1: usize) -> Vec<f32> {
+    let in_len = g.channels * g.in_hw[0] * g.in_hw[1];
+    let hw = g.col_cols();
+    let ncols = (n1 - n0) * hw;
+    let mut col = vec![0.0f32; g.col_rows() * ncols];
+    for_each_chunk_mut(&mut col, ncols, |row, dst| {
+        for (i, n) in (n0..n1).enumerate() {
+            im2col_row(
+                &x[n * in_len..(n + 1) * in_len],
+                g,
+                row,
+                &mut dst[i * hw..(i + 1) * hw],
+            );
+        }
+    });
+    col
+}
+
+/// Samples `n0..n1` of `[N, C, HW]` data laid out channel-major: `[C, (n1 - n0) * HW]`.
+fn channel_major(x: &[f32], c: usize, hw: usize, n0: usize, n1: usize) -> Vec<f32> {
+    let m = n1 - n0;
+    let mut out = vec![0.0f32; c * m * hw];
+    for_each_chunk_mut(&mut out, m * hw, |ch, dst| {
+        for i in 0..m {
+            dst[i * hw..(i + 1) * hw].copy_from_slice(&x[((n0 + i) * c + ch) * hw..][..hw]);
+        }
+    });
+    out
+}
+
+/// Writes channel-major `[C, m * HW]` data into samples `n0..n0 + m` of `[N, C, HW]` `out`.
+fn to_sample_major(src: &[f32], c: usize, hw: usize, n0: usize, out: &mut [f32]) {
+    let m = src.len() / (c * hw).max(1);
+    let dst = &mut out[n0 * c * hw..(n0 + m) * c * hw];
+    for_each_chunk_mut(dst, c * hw, |i, sample| {
+        for ch in 0..c {
+            sample[ch * hw..(ch + 1) * hw].copy_from_slice(&src[(ch * m + i) * hw..][..hw]);
+        }
+    });
+}
+
 /// Adds `bias[c]` to every element of channel `c` of a `[N, C, ...]` buffer.
 fn add_channel_bias(out: &mut [f32], bias: &[f32], plane: usize) {
     for (i, chunk) in out.chunks_mut(plane).enumerate() {
@@ -197,13 +249,24 @@ impl Tensor {
         let bias = check_bias("conv2d", bias, o);
         let (x, w) = (self.as_slice(), weight.as_slice());
         let (rows, cols) = (g.col_rows(), g.col_cols());
-        let in_len = g.channels * g.in_hw[0] * g.in_hw[1];
         let mut out = vec![0.0f32; n * o * cols];
-        for_each_sample(&mut out, o * cols, |i, y, par| {
-            let mut col = vec![0.0f32; rows * cols];
-            im2col(&x[i * in_len..(i + 1) * in_len], &g, &mut col);
-            gemm(o, cols, rows, &w, false, &col, false, y, false, par);
-        });
+        for (n0, n1) in sample_chunks(n, rows * cols) {
+            let col = batch_im2col(&x, &g, n0, n1);
+            let mut y = vec![0.0f32; o * (n1 - n0) * cols];
+            gemm(
+                o,
+                (n1 - n0) * cols,
+                rows,
+                &w,
+                false,
+                &col,
+                false,
+                &mut y,
+                false,
+                true,
+            );
+            to_sample_major(&y, o, cols, n0, &mut out);
+        }
         if let Some(b) = bias {
             add_channel_bias(&mut out, &b, cols);
         }
@@ -243,22 +306,17 @@ impl Tensor {
         let (rows, cols, o) = (g.col_rows(), g.col_cols(), ws[0]);
         let in_len = g.channels * input_hw[0] * input_hw[1];
         let mut out = vec![0.0f32; n * in_len];
-        for_each_sample(&mut out, in_len, |i, gx, par| {
-            let mut col = vec![0.0f32; rows * cols];
+        for (n0, n1) in sample_chunks(n, rows * cols) {
+            let ncols = (n1 - n0) * cols;
+            let gy_cm = channel_major(&gy, o, cols, n0, n1);
+            let mut gcol = vec![0.0f32; rows * ncols];
             gemm(
-                rows,
-                cols,
-                o,
-                &w,
-                true,
-                &gy[i * o * cols..],
-                false,
-                &mut col,
-                false,
-                par,
+                rows, ncols, o, &w, true, &gy_cm, false, &mut gcol, false, true,
             );
-            col2im(&col, &g, gx);
-        });
+            for_each_chunk_mut(&mut out[n0 * in_len..n1 * in_len], in_len, |i, gx| {
+                col2im(&gcol[i * cols..], ncols, &g, gx);
+            });
+        }
         Tensor::from_vec(&input, out)
     }
 
@@ -287,33 +345,22 @@ impl Tensor {
         );
         let (x, gy) = (self.as_slice(), grad_out.as_slice());
         let (n, o, rows, cols) = (xs[0], gs[1], g.col_rows(), g.col_cols());
-        let in_len = g.channels * g.in_hw[0] * g.in_hw[1];
-        let groups = WEIGHT_GRAD_GROUPS.min(n).max(1);
-        let per_group = n.div_ceil(groups);
-        let single = groups == 1;
-        let partials = map_range(groups, |gi| {
-            let mut acc = vec![0.0f32; o * rows];
-            let mut col = vec![0.0f32; rows * cols];
-            for i in gi * per_group..((gi + 1) * per_group).min(n) {
-                im2col(&x[i * in_len..(i + 1) * in_len], &g, &mut col);
-                gemm(
-                    o,
-                    rows,
-                    cols,
-                    &gy[i * o * cols..],
-                    false,
-                    &col,
-                    true,
-                    &mut acc,
-                    true,
-                    single,
-                );
-            }
-            acc
-        });
-        let mut total = partials[0].clone();
-        for part in &partials[1..] {
-            total.iter_mut().zip(part).for_each(|(t, v)| *t += v);
+        let mut total = vec![0.0f32; o * rows];
+        for (i, (n0, n1)) in sample_chunks(n, rows * cols).enumerate() {
+            let col = batch_im2col(&x, &g, n0, n1);
+            let gy_cm = channel_major(&gy, o, cols, n0, n1);
+            gemm(
+                o,
+                rows,
+                (n1 - n0) * cols,
+                &gy_cm,
+                false,
+                &col,
+                true,
+                &mut total,
+                i > 0,
+                true,
+            );
         }
         Tensor::from_vec(&wshape, total)
     }

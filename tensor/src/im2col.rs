@@ -37,73 +37,81 @@ impl Geometry {
         (lo.min(out), hi.min(out).max(lo.min(out)))
     }
 
-    /// Calls `f(row, out_y, in_y, x_lo, x_hi, in_x0)` for every kernel tap and output row whose
-    /// input row exists: output columns `x_lo..x_hi` read input columns
-    /// `in_x0 + (ox - x_lo) * stride_x`.
-    fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize, usize, usize, usize)) {
+    /// Calls `f(out_y, in_row_start, x_lo, x_hi, in_x0)` for each output row of kernel tap
+    /// `row` (`(c * kh + ki) * kw + kj`) whose input row exists: output columns `x_lo..x_hi`
+    /// read input columns `in_x0 + (ox - x_lo) * stride_x` of the input row starting at
+    /// `in_row_start` in the `[C, H, W]` image.
+    fn for_each_run(&self, row: usize, mut f: impl FnMut(usize, usize, usize, usize, usize)) {
         let [h, w] = self.in_hw;
         let [oh, ow] = self.out_hw;
         let [kh, kw] = self.kernel;
         let [sh, sw] = self.stride;
         let [ph, pw] = self.padding;
         let [dh, dw] = self.dilation;
-        for c in 0..self.channels {
-            for ki in 0..kh {
-                let (y_lo, y_hi) = Self::valid(oh, h, sh, ki * dh, ph);
-                for kj in 0..kw {
-                    let row = (c * kh + ki) * kw + kj;
-                    let (x_lo, x_hi) = Self::valid(ow, w, sw, kj * dw, pw);
-                    if x_lo == x_hi {
-                        continue;
-                    }
-                    for oy in y_lo..y_hi {
-                        let iy = oy * sh + ki * dh - ph;
-                        let ix0 = (x_lo * sw + kj * dw).wrapping_sub(pw);
-                        f(row, oy, c * h * w + iy * w, x_lo, x_hi, ix0);
-                    }
-                }
-            }
+        let (c, ki, kj) = (row / (kh * kw), (row / kw) % kh, row % kw);
+        let (y_lo, y_hi) = Self::valid(oh, h, sh, ki * dh, ph);
+        let (x_lo, x_hi) = Self::valid(ow, w, sw, kj * dw, pw);
+        if x_lo == x_hi {
+            return;
+        }
+        let ix0 = x_lo * sw + kj * dw - pw;
+        for oy in y_lo..y_hi {
+            let iy = oy * sh + ki * dh - ph;
+            f(oy, c * h * w + iy * w, x_lo, x_hi, ix0);
         }
     }
 }
 
-/// Writes the column matrix of one image `x` (`[C, H, W]`) into `col`.
-pub(crate) fn im2col(x: &[f32], g: &Geometry, col: &mut [f32]) {
-    let [_, ow] = g.out_hw;
+/// Writes row `row` of the column matrix of one image `x` (`[C, H, W]`) into `dst`
+/// (`oh * ow` values), zeros where the receptive field falls in the padding.
+pub(crate) fn im2col_row(x: &[f32], g: &Geometry, row: usize, dst: &mut [f32]) {
+    let ow = g.out_hw[1];
     let sw = g.stride[1];
-    let cols = g.col_cols();
-    col[..g.col_rows() * cols].fill(0.0);
-    g.for_each_run(|row, oy, in_row, x_lo, x_hi, ix0| {
-        let dst = &mut col[row * cols + oy * ow..][x_lo..x_hi];
+    dst.fill(0.0);
+    g.for_each_run(row, |oy, in_row, x_lo, x_hi, ix0| {
+        let out = &mut dst[oy * ow + x_lo..oy * ow + x_hi];
         let src = &x[in_row + ix0..];
         if sw == 1 {
-            dst.copy_from_slice(&src[..dst.len()]);
+            out.copy_from_slice(&src[..out.len()]);
         } else {
-            for (i, d) in dst.iter_mut().enumerate() {
+            for (i, d) in out.iter_mut().enumerate() {
                 *d = src[i * sw];
             }
         }
     });
 }
 
-/// Adds the column matrix `col` back into one image `x` (`[C, H, W]`): the adjoint of `im2col`.
-pub(crate) fn col2im(col: &[f32], g: &Geometry, x: &mut [f32]) {
-    let [_, ow] = g.out_hw;
-    let sw = g.stride[1];
+/// Writes the whole column matrix `[C * kh * kw, oh * ow]` of one image `x` into `col`.
+#[cfg(test)]
+pub(crate) fn im2col(x: &[f32], g: &Geometry, col: &mut [f32]) {
     let cols = g.col_cols();
-    g.for_each_run(|row, oy, in_row, x_lo, x_hi, ix0| {
-        let src = &col[row * cols + oy * ow..][x_lo..x_hi];
-        let dst = &mut x[in_row + ix0..];
-        if sw == 1 {
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d += s;
+    for (row, dst) in col.chunks_mut(cols).take(g.col_rows()).enumerate() {
+        im2col_row(x, g, row, dst);
+    }
+}
+
+/// Adds a column matrix back into one image `x` (`[C, H, W]`): the adjoint of `im2col`.
+/// Row `r` of the matrix is `col[r * ld..][..oh * ow]`, so the matrix may be one sample's
+/// block of columns in a wider, batch-wide matrix of leading dimension `ld`.
+pub(crate) fn col2im(col: &[f32], ld: usize, g: &Geometry, x: &mut [f32]) {
+    let ow = g.out_hw[1];
+    let sw = g.stride[1];
+    for row in 0..g.col_rows() {
+        let src_row = &col[row * ld..];
+        g.for_each_run(row, |oy, in_row, x_lo, x_hi, ix0| {
+            let src = &src_row[oy * ow + x_lo..oy * ow + x_hi];
+            let dst = &mut x[in_row + ix0..];
+            if sw == 1 {
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d += s;
+                }
+            } else {
+                for (i, s) in src.iter().enumerate() {
+                    dst[i * sw] += s;
+                }
             }
-        } else {
-            for (i, s) in src.iter().enumerate() {
-                dst[i * sw] += s;
-            }
-        }
-    });
+        });
+    }
 }
 
 #[cfg(test)]
@@ -159,7 +167,7 @@ mod tests {
         let mut col = vec![0.0; c.len()];
         im2col(&x, &g, &mut col);
         let mut back = vec![0.0; 40];
-        col2im(&c, &g, &mut back);
+        col2im(&c, g.col_cols(), &g, &mut back);
         let lhs: f32 = col.iter().zip(&c).map(|(a, b)| a * b).sum();
         let rhs: f32 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
         assert_eq!(lhs, rhs);

@@ -153,7 +153,7 @@ impl Tensor {
                 );
                 c
             });
-            for (dst, src) in out.chunks_mut(m * n).zip(blocks) {
+            for (dst, src) in out.chunks_mut((m * n).max(1)).zip(blocks) {
                 dst.copy_from_slice(&src);
             }
         } else {

@@ -69,32 +69,3 @@ pub(crate) fn gemm_parallelism(flops: usize) -> gemm::Parallelism {
     let _ = flops;
     gemm::Parallelism::None
 }
-
-/// Runs `f(sample, out_chunk, parallel_gemm)` for each of the `out.len() / chunk_len` samples of
-/// a batch: the samples in parallel when there are at least as many as threads (each GEMM then
-/// single-threaded), otherwise one after the other with multi-threaded GEMMs. Either way each
-/// sample's numbers are computed the same way.
-pub(crate) fn for_each_sample<F>(out: &mut [f32], chunk_len: usize, f: F)
-where
-    F: Fn(usize, &mut [f32], bool) + Sync + Send,
-{
-    if chunk_len == 0 {
-        return;
-    }
-    let samples = out.len() / chunk_len;
-    #[cfg(feature = "parallel")]
-    {
-        use rayon::prelude::*;
-        let threads = num_threads();
-        if threads > 1 && samples >= threads {
-            out.par_chunks_mut(chunk_len)
-                .enumerate()
-                .for_each(|(i, c)| f(i, c, false));
-            return;
-        }
-    }
-    let _ = samples;
-    out.chunks_mut(chunk_len)
-        .enumerate()
-        .for_each(|(i, c)| f(i, c, true));
-}
