@@ -34,6 +34,14 @@ pub fn write_safetensors(
         path: path.to_path_buf(),
         source,
     };
+    // `safetensors::serialize` panics on a repeated name; refuse it here instead.
+    let mut seen = std::collections::HashSet::new();
+    if let Some((name, _)) = tensors.iter().find(|(n, _)| !seen.insert(n.as_str())) {
+        return Err(NnError::Format {
+            path: path.to_path_buf(),
+            message: format!("tensor name {name} appears more than once"),
+        });
+    }
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
         .map(|(name, t)| {
@@ -204,6 +212,7 @@ pub struct LoadOptions<'a> {
     pub strict: bool,
     /// Maps a file key to the model's name for it (`None` drops the key), for models whose
     /// names differ from the file's.
+    #[allow(clippy::type_complexity)] // a closure type, clearer spelled out than aliased
     pub rename: Option<&'a dyn Fn(&str) -> Option<String>>,
 }
 

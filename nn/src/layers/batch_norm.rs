@@ -34,7 +34,7 @@ impl BatchNormConfig {
     /// If `num_features` is 0, `eps` is not positive, or `momentum` is outside `[0, 1]`.
     pub fn build(&self) -> Result<BatchNorm> {
         let c = self.num_features;
-        if c == 0 || !(self.eps > 0.0) || !(0.0..=1.0).contains(&self.momentum) {
+        if c == 0 || self.eps.is_nan() || self.eps <= 0.0 || !(0.0..=1.0).contains(&self.momentum) {
             return Err(config_error(
                 "BatchNorm",
                 format!("invalid settings {self:?}"),
