@@ -4,6 +4,9 @@ use crate::Var;
 use crate::op::Op;
 use gantry_tensor::Tensor;
 
+// `add`, `sub`, `mul`, `div` and `neg` mirror `Tensor`'s methods of the same names; `Var` is
+// `Copy`, so they take `self`, which clippy mistakes for would-be operator impls.
+#[allow(clippy::should_implement_trait)]
 impl<'t> Var<'t> {
     #[track_caller]
     fn binary(
