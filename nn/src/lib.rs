@@ -47,5 +47,7 @@ pub mod state_dict;
 
 pub use error::{NnError, Result};
 pub use layers::*;
-pub use module::{Mode, Module, join, named_params, param_count, set_requires_grad, summary};
+pub use module::{
+    Mode, Module, join, named_params, param_count, set_requires_grad, summary, visit_weight_bias,
+};
 pub use param::{Param, ParamId, ParamKind, ParamRole};

@@ -47,6 +47,20 @@ pub fn join(prefix: &str, name: &str) -> String {
     }
 }
 
+/// Visits a layer's `weight` and, if it has one, its `bias`: the names every linear and
+/// convolution layer shares with PyTorch.
+pub fn visit_weight_bias<'a>(
+    prefix: &str,
+    weight: &'a Param,
+    bias: Option<&'a Param>,
+    f: &mut dyn FnMut(&str, &'a Param),
+) {
+    f(&join(prefix, "weight"), weight);
+    if let Some(b) = bias {
+        f(&join(prefix, "bias"), b);
+    }
+}
+
 /// Every parameter of `module` with its dotted name, in visiting order.
 pub fn named_params(module: &dyn Module) -> Vec<(String, &Param)> {
     let mut out = Vec::new();

@@ -2,7 +2,7 @@
 
 use crate::error::{Result, config_error};
 use crate::init::kaiming_uniform;
-use crate::module::{Mode, Module, join};
+use crate::module::{Mode, Module, visit_weight_bias};
 use crate::param::{Param, ParamRole};
 use gantry_autodiff::Var;
 use gantry_tensor::Conv2dParams;
@@ -131,10 +131,7 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a Param)) {
-        f(&join(prefix, "weight"), &self.weight);
-        if let Some(b) = &self.bias {
-            f(&join(prefix, "bias"), b);
-        }
+        visit_weight_bias(prefix, &self.weight, self.bias.as_ref(), f);
     }
 
     fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
