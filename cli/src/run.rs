@@ -16,10 +16,18 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// Opens (creating if needed) a run directory and its `samples/` folder.
+    /// Opens (creating if needed) a run directory and its `samples/` folder, removing
+    /// temporary files of interrupted checkpoint writes.
     pub fn create(root: &Path) -> Result<Self> {
         std::fs::create_dir_all(root.join("samples"))
             .with_context(|| format!("cannot create run directory {}", root.display()))?;
+        // A process killed while writing its checkpoint leaves the temporary file behind.
+        let stale = format!("{CHECKPOINT}.tmp-");
+        for entry in std::fs::read_dir(root)?.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&stale) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         Ok(RunDir {
             root: root.to_path_buf(),
         })

@@ -365,6 +365,17 @@ fn a_run_killed_while_checkpointing_keeps_a_loadable_checkpoint() {
             checkpoint::load(&path).unwrap_or_else(|e| panic!("after kill {i}: {e}"));
         assert!(trainer.step > 0);
     }
+    // Opening the run again clears what a kill during a write left behind (the run is past
+    // the target, so it stops right after).
+    let err = fails(&["train", "--resume", s(&run), "--steps", "1"]);
+    assert!(err.contains("already at step"), "{err}");
+    let leftovers: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
 #[test]
