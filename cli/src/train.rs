@@ -64,7 +64,7 @@ pub struct TrainArgs {
     /// ring for mlp, edges2emoji for pix2pix].
     #[arg(long)]
     pub data: Option<String>,
-    /// Total generator steps to reach (a resumed run continues up to this) [default: 1500
+    /// Total generator steps to reach (a resumed run continues up to this) [default: 1000
     /// for dcgan, 4000 for mlp, 2000 for pix2pix].
     #[arg(long, conflicts_with = "epochs")]
     pub steps: Option<u64>,
@@ -269,7 +269,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         (Some(s), _) => s,
         (None, Some(e)) => e * (data.set.len() / batch_size / args.k.max(1)).max(1) as u64,
         (None, None) => match settings.model {
-            ModelArg::Dcgan => 1500,
+            ModelArg::Dcgan => 1000,
             ModelArg::Mlp => 4000,
             ModelArg::Pix2pix => 2000,
         },
