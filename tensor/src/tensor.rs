@@ -322,7 +322,8 @@ impl Tensor {
         self.data.iter().all(|v| v.is_finite())
     }
 
-    /// The largest absolute difference to `other`, for tests and parity checks.
+    /// The largest absolute difference to `other`, for tests and parity checks. NaN if any
+    /// difference is NaN (a NaN on either side), so that `max_abs_diff(..) < tol` fails on it.
     ///
     /// # Panics
     /// If the shapes differ.
@@ -333,7 +334,7 @@ impl Tensor {
             .iter()
             .zip(other.data.iter())
             .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max)
+            .fold(0.0, |m, d| if d > m || d.is_nan() { d } else { m })
     }
 }
 
@@ -388,6 +389,15 @@ mod tests {
         assert_eq!(p.shape(), &[1, 3, 4]);
         assert_eq!(p.to_vec()[..4], [-1., -1., -1., -1.]);
         assert_eq!(p.unpad(&[(0, 0), (1, 0), (0, 2)]), a);
+    }
+
+    #[test]
+    fn max_abs_diff_reports_nan() {
+        let a = Tensor::from_vec(&[3], vec![1.0, 2.0, 3.0]);
+        let b = Tensor::from_vec(&[3], vec![1.5, f32::NAN, 3.0]);
+        assert_eq!(a.max_abs_diff(&a.add_scalar(0.25)), 0.25);
+        assert!(a.max_abs_diff(&b).is_nan());
+        assert!(b.max_abs_diff(&a).is_nan());
     }
 
     #[test]
