@@ -1,0 +1,255 @@
+//! Property tests of the broadcasting binary operations and the unary maps.
+//!
+//! The binary operations are compared, bit for bit, with a reference that computes every output
+//! element from explicit indices: output index `i` reads operand index `i` aligned at the last
+//! axis, with 0 on the operand's length-1 axes.
+
+use gantry_tensor::Tensor;
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A binary operation under test: its name, the tensor method and the scalar definition.
+type BinaryOp = (
+    &'static str,
+    fn(&Tensor, &Tensor) -> Tensor,
+    fn(f32, f32) -> f32,
+);
+
+/// Every broadcasting binary operation of the crate, with the scalar function it must apply.
+fn binary_ops() -> Vec<BinaryOp> {
+    fn mask(b: bool) -> f32 {
+        if b { 1.0 } else { 0.0 }
+    }
+    vec![
+        ("add", Tensor::add, |a, b| a + b),
+        ("sub", Tensor::sub, |a, b| a - b),
+        ("mul", Tensor::mul, |a, b| a * b),
+        ("div", Tensor::div, |a, b| a / b),
+        ("maximum", Tensor::maximum, f32::max),
+        ("minimum", Tensor::minimum, f32::min),
+        ("gt", Tensor::gt, |a, b| mask(a > b)),
+        ("ge", Tensor::ge, |a, b| mask(a >= b)),
+        ("lt", Tensor::lt, |a, b| mask(a < b)),
+        ("le", Tensor::le, |a, b| mask(a <= b)),
+        ("eq_mask", Tensor::eq_mask, |a, b| mask(a == b)),
+    ]
+}
+
+/// Row-major strides of `shape`.
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// The flat offset in an operand of `shape` (aligned at the last axis) read by the output
+/// multi-index `idx`: length-1 axes always read index 0.
+fn source_offset(idx: &[usize], shape: &[usize]) -> usize {
+    let lead = idx.len() - shape.len();
+    let st = strides(shape);
+    shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if d == 1 { 0 } else { idx[lead + i] * st[i] })
+        .sum()
+}
+
+/// The multi-index of flat offset `flat` in a row-major `shape`.
+fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; shape.len()];
+    for i in (0..shape.len()).rev() {
+        idx[i] = flat % shape[i];
+        flat /= shape[i];
+    }
+    idx
+}
+
+/// Whether two results are the same value: equal bits, or both NaN.
+fn same(a: f32, b: f32) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+/// Checks every binary operation on `a` and `b` against the explicit-index reference.
+fn check_all_ops(a: &Tensor, b: &Tensor) -> Result<(), TestCaseError> {
+    let (sa, sb) = (a.shape(), b.shape());
+    let rank = sa.len().max(sb.len());
+    let dim = |s: &[usize], i: usize| {
+        if i + s.len() >= rank {
+            s[i + s.len() - rank]
+        } else {
+            1
+        }
+    };
+    let out_shape: Vec<usize> = (0..rank).map(|i| dim(sa, i).max(dim(sb, i))).collect();
+    let (av, bv) = (a.to_vec(), b.to_vec());
+    for (name, op, f) in binary_ops() {
+        let got = op(a, b);
+        prop_assert_eq!(
+            got.shape(),
+            &out_shape[..],
+            "{}: shape of {:?} with {:?}",
+            name,
+            sa,
+            sb
+        );
+        for (flat, &g) in got.to_vec().iter().enumerate() {
+            let idx = unravel(flat, &out_shape);
+            let (x, y) = (av[source_offset(&idx, sa)], bv[source_offset(&idx, sb)]);
+            let want = f(x, y);
+            prop_assert!(
+                same(g, want),
+                "{}({:?}, {:?}) at {:?}: got {} for ({}, {}), expected {}",
+                name,
+                sa,
+                sb,
+                idx,
+                g,
+                x,
+                y,
+                want
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Random values on a coarse grid (multiples of 0.5 in [-2, 2]) so that ties and equalities
+/// happen and `eq_mask`, `maximum` and the comparisons meet them; `div` meets zeros too.
+fn grid_tensor(shape: &[usize], rng: &mut ChaCha8Rng) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_vec(
+        shape,
+        (0..n)
+            .map(|_| rng.random_range(-4i32..=4) as f32 * 0.5)
+            .collect(),
+    )
+}
+
+/// Two shapes that broadcast: each is the output shape with some leading axes dropped and some
+/// axes set to 1, independently, so either side (or both) may stretch.
+fn broadcast_pair() -> impl Strategy<Value = (Vec<usize>, Vec<usize>, u64)> {
+    (
+        prop::collection::vec(1usize..=4, 0..=4),
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(|(out, mask_bits, seed)| {
+            let mut rng = ChaCha8Rng::seed_from_u64(mask_bits);
+            let mut operand = || {
+                let keep = rng.random_range(0..=out.len());
+                out[out.len() - keep..]
+                    .iter()
+                    .map(|&d| if rng.random_bool(0.3) { 1 } else { d })
+                    .collect::<Vec<_>>()
+            };
+            let a = operand();
+            let b = operand();
+            (a, b, seed)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Every broadcasting binary operation equals its explicit-index definition bit for bit.
+    #[test]
+    fn binary_ops_match_explicit_indexing((sa, sb, seed) in broadcast_pair()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let a = grid_tensor(&sa, &mut rng);
+        let b = grid_tensor(&sb, &mut rng);
+        check_all_ops(&a, &b)?;
+    }
+}
+
+/// Large operands take the parallel paths (equal shapes in chunks, broadcast through a parallel
+/// zip); the values must not change.
+#[test]
+fn large_broadcasts_match_explicit_indexing() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let cases: [(&[usize], &[usize]); 4] = [
+        (&[8, 32, 16, 16], &[8, 32, 16, 16]),
+        (&[8, 32, 16, 16], &[32, 1, 1]),
+        (&[8, 1, 16, 16], &[1, 32, 16, 1]),
+        (&[40_000], &[1]),
+    ];
+    for (sa, sb) in cases {
+        let a = Tensor::rand_uniform(sa, -2.0, 2.0, &mut rng);
+        let b = Tensor::rand_uniform(sb, -2.0, 2.0, &mut rng);
+        check_all_ops(&a, &b).unwrap();
+        check_all_ops(&b, &a).unwrap();
+    }
+}
+
+/// A unary operation under test: its name, the tensor method and the scalar definition.
+type UnaryOp = (&'static str, fn(&Tensor) -> Tensor, fn(f32) -> f32);
+
+/// The unary maps apply their scalar definitions (NaN, infinities and signed zeros included), on
+/// both sides of the parallel threshold.
+#[test]
+fn unary_maps_apply_their_definition() {
+    let ops: Vec<UnaryOp> = vec![
+        ("neg", Tensor::neg, |x| -x),
+        ("exp", Tensor::exp, f32::exp),
+        ("ln", Tensor::ln, f32::ln),
+        ("sqrt", Tensor::sqrt, f32::sqrt),
+        ("abs", Tensor::abs, f32::abs),
+        // As PyTorch: negatives become 0, NaN stays NaN.
+        ("relu", Tensor::relu, |x| if x < 0.0 { 0.0 } else { x }),
+        (
+            "leaky_relu",
+            |t| t.leaky_relu(0.2),
+            |x| if x > 0.0 { x } else { 0.2 * x },
+        ),
+        ("tanh", Tensor::tanh, f32::tanh),
+        ("clamp", |t| t.clamp(-0.5, 0.25), |x| x.clamp(-0.5, 0.25)),
+        ("powf", |t| t.abs().powf(1.5), |x| x.abs().powf(1.5)),
+        ("add_scalar", |t| t.add_scalar(0.75), |x| x + 0.75),
+        ("mul_scalar", |t| t.mul_scalar(-3.0), |x| x * -3.0),
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for n in [7, 70_001] {
+        // Random values, then the special ones every map must carry through its definition.
+        let mut v = Tensor::rand_uniform(&[n], -3.0, 3.0, &mut rng).to_vec();
+        v.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0]);
+        let x = Tensor::from_vec(&[v.len()], v);
+        for (name, op, f) in &ops {
+            let y = op(&x);
+            assert_eq!(y.shape(), x.shape(), "{name}");
+            for (i, (&g, &v)) in y.to_vec().iter().zip(x.to_vec().iter()).enumerate() {
+                assert!(
+                    same(g, f(v)),
+                    "{name}({v}) at {i}: got {g}, expected {}",
+                    f(v)
+                );
+            }
+        }
+    }
+}
+
+/// The sigmoid is accurate against the `f64` logistic function over the whole range (relative
+/// to the value, down to the subnormals, where only absolute accuracy is possible) and never
+/// overflows.
+#[test]
+fn sigmoid_is_accurate_and_stable() {
+    let xs: Vec<f32> = (-2000..=2000)
+        .map(|i| i as f32 * 0.05)
+        .chain([-1e30, 1e30])
+        .collect();
+    let y = Tensor::from_vec(&[xs.len()], xs.clone()).sigmoid();
+    for (&x, &s) in xs.iter().zip(y.to_vec().iter()) {
+        let want = 1.0 / (1.0 + (-f64::from(x)).exp());
+        assert!(
+            s.is_finite() && (0.0..=1.0).contains(&s),
+            "sigmoid({x}) = {s}"
+        );
+        let tol = 4.0 * f64::from(f32::EPSILON) * want + f64::from(f32::MIN_POSITIVE);
+        assert!(
+            (f64::from(s) - want).abs() <= tol,
+            "sigmoid({x}) = {s}, want {want}"
+        );
+    }
+}
