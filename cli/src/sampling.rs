@@ -21,15 +21,18 @@ pub fn generation_mode(gan: &dyn Gan) -> Mode {
     }
 }
 
-/// Runs the generator on `input` without changing the model: batch-norm running statistics
-/// that a training-mode pass would update are put back afterwards.
+/// Runs the generator on `input` in its [`generation_mode`].
 pub fn generate(gan: &dyn Gan, input: &Tensor, seed: u64) -> Tensor {
+    generate_in(gan, input, seed, generation_mode(gan))
+}
+
+/// Runs the generator on `input` in `mode` without changing the model: batch-norm running
+/// statistics that a training-mode pass would update are put back afterwards.
+pub fn generate_in(gan: &dyn Gan, input: &Tensor, seed: u64, mode: Mode) -> Tensor {
     let g = gan.generator();
     let saved = buffers(g);
     let tape = Tape::with_seed(seed);
-    let out = g
-        .forward(tape.constant(input.clone()), generation_mode(gan))
-        .value();
+    let out = g.forward(tape.constant(input.clone()), mode).value();
     for (name, p) in named_params(g) {
         if let Some(v) = saved.get(&name) {
             p.set(v.clone());

@@ -1,12 +1,13 @@
 //! `gantry translate`: run a trained pix2pix generator on images.
 
 use crate::run::RunDir;
-use crate::sampling::{generate, interleave};
+use crate::sampling::{generate_in, generation_mode, interleave};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use gantry_datasets::{Channels, load_image_file, transform};
 use gantry_gan::models::ModelConfig;
 use gantry_gan::{checkpoint, samples};
+use gantry_nn::Mode;
 use gantry_tensor::Tensor;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,10 @@ pub struct TranslateArgs {
     /// Seed of the dropout masks (pix2pix keeps dropout on at test time).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Translate with running batch statistics and without dropout, instead of the paper's
+    /// test-time behaviour (batch statistics and dropout on).
+    #[arg(long)]
+    pub eval_mode: bool,
 }
 
 /// An input image as the model takes it, and the target half of a pair if there is one.
@@ -77,9 +82,15 @@ pub fn run(args: TranslateArgs) -> Result<()> {
         );
     };
     let gan = trainer.gan.as_ref();
+    let mode = if args.eval_mode {
+        Mode::Eval
+    } else {
+        generation_mode(gan)
+    };
+    let generate = |input: &Tensor, seed: u64| generate_in(gan, input, seed, mode);
     if args.input.is_file() {
         let (a, _) = read_input(&args.input, config.in_channels, config.image_size)?;
-        samples::save_image(&generate(gan, &a, args.seed), &args.out)?;
+        samples::save_image(&generate(&a, args.seed), &args.out)?;
         println!("wrote {}", args.out.display());
         return Ok(());
     }
@@ -111,7 +122,7 @@ pub fn run(args: TranslateArgs) -> Result<()> {
     );
     for (i, file) in files.iter().enumerate() {
         let (a, b) = read_input(file, config.in_channels, config.image_size)?;
-        let out = generate(gan, &a, args.seed.wrapping_add(i as u64));
+        let out = generate(&a, args.seed.wrapping_add(i as u64));
         let strip = match &b {
             Some(b) => interleave(&[&a, &out, b]),
             None => interleave(&[&a, &out]),

@@ -192,6 +192,18 @@ fn pix2pix_trains_and_translates_files_and_folders() {
         .unwrap();
     std::fs::write(inputs.join("notes.txt"), "not an image").unwrap();
 
+    let eval = run.join("eval.png");
+    ok(&[
+        "translate",
+        "--run",
+        s(&run),
+        "--input",
+        s(&inputs.join("a.png")),
+        "--out",
+        s(&eval),
+        "--eval-mode",
+    ]);
+    assert_eq!(png_size(&eval), (32, 32));
     let single = run.join("one.png");
     ok(&[
         "translate",
