@@ -26,19 +26,9 @@ impl<'t> Var<'t> {
     pub fn batch_norm_train(self, gamma: Var<'t>, beta: Var<'t>, eps: f32) -> BatchNormOutput<'t> {
         let x = self.value();
         let (mean, var) = x.channel_moments();
-        let y = x.batch_norm(&gamma.value(), &beta.value(), &mean, &var, eps);
         let count = x.len() / x.shape().get(1).copied().unwrap_or(1).max(1);
-        let op = Op::BatchNorm {
-            x: self.id,
-            gamma: gamma.id,
-            beta: beta.id,
-            mean: mean.clone(),
-            var: var.clone(),
-            eps,
-            batch_stats: true,
-        };
         BatchNormOutput {
-            y: self.tape.record(y, op),
+            y: self.normalise(gamma, beta, &mean, &var, eps, true),
             mean,
             var,
             count,
@@ -56,6 +46,20 @@ impl<'t> Var<'t> {
         var: &Tensor,
         eps: f32,
     ) -> Var<'t> {
+        self.normalise(gamma, beta, mean, var, eps, false)
+    }
+
+    /// Normalises with `mean` and `var` and records the op; `batch_stats` says whether they
+    /// are this batch's own (so the backward differentiates through them).
+    fn normalise(
+        self,
+        gamma: Var<'t>,
+        beta: Var<'t>,
+        mean: &Tensor,
+        var: &Tensor,
+        eps: f32,
+        batch_stats: bool,
+    ) -> Var<'t> {
         let y = self
             .value()
             .batch_norm(&gamma.value(), &beta.value(), mean, var, eps);
@@ -66,7 +70,7 @@ impl<'t> Var<'t> {
             mean: mean.clone(),
             var: var.clone(),
             eps,
-            batch_stats: false,
+            batch_stats,
         };
         self.tape.record(y, op)
     }
