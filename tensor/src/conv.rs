@@ -13,9 +13,10 @@
 //! count).
 
 use crate::Tensor;
-use crate::im2col::{Geometry, col2im, im2col_row};
+use crate::im2col::{Geometry, col2im_channel, im2col_rows};
 use crate::matmul::gemm;
 use crate::parallel::for_each_chunk_mut;
+use crate::scratch::Scratch;
 
 /// The most elements a column matrix may hold (64 MiB of f32).
 const COL_LIMIT: usize = 1 << 24;
@@ -164,28 +165,21 @@ fn sample_chunks(n: usize, per_sample: usize) -> impl Iterator<Item = (usize, us
 }
 
 /// The column matrix `[rows, (n1 - n0) * oh * ow]` of samples `n0..n1` of `x` (`[N, C, H, W]`).
-fn batch_im2col(x: &[f32], g: &Geometry, n0: usize, n1: usize) -> Vec<f32> {
+fn batch_im2col(x: &[f32], g: &Geometry, n0: usize, n1: usize) -> Scratch {
     let in_len = g.channels * g.in_hw[0] * g.in_hw[1];
-    let hw = g.col_cols();
-    let ncols = (n1 - n0) * hw;
-    let mut col = vec![0.0f32; g.col_rows() * ncols];
+    let ncols = (n1 - n0) * g.col_cols();
+    let images = &x[n0 * in_len..n1 * in_len];
+    let mut col = Scratch::dirty(g.col_rows() * ncols);
     for_each_chunk_mut(&mut col, ncols, |row, dst| {
-        for (i, n) in (n0..n1).enumerate() {
-            im2col_row(
-                &x[n * in_len..(n + 1) * in_len],
-                g,
-                row,
-                &mut dst[i * hw..(i + 1) * hw],
-            );
-        }
+        im2col_rows(images, in_len, g, row, dst)
     });
     col
 }
 
 /// Samples `n0..n1` of `[N, C, HW]` data laid out channel-major: `[C, (n1 - n0) * HW]`.
-fn channel_major(x: &[f32], c: usize, hw: usize, n0: usize, n1: usize) -> Vec<f32> {
+fn channel_major(x: &[f32], c: usize, hw: usize, n0: usize, n1: usize) -> Scratch {
     let m = n1 - n0;
-    let mut out = vec![0.0f32; c * m * hw];
+    let mut out = Scratch::dirty(c * m * hw);
     for_each_chunk_mut(&mut out, m * hw, |ch, dst| {
         for i in 0..m {
             dst[i * hw..(i + 1) * hw].copy_from_slice(&x[((n0 + i) * c + ch) * hw..][..hw]);
@@ -252,7 +246,7 @@ impl Tensor {
         let mut out = vec![0.0f32; n * o * cols];
         for (n0, n1) in sample_chunks(n, rows * cols) {
             let col = batch_im2col(&x, &g, n0, n1);
-            let mut y = vec![0.0f32; o * (n1 - n0) * cols];
+            let mut y = Scratch::dirty(o * (n1 - n0) * cols);
             gemm(
                 o,
                 (n1 - n0) * cols,
@@ -309,13 +303,16 @@ impl Tensor {
         for (n0, n1) in sample_chunks(n, rows * cols) {
             let ncols = (n1 - n0) * cols;
             let gy_cm = channel_major(&gy, o, cols, n0, n1);
-            let mut gcol = vec![0.0f32; rows * ncols];
+            let mut gcol = Scratch::dirty(rows * ncols);
             gemm(
                 rows, ncols, o, &w, true, &gy_cm, false, &mut gcol, false, true,
             );
-            for_each_chunk_mut(&mut out[n0 * in_len..n1 * in_len], in_len, |i, gx| {
-                col2im(&gcol[i * cols..], ncols, &g, gx);
+            let plane = input_hw[0] * input_hw[1];
+            let mut gx_cm = Scratch::zeroed(g.channels * (n1 - n0) * plane);
+            for_each_chunk_mut(&mut gx_cm, (n1 - n0) * plane, |c, planes| {
+                col2im_channel(&gcol, &g, c, planes);
             });
+            to_sample_major(&gx_cm, g.channels, plane, n0, &mut out);
         }
         Tensor::from_vec(&input, out)
     }

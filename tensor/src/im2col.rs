@@ -37,11 +37,8 @@ impl Geometry {
         (lo.min(out), hi.min(out).max(lo.min(out)))
     }
 
-    /// Calls `f(out_y, in_row_start, x_lo, x_hi, in_x0)` for each output row of kernel tap
-    /// `row` (`(c * kh + ki) * kw + kj`) whose input row exists: output columns `x_lo..x_hi`
-    /// read input columns `in_x0 + (ox - x_lo) * stride_x` of the input row starting at
-    /// `in_row_start` in the `[C, H, W]` image.
-    fn for_each_run(&self, row: usize, mut f: impl FnMut(usize, usize, usize, usize, usize)) {
+    /// Where kernel tap `row` (`(c * kh + ki) * kw + kj`) reads, computed once per row.
+    fn tap(&self, row: usize) -> Tap {
         let [h, w] = self.in_hw;
         let [oh, ow] = self.out_hw;
         let [kh, kw] = self.kernel;
@@ -50,35 +47,109 @@ impl Geometry {
         let [dh, dw] = self.dilation;
         let (c, ki, kj) = (row / (kh * kw), (row / kw) % kh, row % kw);
         let (y_lo, y_hi) = Self::valid(oh, h, sh, ki * dh, ph);
-        let (x_lo, x_hi) = Self::valid(ow, w, sw, kj * dw, pw);
-        if x_lo == x_hi {
-            return;
+        let (mut x_lo, mut x_hi) = Self::valid(ow, w, sw, kj * dw, pw);
+        if y_lo == y_hi || x_lo == x_hi {
+            // Nothing of the input is read: make both ranges empty so callers only zero.
+            (x_lo, x_hi) = (0, 0);
         }
-        let ix0 = x_lo * sw + kj * dw - pw;
-        for oy in y_lo..y_hi {
-            let iy = oy * sh + ki * dh - ph;
-            f(oy, c * h * w + iy * w, x_lo, x_hi, ix0);
+        let ix0 = if x_lo < x_hi {
+            x_lo * sw + kj * dw - pw
+        } else {
+            0
+        };
+        let first = if x_lo < x_hi {
+            (y_lo * sh + ki * dh - ph) * w + ix0
+        } else {
+            0
+        };
+        Tap {
+            channel: c,
+            y: (y_lo, if x_lo < x_hi { y_hi } else { y_lo }),
+            x: (x_lo, x_hi),
+            first,
+            row_step: sh * w,
+            col_step: sw,
         }
     }
 }
 
-/// Writes row `row` of the column matrix of one image `x` (`[C, H, W]`) into `dst`
-/// (`oh * ow` values), zeros where the receptive field falls in the padding.
-pub(crate) fn im2col_row(x: &[f32], g: &Geometry, row: usize, dst: &mut [f32]) {
-    let ow = g.out_hw[1];
-    let sw = g.stride[1];
-    dst.fill(0.0);
-    g.for_each_run(row, |oy, in_row, x_lo, x_hi, ix0| {
-        let out = &mut dst[oy * ow + x_lo..oy * ow + x_hi];
-        let src = &x[in_row + ix0..];
-        if sw == 1 {
-            out.copy_from_slice(&src[..out.len()]);
-        } else {
-            for (i, d) in out.iter_mut().enumerate() {
-                *d = src[i * sw];
+/// One kernel tap's runs: output rows `y.0..y.1` each read output columns `x.0..x.1` from
+/// input plane `channel`, starting at `first` (within the plane) for output row `y.0` and moving
+/// `row_step` per output row and `col_step` per output column. Everything else of the tap's
+/// column-matrix row is padding.
+#[derive(Clone, Copy, Debug)]
+struct Tap {
+    channel: usize,
+    y: (usize, usize),
+    x: (usize, usize),
+    first: usize,
+    row_step: usize,
+    col_step: usize,
+}
+
+/// Copies `dst.len()` values from `src` taking every `step`-th.
+#[inline]
+fn gather(dst: &mut [f32], src: &[f32], step: usize) {
+    let Some(last) = dst.len().checked_sub(1) else {
+        return;
+    };
+    // Slicing `src` to the exact span first lets the loops run without bounds checks or a
+    // division to count chunks.
+    let src = &src[..last * step + 1];
+    match step {
+        1 => dst.copy_from_slice(src),
+        _ => {
+            for (d, s) in dst[..last].iter_mut().zip(src.chunks_exact(step)) {
+                *d = s[0];
+            }
+            dst[last] = src[last * step];
+        }
+    }
+}
+
+/// Adds `src` into every `step`-th value of `dst` (which spans exactly those values).
+#[inline]
+fn scatter_add(dst: &mut [f32], src: &[f32], step: usize) {
+    let Some(last) = src.len().checked_sub(1) else {
+        return;
+    };
+    match step {
+        1 => {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d += s;
             }
         }
-    });
+        _ => {
+            for (d, s) in dst[..last * step].chunks_exact_mut(step).zip(src) {
+                d[0] += s;
+            }
+            dst[last * step] += src[last];
+        }
+    }
+}
+
+/// Writes row `row` of the column matrices of `samples` consecutive images of `x` (each
+/// `[C, H, W]`, `in_len` values apart) side by side into `dst` (`samples * oh * ow` values).
+/// Every value of `dst` is written, zeros where the receptive field falls in the padding, so
+/// `dst` need not be cleared first.
+pub(crate) fn im2col_rows(x: &[f32], in_len: usize, g: &Geometry, row: usize, dst: &mut [f32]) {
+    let [oh, ow] = g.out_hw;
+    let t = g.tap(row);
+    let (x_lo, x_hi) = t.x;
+    let (y_lo, y_hi) = t.y;
+    let plane = g.in_hw[0] * g.in_hw[1];
+    for (image, out) in x.chunks(in_len).zip(dst.chunks_mut(oh * ow)) {
+        let image = &image[t.channel * plane..];
+        out[..y_lo * ow].fill(0.0);
+        let mut start = t.first;
+        for line in out[y_lo * ow..y_hi * ow].chunks_exact_mut(ow) {
+            line[..x_lo].fill(0.0);
+            gather(&mut line[x_lo..x_hi], &image[start..], t.col_step);
+            line[x_hi..].fill(0.0);
+            start += t.row_step;
+        }
+        out[y_hi * ow..].fill(0.0);
+    }
 }
 
 /// Writes the whole column matrix `[C * kh * kw, oh * ow]` of one image `x` into `col`.
@@ -86,31 +157,42 @@ pub(crate) fn im2col_row(x: &[f32], g: &Geometry, row: usize, dst: &mut [f32]) {
 pub(crate) fn im2col(x: &[f32], g: &Geometry, col: &mut [f32]) {
     let cols = g.col_cols();
     for (row, dst) in col.chunks_mut(cols).take(g.col_rows()).enumerate() {
-        im2col_row(x, g, row, dst);
+        im2col_rows(x, x.len(), g, row, dst);
     }
 }
 
-/// Adds a column matrix back into one image `x` (`[C, H, W]`): the adjoint of `im2col`.
-/// Row `r` of the matrix is `col[r * ld..][..oh * ow]`, so the matrix may be one sample's
-/// block of columns in a wider, batch-wide matrix of leading dimension `ld`.
-pub(crate) fn col2im(col: &[f32], ld: usize, g: &Geometry, x: &mut [f32]) {
-    let ow = g.out_hw[1];
-    let sw = g.stride[1];
-    for row in 0..g.col_rows() {
-        let src_row = &col[row * ld..];
-        g.for_each_run(row, |oy, in_row, x_lo, x_hi, ix0| {
-            let src = &src_row[oy * ow + x_lo..oy * ow + x_hi];
-            let dst = &mut x[in_row + ix0..];
-            if sw == 1 {
-                for (d, s) in dst.iter_mut().zip(src) {
-                    *d += s;
-                }
-            } else {
-                for (i, s) in src.iter().enumerate() {
-                    dst[i * sw] += s;
-                }
+/// Adds the rows of channel `c` of a batch-wide column matrix back into that channel's planes:
+/// the adjoint of `im2col` for one channel. `col` is `[C * kh * kw, m * oh * ow]` (the column
+/// matrices of `m` samples side by side) and `planes` is channel `c` of all `m` samples,
+/// `[m, H, W]`, added into.
+///
+/// Walking one channel's rows end to end reads the column matrix in order; reading it one sample
+/// at a time instead strides across all of it, which costs more in cache and TLB misses than
+/// the additions themselves.
+pub(crate) fn col2im_channel(col: &[f32], g: &Geometry, c: usize, planes: &mut [f32]) {
+    let [oh, ow] = g.out_hw;
+    let taps = g.kernel[0] * g.kernel[1];
+    let plane = g.in_hw[0] * g.in_hw[1];
+    let ncols = planes.len() / plane * oh * ow;
+    for row in c * taps..(c + 1) * taps {
+        let t = g.tap(row);
+        let (x_lo, x_hi) = t.x;
+        if x_lo == x_hi {
+            continue;
+        }
+        let span = (x_hi - x_lo - 1) * t.col_step + 1;
+        let src_row = &col[row * ncols..(row + 1) * ncols];
+        for (src_img, dst) in src_row
+            .chunks_exact(oh * ow)
+            .zip(planes.chunks_exact_mut(plane))
+        {
+            let mut start = t.first;
+            for oy in t.y.0..t.y.1 {
+                let src = &src_img[oy * ow + x_lo..oy * ow + x_hi];
+                scatter_add(&mut dst[start..start + span], src, t.col_step);
+                start += t.row_step;
             }
-        });
+        }
     }
 }
 
@@ -167,7 +249,9 @@ mod tests {
         let mut col = vec![0.0; c.len()];
         im2col(&x, &g, &mut col);
         let mut back = vec![0.0; 40];
-        col2im(&c, g.col_cols(), &g, &mut back);
+        for (ch, planes) in back.chunks_mut(20).enumerate() {
+            col2im_channel(&c, &g, ch, planes);
+        }
         let lhs: f32 = col.iter().zip(&c).map(|(a, b)| a * b).sum();
         let rhs: f32 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
         assert_eq!(lhs, rhs);

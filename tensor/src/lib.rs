@@ -31,6 +31,7 @@ mod norm;
 mod parallel;
 mod random;
 mod reduce;
+mod scratch;
 mod tensor;
 
 pub use conv::{Conv2dParams, ConvTranspose2dParams};

@@ -53,9 +53,19 @@ impl Tensor {
             (0.0..=1.0).contains(&p),
             "bernoulli: probability {p} outside [0, 1]"
         );
-        let n = shape.iter().product();
-        let data = (0..n)
-            .map(|_| f32::from(u8::from(rng.random::<f32>() < p)))
+        let n: usize = shape.iter().product();
+        // One bulk draw instead of a generator call per element. `fill_bytes` hands out the
+        // words `next_u32` would, and `random::<f32>()` is the top 24 bits of such a word
+        // times 2^-24, so this compares exactly the same numbers as `random::<f32>() < p`.
+        let mut words = vec![0u8; 4 * n];
+        rng.fill_bytes(&mut words);
+        let threshold = p * (1u32 << 24) as f32;
+        let data = words
+            .chunks_exact(4)
+            .map(|w| {
+                let top24 = u32::from_le_bytes([w[0], w[1], w[2], w[3]]) >> 8;
+                f32::from(u8::from((top24 as f32) < threshold))
+            })
             .collect();
         Tensor::from_vec(shape, data)
     }
@@ -72,6 +82,22 @@ mod tests {
         let a = Tensor::randn(&[3, 4], 0.0, 1.0, &mut ChaCha8Rng::seed_from_u64(7));
         let b = Tensor::randn(&[3, 4], 0.0, 1.0, &mut ChaCha8Rng::seed_from_u64(7));
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn bernoulli_draws_what_uniform_comparisons_would() {
+        use rand::Rng;
+        for p in [0.0, 0.3, 0.5, 0.7, 1.0] {
+            let mut a = ChaCha8Rng::seed_from_u64(3);
+            let mut b = ChaCha8Rng::seed_from_u64(3);
+            let mask = Tensor::bernoulli(&[1001], p, &mut a).to_vec();
+            let want: Vec<f32> = (0..1001)
+                .map(|_| f32::from(u8::from(b.random::<f32>() < p)))
+                .collect();
+            assert_eq!(mask, want, "p = {p}");
+            // The stream continues where per-element draws would have left it.
+            assert_eq!(a.random::<u64>(), b.random::<u64>());
+        }
     }
 
     #[test]

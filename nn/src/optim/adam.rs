@@ -80,6 +80,49 @@ fn lerp(a: f32, b: f32, w: f32) -> f32 {
     }
 }
 
+/// One step's constants, applied to every parameter.
+struct Update {
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    step_size: f32,
+    bc2_sqrt: f32,
+}
+
+/// Parameters at least this long are updated in parallel chunks of this size: the update is
+/// elementwise, so the split changes no number.
+const PAR_CHUNK: usize = 1 << 16;
+
+impl Update {
+    /// Updates weights `w`, first moments `m` and second moments `v` from gradients `g`.
+    fn apply(&self, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        if w.len() >= 2 * PAR_CHUNK && rayon::current_num_threads() > 1 {
+            use rayon::prelude::*;
+            w.par_chunks_mut(PAR_CHUNK)
+                .zip(g.par_chunks(PAR_CHUNK))
+                .zip(m.par_chunks_mut(PAR_CHUNK))
+                .zip(v.par_chunks_mut(PAR_CHUNK))
+                .for_each(|(((w, g), m), v)| self.apply_serial(w, g, m, v));
+        } else {
+            self.apply_serial(w, g, m, v);
+        }
+    }
+
+    /// The update on one thread, written with zipped iterators so that it vectorises.
+    fn apply_serial(&self, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        let one_minus_beta1 = 1.0 - self.beta1;
+        let one_minus_beta2 = 1.0 - self.beta2;
+        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let gi = g + self.weight_decay * *w;
+            *m = lerp(*m, gi, one_minus_beta1);
+            *v = *v * self.beta2 + one_minus_beta2 * gi * gi;
+            let denom = v.sqrt() / self.bc2_sqrt + self.eps;
+            *w -= self.step_size * (*m / denom);
+        }
+    }
+}
+
 impl Optimizer for Adam {
     fn step(&mut self, module: &dyn Module, grads: &Gradients) -> Result<()> {
         let params = with_grads(module, grads)?;
@@ -89,20 +132,22 @@ impl Optimizer for Adam {
         let bc1 = 1.0 - c.beta1.powi(t);
         let bc2_sqrt = (1.0 - c.beta2.powi(t)).sqrt();
         let step_size = c.lr / bc1;
+        let update = Update {
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            step_size,
+            bc2_sqrt,
+        };
         for (_, p, g) in params {
             let mut w = to_vec(&p.value());
-            let g = to_vec(&g);
+            let g = g.as_slice();
             let (m, v) = self
                 .moments
                 .entry(p.id())
                 .or_insert_with(|| (vec![0.0; w.len()], vec![0.0; w.len()]));
-            for i in 0..w.len() {
-                let gi = g[i] + c.weight_decay * w[i];
-                m[i] = lerp(m[i], gi, 1.0 - c.beta1);
-                v[i] = v[i] * c.beta2 + (1.0 - c.beta2) * gi * gi;
-                let denom = v[i].sqrt() / bc2_sqrt + c.eps;
-                w[i] -= step_size * (m[i] / denom);
-            }
+            update.apply(&mut w, &g, m, v);
             p.set(Tensor::from_vec(&p.shape(), w));
         }
         Ok(())

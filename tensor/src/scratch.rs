@@ -1,0 +1,126 @@
+//! Reusable scratch buffers for the temporaries of convolutions (column matrices, layout
+//! copies, GEMM results).
+//!
+//! A DCGAN step makes dozens of such buffers of up to 64 MiB each. Fresh allocations of that
+//! size come from `mmap`, so every step paid for page faults and for the kernel zeroing pages
+//! that the caller then overwrote anyway. A small per-thread pool hands the same memory back
+//! instead. Buffers come out *dirty* (whatever the previous user left): callers write every
+//! value before reading it, or ask for [`Scratch::zeroed`].
+
+use std::cell::RefCell;
+use std::ops::{Deref, DerefMut};
+
+/// Most buffers a thread keeps for reuse.
+const MAX_KEPT: usize = 4;
+/// Most `f32` values a thread keeps for reuse in all (512 MiB would be wasteful to hold: this
+/// is two of the largest column matrices).
+const MAX_KEPT_ELEMS: usize = 2 << 24;
+
+thread_local! {
+    static FREE: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A `Vec<f32>` borrowed from the calling thread's pool; it goes back when dropped.
+pub(crate) struct Scratch(Vec<f32>);
+
+impl Scratch {
+    /// A buffer of `len` values with unspecified (but initialised) contents.
+    pub fn dirty(len: usize) -> Scratch {
+        let reused = FREE.with(|free| {
+            let mut free = free.borrow_mut();
+            // The smallest kept buffer that is large enough, so big ones stay for big uses.
+            let best = free
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.capacity() >= len)
+                .min_by_key(|(_, v)| v.capacity())
+                .map(|(i, _)| i);
+            best.map(|i| free.swap_remove(i))
+        });
+        let mut v = reused.unwrap_or_default();
+        if v.len() >= len {
+            v.truncate(len);
+        } else {
+            v.resize(len, 0.0);
+        }
+        Scratch(v)
+    }
+
+    /// A buffer of `len` zeros.
+    pub fn zeroed(len: usize) -> Scratch {
+        let mut s = Scratch::dirty(len);
+        s.0.fill(0.0);
+        s
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        if v.capacity() == 0 || v.capacity() > MAX_KEPT_ELEMS {
+            return;
+        }
+        // During thread teardown the pool may be gone; the buffer is then simply freed.
+        let _ = FREE.try_with(|free| {
+            let mut free = free.borrow_mut();
+            free.push(v);
+            // Keep the largest buffers within the limits; free the rest.
+            free.sort_unstable_by_key(|v| std::cmp::Reverse(v.capacity()));
+            let mut total = 0;
+            let keep = free
+                .iter()
+                .take(MAX_KEPT)
+                .take_while(|v| {
+                    total += v.capacity();
+                    total <= MAX_KEPT_ELEMS
+                })
+                .count();
+            free.truncate(keep);
+        });
+    }
+}
+
+impl Deref for Scratch {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.0
+    }
+}
+
+impl DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_reused_and_sized() {
+        let ptr = {
+            let mut a = Scratch::dirty(1000);
+            a.fill(7.0);
+            a.as_ptr()
+        };
+        let b = Scratch::dirty(500);
+        assert_eq!(b.len(), 500);
+        assert_eq!(b.as_ptr(), ptr, "the freed buffer is handed out again");
+        assert!(b.iter().all(|&v| v == 7.0), "dirty means not cleared");
+        let c = Scratch::zeroed(800);
+        assert_eq!(c.len(), 800);
+        assert!(c.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn the_pool_stays_bounded() {
+        let held: Vec<Scratch> = (1..=10).map(|i| Scratch::dirty(i * 100)).collect();
+        drop(held);
+        FREE.with(|free| {
+            let free = free.borrow();
+            assert!(free.len() <= MAX_KEPT);
+            assert_eq!(free[0].capacity(), 1000, "the largest are kept");
+        });
+    }
+}
