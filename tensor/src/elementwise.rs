@@ -4,7 +4,7 @@
 //! length 1 (or a missing leading axis) stretches to match the other operand.
 
 use crate::Tensor;
-use crate::parallel::{PAR_MIN_ELEMS, for_each_chunk_mut};
+use crate::parallel::{PAR_MIN_ELEMS, map_slices};
 use ndarray::{ArrayD, IxDyn, Zip};
 
 /// The shape two operands broadcast to.
@@ -35,21 +35,47 @@ pub fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> {
         .collect()
 }
 
+/// If `small` broadcasts to `full` by repeating one contiguous block of axes (a bias `[F]`
+/// against `[N, F]`, a per-channel `[1, C, 1, 1]` against `[N, C, H, W]`, a scalar), the number
+/// of consecutive output elements that share one element of `small` (1 for `[N, F]` + `[F]`).
+fn block_broadcast(full: &[usize], small: &[usize]) -> Option<usize> {
+    let lead = full.len().checked_sub(small.len())?;
+    let dim = |i: usize| if i < lead { 1 } else { small[i - lead] };
+    let kept: Vec<usize> = (0..full.len()).filter(|&i| dim(i) != 1).collect();
+    let (Some(&k0), Some(&k1)) = (kept.first(), kept.last()) else {
+        return Some(full.iter().product::<usize>().max(1));
+    };
+    let contiguous_and_equal = (k0..=k1).all(|i| dim(i) == full[i]);
+    contiguous_and_equal.then(|| full[k1 + 1..].iter().product())
+}
+
+/// `f(a[i], b[(i / inner) % b.len()])` for every `i`: the broadcast [`block_broadcast`] found,
+/// as plain loops over contiguous memory.
+fn zip_block<F: Fn(f32, f32) -> f32>(a: &[f32], b: &[f32], inner: usize, f: F) -> Vec<f32> {
+    let mut out = Vec::with_capacity(a.len());
+    if b.is_empty() || inner == 0 {
+        return out;
+    }
+    if inner == 1 {
+        for row in a.chunks_exact(b.len()) {
+            out.extend(row.iter().zip(b).map(|(&x, &y)| f(x, y)));
+        }
+    } else {
+        for (j, block) in a.chunks_exact(inner).enumerate() {
+            let y = b[j % b.len()];
+            out.extend(block.iter().map(|&x| f(x, y)));
+        }
+    }
+    out
+}
+
 impl Tensor {
     /// Applies `f` to every element.
     pub fn map<F>(&self, f: F) -> Tensor
     where
         F: Fn(f32) -> f32 + Sync + Send,
     {
-        let src = self.as_slice();
-        let mut out = vec![0.0; src.len()];
-        for_each_chunk_mut(&mut out, PAR_MIN_ELEMS / 4, |i, chunk| {
-            let start = i * (PAR_MIN_ELEMS / 4);
-            let len = chunk.len();
-            for (o, &x) in chunk.iter_mut().zip(&src[start..start + len]) {
-                *o = f(x);
-            }
-        });
+        let out = map_slices(&self.as_slice(), None, |x, _| f(x));
         Tensor::from_vec(self.shape(), out)
     }
 
@@ -63,20 +89,21 @@ impl Tensor {
         F: Fn(f32, f32) -> f32 + Sync + Send,
     {
         if self.shape() == other.shape() {
-            let a = self.as_slice();
-            let b = other.as_slice();
-            let mut out = vec![0.0; a.len()];
-            let chunk = PAR_MIN_ELEMS / 4;
-            for_each_chunk_mut(&mut out, chunk, |i, dst| {
-                let s = i * chunk;
-                let (a, b) = (&a[s..s + dst.len()], &b[s..s + dst.len()]);
-                for ((o, &x), &y) in dst.iter_mut().zip(a).zip(b) {
-                    *o = f(x, y);
-                }
-            });
+            let out = map_slices(&self.as_slice(), Some(&other.as_slice()), f);
             return Tensor::from_vec(self.shape(), out);
         }
         let shape = broadcast_shape(op, self.shape(), other.shape());
+        if shape == self.shape() {
+            if let Some(inner) = block_broadcast(&shape, other.shape()) {
+                let out = zip_block(&self.as_slice(), &other.as_slice(), inner, f);
+                return Tensor::from_vec(&shape, out);
+            }
+        } else if shape == other.shape() {
+            if let Some(inner) = block_broadcast(&shape, self.shape()) {
+                let out = zip_block(&other.as_slice(), &self.as_slice(), inner, |y, x| f(x, y));
+                return Tensor::from_vec(&shape, out);
+            }
+        }
         let a = self
             .array()
             .broadcast(IxDyn(&shape))
