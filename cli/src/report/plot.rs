@@ -151,7 +151,7 @@ fn draw(buf: &mut String, spec: &Spec, data: &[(&str, Vec<(f64, f64)>)]) -> Draw
         .y_desc(spec.y_desc)
         .axis_desc_style((font, 19))
         .label_style((font, 16))
-        .x_labels(8)
+        .x_labels(x_ticks(data))
         .y_labels(8)
         .x_label_formatter(&|v| integer_or_short(*v))
         .y_label_formatter(&|v| super::html::number(*v))
@@ -211,12 +211,22 @@ fn padded(values: impl Iterator<Item = f64>, from_zero: bool) -> (f64, f64) {
     )
 }
 
-/// Step ticks: whole numbers stay whole.
+/// At most eight step ticks, and no more than there are whole steps in the range, so that a
+/// short run is not labelled at step 1.5.
+fn x_ticks(data: &[(&str, Vec<(f64, f64)>)]) -> usize {
+    let steps = data.iter().flat_map(|(_, p)| p.iter().map(|p| p.0));
+    let (lo, hi) = steps.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), s| {
+        (lo.min(s), hi.max(s))
+    });
+    ((hi - lo).max(0.0) as usize + 1).min(8)
+}
+
+/// Step ticks: whole numbers, and no label where a tick falls between two steps.
 fn integer_or_short(v: f64) -> String {
     if (v - v.round()).abs() < 1e-6 {
         format!("{}", v.round() as i64)
     } else {
-        super::html::number(v)
+        String::new()
     }
 }
 
