@@ -305,6 +305,7 @@ fn header(run: &Run, version: &str) -> String {
         facts.push(format!("{} on {}", esc(model), esc(data)));
     }
     facts.push(match run.last_step() {
+        Some(1) => "1 step".to_string(),
         Some(step) => format!("{step} steps"),
         None => "no step logged".to_string(),
     });
