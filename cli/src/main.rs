@@ -5,6 +5,7 @@
 
 mod data;
 mod progress;
+mod report;
 mod run;
 mod sample;
 mod sampling;
@@ -30,6 +31,8 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Translate images with a trained pix2pix run.
     Translate(translate::TranslateArgs),
+    /// Write index.html into a run directory: settings, training curves, samples, evaluation.
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Some(Command::Train(args)) => set_threads(args.threads).and_then(|()| train::run(args)),
         Some(Command::Sample(args)) => sample::run(args),
         Some(Command::Translate(args)) => translate::run(args),
+        Some(Command::Report(args)) => report::run(args),
         None => {
             use clap::CommandFactory;
             let _ = Cli::command().print_help();
