@@ -93,16 +93,17 @@ impl Tensor {
             return Tensor::from_vec(self.shape(), out);
         }
         let shape = broadcast_shape(op, self.shape(), other.shape());
-        if shape == self.shape() {
-            if let Some(inner) = block_broadcast(&shape, other.shape()) {
-                let out = zip_block(&self.as_slice(), &other.as_slice(), inner, f);
-                return Tensor::from_vec(&shape, out);
-            }
-        } else if shape == other.shape() {
-            if let Some(inner) = block_broadcast(&shape, self.shape()) {
-                let out = zip_block(&other.as_slice(), &self.as_slice(), inner, |y, x| f(x, y));
-                return Tensor::from_vec(&shape, out);
-            }
+        if shape == self.shape()
+            && let Some(inner) = block_broadcast(&shape, other.shape())
+        {
+            let out = zip_block(&self.as_slice(), &other.as_slice(), inner, f);
+            return Tensor::from_vec(&shape, out);
+        }
+        if shape == other.shape()
+            && let Some(inner) = block_broadcast(&shape, self.shape())
+        {
+            let out = zip_block(&other.as_slice(), &self.as_slice(), inner, |y, x| f(x, y));
+            return Tensor::from_vec(&shape, out);
         }
         let a = self
             .array()
