@@ -3,6 +3,7 @@
 //! A thin layer over the gantry crates: argument parsing (clap), progress bars (indicatif),
 //! run directories. Errors print as one line and exit with status 1.
 
+mod bench;
 mod data;
 mod progress;
 mod run;
@@ -30,6 +31,8 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Translate images with a trained pix2pix run.
     Translate(translate::TranslateArgs),
+    // Its help lives on `BenchArgs`.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Some(Command::Train(args)) => set_threads(args.threads).and_then(|()| train::run(args)),
         Some(Command::Sample(args)) => sample::run(args),
         Some(Command::Translate(args)) => translate::run(args),
+        Some(Command::Bench(args)) => bench::run(args),
         None => {
             use clap::CommandFactory;
             let _ = Cli::command().print_help();
