@@ -3,6 +3,7 @@
 //! A thin layer over the gantry crates: argument parsing (clap), progress bars (indicatif),
 //! run directories. Errors print as one line and exit with status 1.
 
+mod bench;
 mod data;
 mod progress;
 mod report;
@@ -33,6 +34,8 @@ enum Command {
     Translate(translate::TranslateArgs),
     /// Write index.html into a run directory: settings, training curves, samples, evaluation.
     Report(report::ReportArgs),
+    // Its help lives on `BenchArgs`.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Some(Command::Sample(args)) => sample::run(args),
         Some(Command::Translate(args)) => translate::run(args),
         Some(Command::Report(args)) => report::run(args),
+        Some(Command::Bench(args)) => bench::run(args),
         None => {
             use clap::CommandFactory;
             let _ = Cli::command().print_help();

@@ -1,65 +1,34 @@
-//! One `Trainer::train_step` (D step + G step with Adam) on random batches.
+//! One `Trainer::train_step` (D step + G step with Adam) of each workload of the reference
+//! benchmark (`gantry_gan::workloads`), at its default batch sizes, on a random batch made
+//! before timing. Throughput is the reference's FLOP count of an iteration, so criterion's
+//! "elem/s" reads as FLOP/s.
 
-use criterion::{BenchmarkId, Criterion};
-use gantry_gan::models::{Batch, DcganConfig, MlpConfig, ModelConfig, Pix2PixConfig};
-use gantry_gan::{TrainConfig, Trainer};
-use gantry_tensor::Tensor;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use criterion::{BenchmarkId, Criterion, Throughput};
+use gantry_gan::workloads::Workload;
 use std::time::Duration;
-
-/// The reference workloads: name, model, batch size.
-fn workloads() -> Vec<(&'static str, ModelConfig, usize)> {
-    vec![
-        ("mlp", ModelConfig::Mlp(MlpConfig::digits()), 64),
-        ("dcgan28", ModelConfig::Dcgan(DcganConfig::dcgan28()), 64),
-        ("dcgan64c3", ModelConfig::Dcgan(DcganConfig::dcgan64(3)), 64),
-        ("p2p64", ModelConfig::Pix2Pix(Pix2PixConfig::new(64)), 1),
-        ("p2p64", ModelConfig::Pix2Pix(Pix2PixConfig::new(64)), 8),
-        ("p2p256", ModelConfig::Pix2Pix(Pix2PixConfig::new(256)), 1),
-    ]
-}
-
-fn batch(model: &ModelConfig, n: usize, rng: &mut ChaCha8Rng) -> Batch {
-    let image = |c: usize, s: usize, rng: &mut ChaCha8Rng| {
-        Tensor::rand_uniform(&[n, c, s, s], -1.0, 1.0, rng)
-    };
-    match model {
-        ModelConfig::Mlp(_) => Batch {
-            real: image(1, 28, rng),
-            condition: None,
-        },
-        ModelConfig::Dcgan(c) => Batch {
-            real: image(c.channels, c.image_size, rng),
-            condition: None,
-        },
-        ModelConfig::Pix2Pix(c) => Batch {
-            real: image(3, c.image_size, rng),
-            condition: Some(image(3, c.image_size, rng)),
-        },
-    }
-}
 
 /// Benches a training iteration of every workload.
 pub fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("train_step");
+    // The large iterations take seconds: criterion's minimum of 10 samples, one iteration
+    // each, is enough to follow a change.
     group
         .sample_size(10)
-        .warm_up_time(Duration::from_secs(2))
-        .measurement_time(Duration::from_secs(10));
-    for (name, model, n) in workloads() {
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let mut trainer = Trainer::new(
-            model.build(&mut rng).expect("valid model"),
-            TrainConfig::default(),
-        );
-        let data = batch(&model, n, &mut rng);
-        group.bench_function(BenchmarkId::new(name, n), |b| {
-            b.iter(|| {
-                let mut next = || data.clone();
-                trainer.train_step(&mut next).expect("finite losses")
-            })
-        });
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    for w in Workload::ALL {
+        let size = w.default_image_size();
+        for &n in w.default_batches() {
+            let (mut trainer, data) = w.setup(size, n, 0).expect("a valid workload");
+            let flops = w.flops_per_iter(size, n).expect("a valid workload");
+            group.throughput(Throughput::Elements(flops));
+            group.bench_function(BenchmarkId::new(w.name(), n), |b| {
+                b.iter(|| {
+                    let mut next = || data.clone();
+                    trainer.train_step(&mut next).expect("finite losses")
+                })
+            });
+        }
     }
     group.finish();
 }

@@ -27,6 +27,7 @@ pub mod error;
 pub mod models;
 pub mod samples;
 mod train;
+pub mod workloads;
 
 pub use error::{GanError, Result};
 pub use train::{GenLoss, OptimConfig, StepMetrics, TrainConfig, Trainer};

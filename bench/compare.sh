@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# gantry against the PyTorch reference (../shared/bench/gan_bench.py), on this machine, now:
+# for every workload, batch and thread count, runs PyTorch then gantry, one after the other,
+# and prints a Markdown table of seconds per iteration, their ratio and peak memory.
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+usage: bench/compare.sh [--workloads LIST] [--threads LIST] [--iters N] [--warmup N] [--no-torch]
+
+  --workloads LIST  comma separated (default: mlp,dcgan28,dcgan64c3,dcgan64c1,p2p64,p2p256);
+                    batches are the reference's: 64, p2p64 1 and 8, p2p256 1
+  --threads LIST    comma separated thread counts (default: 1,2)
+  --iters N         timed iterations per run, median reported (default: 10)
+  --warmup N        untimed iterations first (default: 3)
+  --no-torch        gantry only
+
+environment:
+  PYTHON            the Python with torch (default: python3); without torch, gantry only
+  GANTRY_SHARED_BENCH  the folder of gan_bench.py (default: ../shared/bench from the repo)
+  GAN_BENCH_ARGS    extra arguments for gan_bench.py (e.g. "--retries 0")
+USAGE
+}
+
+workloads=mlp,dcgan28,dcgan64c3,dcgan64c1,p2p64,p2p256
+threads=1,2
+iters=10
+warmup=3
+use_torch=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --workloads) workloads=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --iters) iters=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --no-torch) use_torch=0; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "compare.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+shared=${GANTRY_SHARED_BENCH:-$root/../shared/bench}
+python=${PYTHON:-python3}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "building gantry (release)..." >&2
+(cd "$root" && cargo build --release --quiet -p gantry-cli)
+gantry=${CARGO_TARGET_DIR:-$root/target}/release/gantry
+
+torch_version="not installed"
+if [ "$use_torch" = 1 ]; then
+  if ! torch_version=$("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null); then
+    echo "compare.sh: '$python' cannot import torch: gantry only (set PYTHON to a Python with torch)" >&2
+    torch_version="not installed"; use_torch=0
+  elif [ ! -f "$shared/gan_bench.py" ]; then
+    echo "compare.sh: no $shared/gan_bench.py: gantry only (set GANTRY_SHARED_BENCH)" >&2
+    use_torch=0
+  fi
+fi
+timer=
+if [ -x /usr/bin/time ]; then timer=/usr/bin/time; fi
+
+# A number from gantry's JSON line: json_field KEY FILE.
+json_field() { grep -o "\"$1\":[^,}]*" "$2" | head -n 1 | cut -d: -f2; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
+
+cpu=$(grep -m 1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), ${cpu:-unknown CPU} ($(nproc) CPUs), $(rustc --version), torch $torch_version, iters $iters, warmup $warmup"
+echo
+echo "| workload | batch | threads | PyTorch s/iter | gantry s/iter | gantry / PyTorch | PyTorch peak RSS (MiB) | gantry peak RSS (MiB) | other load (cores) PyTorch / gantry |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+
+for w in ${workloads//,/ }; do
+  case "$w" in
+    p2p64) batches="1 8" ;;
+    p2p256) batches=1 ;;
+    *) batches=64 ;;
+  esac
+  for b in $batches; do
+    for t in ${threads//,/ }; do
+      py_s=-; py_rss=-; py_load=-
+      if [ "$use_torch" = 1 ]; then
+        # shellcheck disable=SC2086
+        if ${timer:+$timer -f %M -o "$tmp/time"} "$python" "$shared/gan_bench.py" --models "$w" \
+            --batch "$b" --threads "$t" --iters "$iters" --warmup "$warmup" ${GAN_BENCH_ARGS:-} \
+            >"$tmp/py" 2>"$tmp/py.err"; then
+          # model,batch,threads,sec_per_iter,params_G,params_D,gflop_per_iter,achieved_gflops,min_s,max_s,foreign_cores
+          row=$(grep -v '^#' "$tmp/py" | tail -n 1)
+          py_s=$(echo "$row" | cut -d, -f4)
+          py_load=$(echo "$row" | cut -d, -f11)
+          if [ -n "$timer" ]; then py_rss=$(mib "$(tail -n 1 "$tmp/time")"); fi
+        else
+          echo "compare.sh: gan_bench.py failed for $w batch $b threads $t:" >&2
+          cat "$tmp/py.err" >&2
+        fi
+      fi
+      MATMUL_NUM_THREADS=$t "$gantry" bench --workload "$w" --batch-size "$b" --threads "$t" \
+        --iters "$iters" --warmup "$warmup" >"$tmp/gantry"
+      g_s=$(json_field sec_per_iter_median "$tmp/gantry")
+      g_rss=$(awk -v m="$(json_field peak_rss_mb "$tmp/gantry")" 'BEGIN { printf "%.0f", m }')
+      g_load=$(json_field foreign_cores "$tmp/gantry")
+      ratio=-
+      if [ "$py_s" != - ]; then ratio=$(awk -v g="$g_s" -v p="$py_s" 'BEGIN { printf "%.2f", g / p }'); fi
+      g_s=$(awk -v s="$g_s" 'BEGIN { printf "%.4g", s }')
+      g_load=$(awk -v s="$g_load" 'BEGIN { printf "%.2f", s }')
+      echo "| $w | $b | $t | $py_s | $g_s | $ratio | $py_rss | $g_rss | ${py_load:--} / $g_load |"
+    done
+  done
+done

@@ -1,0 +1,160 @@
+//! `gantry bench` end to end: one JSON line per configuration with every key and sane values,
+//! the thread count it was asked for, and one-line errors for bad arguments.
+
+use serde_json::Value;
+use std::process::{Command, Output};
+
+fn gantry(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(args)
+        .output()
+        .expect("the gantry binary runs")
+}
+
+fn json_lines(args: &[&str]) -> Vec<Value> {
+    let out = gantry(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "gantry {args:?} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn error(args: &[&str]) -> String {
+    let out = gantry(args);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "gantry {args:?} should fail");
+    assert!(out.stdout.is_empty(), "no JSON on failure");
+    assert!(!err.contains("panicked"), "a panic, not an error:\n{err}");
+    err
+}
+
+const KEYS: [&str; 9] = [
+    "workload",
+    "batch",
+    "threads",
+    "sec_per_iter_median",
+    "sec_per_iter_min",
+    "sec_per_iter_max",
+    "gflop_per_iter",
+    "gflops",
+    "peak_rss_mb",
+];
+
+#[test]
+fn mlp_prints_one_json_line_with_every_key() {
+    let lines = json_lines(&[
+        "bench",
+        "--workload",
+        "mlp",
+        "--iters",
+        "2",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let r = &lines[0];
+    for key in KEYS {
+        assert!(r.get(key).is_some(), "missing {key}: {r}");
+    }
+    assert_eq!(r["workload"], "mlp");
+    assert_eq!(r["batch"], 64);
+    assert_eq!(r["threads"], 1);
+    let f = |k: &str| {
+        r[k].as_f64()
+            .unwrap_or_else(|| panic!("{k} is a number: {r}"))
+    };
+    let (min, med, max) = (
+        f("sec_per_iter_min"),
+        f("sec_per_iter_median"),
+        f("sec_per_iter_max"),
+    );
+    assert!(0.0 < min && min <= med && med <= max && max < 60.0, "{r}");
+    // 3 F_G + 9 F_D at batch 64, as gan_bench.py counts it.
+    assert!((f("gflop_per_iter") - 1.183481856).abs() < 1e-9, "{r}");
+    assert!((f("gflops") - f("gflop_per_iter") / med).abs() < 1e-6 * f("gflops"));
+    // The MLP's weights, Adam state and activations: a few MiB to a few hundred.
+    let rss = f("peak_rss_mb");
+    assert!((5.0..2000.0).contains(&rss), "{r}");
+    assert_eq!(r["params_g"], 1_486_352);
+    assert_eq!(r["params_d"], 533_505);
+}
+
+#[test]
+fn every_configuration_gets_its_own_line_and_thread_count() {
+    let lines = json_lines(&[
+        "bench",
+        "--workload",
+        "dcgan64c1",
+        "--image-size",
+        "16",
+        "--batch-size",
+        "2,3",
+        "--threads",
+        "2,1",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+    ]);
+    let got: Vec<(u64, u64, u64)> = lines
+        .iter()
+        .map(|r| {
+            (
+                r["batch"].as_u64().unwrap(),
+                r["threads"].as_u64().unwrap(),
+                r["image_size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, [(2, 2, 16), (2, 1, 16), (3, 2, 16), (3, 1, 16)]);
+}
+
+#[test]
+fn bad_arguments_are_one_line_errors() {
+    let err = error(&["bench", "--workload", "dcgan"]);
+    assert!(
+        err.contains("unknown workload 'dcgan'") && err.contains("p2p256"),
+        "{err}"
+    );
+    let err = error(&["bench", "--workload", "mlp", "--batch-size", "0"]);
+    assert!(err.contains("--batch-size must be at least 1"), "{err}");
+    let err = error(&["bench", "--workload", "mlp", "--threads", "0"]);
+    assert!(err.contains("--threads must be at least 1"), "{err}");
+    let err = error(&["bench", "--workload", "mlp", "--iters", "0"]);
+    assert!(err.contains("--iters must be at least 1"), "{err}");
+    let err = error(&["bench", "--workload", "dcgan64c3", "--image-size", "48"]);
+    assert!(
+        err.contains("dcgan64c3 cannot run at image size 48"),
+        "{err}"
+    );
+    let err = error(&["bench", "--workload", "dcgan64c1,mlp", "--image-size", "16"]);
+    assert!(err.contains("mlp cannot run at image size 16"), "{err}");
+    let err = error(&["bench"]);
+    assert!(err.contains("--workload"), "{err}");
+}
+
+#[test]
+fn help_lists_the_workloads() {
+    let out = gantry(&["bench", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for w in [
+        "mlp",
+        "dcgan28",
+        "dcgan64c3",
+        "dcgan64c1",
+        "p2p64",
+        "p2p256",
+        "--image-size",
+    ] {
+        assert!(help.contains(w), "{w} missing from --help:\n{help}");
+    }
+}
