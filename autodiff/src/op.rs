@@ -76,6 +76,11 @@ pub(crate) enum Op {
         pads: Vec<(usize, usize)>,
     },
     Matmul(usize, usize),
+    Linear {
+        x: usize,
+        w: usize,
+        b: Option<usize>,
+    },
     Conv2d {
         x: usize,
         w: usize,
@@ -175,7 +180,7 @@ impl Op {
             | Pad { x, .. }
             | Dropout { x, .. } => vec![*x],
             Concat { parts, .. } => parts.clone(),
-            Conv2d { x, w, b, .. } | ConvTranspose2d { x, w, b, .. } => {
+            Linear { x, w, b } | Conv2d { x, w, b, .. } | ConvTranspose2d { x, w, b, .. } => {
                 [Some(*x), Some(*w), *b].into_iter().flatten().collect()
             }
             BatchNorm { x, gamma, beta, .. } => vec![*x, *gamma, *beta],
@@ -303,6 +308,13 @@ impl Op {
                     *b,
                     val(*a).matmul_t(gy, true, false).sum_to(val(*b).shape())
                 );
+            }
+            Linear { x, w, b } => {
+                put!(*x, gy.matmul(val(*w)));
+                put!(*w, gy.matmul_t(val(*x), true, false));
+                if let Some(b) = b {
+                    put!(*b, gy.sum_axes(&[0], false));
+                }
             }
             Conv2d { x, w, b, p } => {
                 let (xs, ws) = (val(*x).shape(), val(*w).shape());

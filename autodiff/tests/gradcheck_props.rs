@@ -329,6 +329,19 @@ proptest! {
         check(|_, v| v[0].matmul(v[1]), &[a, b], &cfg(seed))?;
     }
 
+    #[test]
+    fn linear(n in 1usize..=4, i in 1usize..=5, o in 1usize..=5, bias in any::<bool>(), seed in any::<u64>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let x = uniform(&[n, i], -1.0, 1.0, &mut rng);
+        let w = uniform(&[o, i], -1.0, 1.0, &mut rng);
+        let b = uniform(&[o], -1.0, 1.0, &mut rng);
+        if bias {
+            check(|_, v| v[0].linear(v[1], Some(v[2])), &[x, w, b], &cfg(seed))?;
+        } else {
+            check(|_, v| v[0].linear(v[1], None), &[x, w], &cfg(seed))?;
+        }
+    }
+
     // ---------------------------------------------------------------- convolutions
 
     #[test]

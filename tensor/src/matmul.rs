@@ -107,6 +107,46 @@ impl Tensor {
         self.matmul_t(rhs, false, false)
     }
 
+    /// A fully connected layer: `self · weightᵀ + bias` for `self` `[N, in]`, `weight`
+    /// `[out, in]` (PyTorch's layout, read transposed in place) and `bias` `[out]`.
+    ///
+    /// ```
+    /// use gantry_tensor::Tensor;
+    /// let x = Tensor::from_vec(&[1, 2], vec![1., 2.]);
+    /// let w = Tensor::from_vec(&[3, 2], vec![1., 0., 0., 1., 1., 1.]);
+    /// let b = Tensor::from_vec(&[3], vec![0.5, 0.5, 0.5]);
+    /// assert_eq!(x.linear(&w, Some(&b)).to_vec(), vec![1.5, 2.5, 3.5]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `self` or `weight` is not 2-D, the inner sizes differ or `bias` is not `[out]`.
+    #[track_caller]
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        let (xs, ws) = (self.shape(), weight.shape());
+        assert!(
+            xs.len() == 2 && ws.len() == 2 && xs[1] == ws[1],
+            "linear: input {xs:?} and weight {ws:?} must be [N, in] and [out, in]"
+        );
+        let y = self.matmul_t(weight, false, true);
+        match bias {
+            None => y,
+            Some(b) => {
+                assert!(
+                    b.shape() == [ws[0]],
+                    "linear: bias {:?} must be [{}]",
+                    b.shape(),
+                    ws[0]
+                );
+                let mut v = y.to_vec();
+                let b = b.as_slice();
+                for row in v.chunks_exact_mut(ws[0]) {
+                    row.iter_mut().zip(b.iter()).for_each(|(y, b)| *y += b);
+                }
+                Tensor::from_vec(&[xs[0], ws[0]], v)
+            }
+        }
+    }
+
     /// Matrix product with either operand's last two axes read transposed, without copying:
     /// `matmul_t(b, true, false)` is `selfᵀ · b`. Used by the gradients of `matmul`.
     ///

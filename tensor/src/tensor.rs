@@ -101,7 +101,10 @@ impl Tensor {
 
     /// The elements in row-major order.
     pub fn to_vec(&self) -> Vec<f32> {
-        self.data.iter().copied().collect()
+        match self.data.as_slice() {
+            Some(s) => s.to_vec(),
+            None => self.data.iter().copied().collect(),
+        }
     }
 
     /// The single value of a tensor with one element.

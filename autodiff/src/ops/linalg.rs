@@ -16,6 +16,25 @@ impl<'t> Var<'t> {
         self.tape.record(value, Op::Matmul(self.id, rhs.id))
     }
 
+    /// A fully connected layer: `self · weightᵀ + bias`, input `[N, in]`, weight `[out, in]`
+    /// (read transposed in place, no copy), bias `[out]`.
+    /// Backward: `gy · w` for the input, `gyᵀ · x` for the weight, `gy` summed over `N` for the
+    /// bias.
+    #[track_caller]
+    pub fn linear(self, weight: Var<'t>, bias: Option<Var<'t>>) -> Var<'t> {
+        let value = {
+            let nodes = self.tape.nodes();
+            let b = bias.map(|b| &nodes[b.id].value);
+            nodes[self.id].value.linear(&nodes[weight.id].value, b)
+        };
+        let op = Op::Linear {
+            x: self.id,
+            w: weight.id,
+            b: bias.map(|b| b.id),
+        };
+        self.tape.record(value, op)
+    }
+
     /// 2-D convolution: input `[N, C, H, W]`, weight `[O, C, kh, kw]`, bias `[O]`.
     /// Backward: the transposed convolution of `gy` for the input, the im2col product for the
     /// weight, `gy` summed over `N, H, W` for the bias.

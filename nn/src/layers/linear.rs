@@ -78,11 +78,10 @@ impl Module for Linear {
 
     fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
         let tape = x.tape();
-        let y = x.matmul(self.weight.var(tape).transpose(0, 1));
-        match &self.bias {
-            Some(b) => y.add(b.var(tape)),
-            None => y,
-        }
+        x.linear(
+            self.weight.var(tape),
+            self.bias.as_ref().map(|b| b.var(tape)),
+        )
     }
 
     fn describe(&self) -> String {
