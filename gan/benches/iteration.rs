@@ -1,7 +1,7 @@
 //! One `Trainer::train_step` (D step + G step with Adam) on random batches.
 
 use criterion::{BenchmarkId, Criterion};
-use gantry_gan::models::{Batch, DcganConfig, MlpConfig, ModelConfig, Pix2PixConfig};
+use gantry_gan::models::{Batch, CdcganConfig, DcganConfig, MlpConfig, ModelConfig, Pix2PixConfig};
 use gantry_gan::{TrainConfig, Trainer};
 use gantry_tensor::Tensor;
 use rand::SeedableRng;
@@ -13,6 +13,7 @@ fn workloads() -> Vec<(&'static str, ModelConfig, usize)> {
     vec![
         ("mlp", ModelConfig::Mlp(MlpConfig::digits()), 64),
         ("dcgan28", ModelConfig::Dcgan(DcganConfig::dcgan28()), 64),
+        ("cdcgan28", ModelConfig::Cdcgan(CdcganConfig::mnist()), 64),
         ("dcgan64c3", ModelConfig::Dcgan(DcganConfig::dcgan64(3)), 64),
         ("p2p64", ModelConfig::Pix2Pix(Pix2PixConfig::new(64)), 1),
         ("p2p64", ModelConfig::Pix2Pix(Pix2PixConfig::new(64)), 8),
@@ -25,17 +26,15 @@ fn batch(model: &ModelConfig, n: usize, rng: &mut ChaCha8Rng) -> Batch {
         Tensor::rand_uniform(&[n, c, s, s], -1.0, 1.0, rng)
     };
     match model {
-        ModelConfig::Mlp(_) => Batch {
-            real: image(1, 28, rng),
-            condition: None,
-        },
-        ModelConfig::Dcgan(c) => Batch {
-            real: image(c.channels, c.image_size, rng),
-            condition: None,
-        },
+        ModelConfig::Mlp(_) => Batch::new(image(1, 28, rng)),
+        ModelConfig::Dcgan(c) => Batch::new(image(c.channels, c.image_size, rng)),
         ModelConfig::Pix2Pix(c) => Batch {
-            real: image(3, c.image_size, rng),
             condition: Some(image(3, c.image_size, rng)),
+            ..Batch::new(image(3, c.image_size, rng))
+        },
+        ModelConfig::Cdcgan(c) => Batch {
+            labels: Some((0..n).map(|i| i % c.num_classes).collect()),
+            ..Batch::new(image(c.dcgan.channels, c.dcgan.image_size, rng))
         },
     }
 }
