@@ -148,16 +148,19 @@ pub fn batches(
     Ok(it)
 }
 
-/// A data batch as a model sees it: pairs give `condition = A`, `real = B`.
+/// A data batch as a model sees it: pairs give `condition = A`, `real = B`; labels are kept
+/// (a label-conditional model uses them, the others ignore them).
 pub fn to_gan_batch(b: gantry_datasets::Batch) -> Batch {
     match b.targets {
         Some(targets) => Batch {
             real: targets,
             condition: Some(b.images),
+            labels: b.labels,
         },
         None => Batch {
             real: b.images,
             condition: None,
+            labels: b.labels,
         },
     }
 }

@@ -12,9 +12,9 @@ use std::path::PathBuf;
 
 /// `gantry sample`.
 #[derive(Args, Debug)]
-#[command(
-    after_help = "Example:\n  gantry sample --run runs/dcgan-mnist-1 --n 100 --seed 7 --out digits.png"
-)]
+#[command(after_help = "Examples:\n  \
+    gantry sample --run runs/dcgan-mnist-1 --n 100 --seed 7 --out digits.png\n  \
+    gantry sample --run runs/cdcgan-mnist-1 --label 7 --n 64 --out sevens.png")]
 pub struct SampleArgs {
     /// Run directory (holding checkpoint.safetensors).
     #[arg(long)]
@@ -25,6 +25,10 @@ pub struct SampleArgs {
     /// Seed of the noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Draw only this class (label-conditional runs, e.g. cdcgan: 0..=9 for MNIST) [default:
+    /// every class in turn, in equal shares, in label order].
+    #[arg(long)]
+    pub label: Option<usize>,
     /// PNG file to write.
     #[arg(long)]
     pub out: PathBuf,
@@ -48,7 +52,24 @@ pub fn run(args: SampleArgs) -> Result<()> {
             args.run.display()
         );
     };
-    let out = generate(gan, &noise, args.seed);
+    let labels = match (gan.num_classes(), args.label) {
+        (None, Some(_)) => bail!(
+            "--label: {} is a {} run, which is not label-conditional (train one with --model cdcgan)",
+            args.run.display(),
+            gan.config().kind()
+        ),
+        (Some(k), Some(y)) if y >= k => bail!(
+            "--label {y} is out of range: the run in {} has {k} classes (0..={})",
+            args.run.display(),
+            k - 1
+        ),
+        (Some(_), Some(y)) => Some(vec![y; args.n]),
+        // Equal shares in label order: a square grid of k*k samples has a row per class.
+        (Some(k), None) => Some((0..args.n).map(|i| i * k / args.n).collect()),
+        (None, None) => None,
+    };
+    let input = gan.latent_input(noise, labels.as_deref());
+    let out = generate(gan, &input, args.seed);
     if out.ndim() == 2 {
         let data = dir
             .read_config()

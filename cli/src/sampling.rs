@@ -49,6 +49,29 @@ fn buffers(m: &dyn Module) -> HashMap<String, Tensor> {
         .collect()
 }
 
+/// Samples per row in the class grids of a label-conditional model.
+pub const CLASS_COLUMNS: usize = 10;
+
+/// Rows of a label-conditional model's fixed sample grid, at most.
+const MAX_CLASS_ROWS: usize = 20;
+
+/// The labels of a class grid for `k` classes: one row of [`CLASS_COLUMNS`] samples per
+/// class (the first 20 classes when there are more).
+pub fn class_rows(k: usize) -> Vec<usize> {
+    (0..k.min(MAX_CLASS_ROWS) * CLASS_COLUMNS)
+        .map(|i| i / CLASS_COLUMNS)
+        .collect()
+}
+
+/// Tiles per row of a run's step grids: a row per class for a label-conditional model.
+pub fn grid_columns(gan: &dyn Gan) -> usize {
+    if gan.num_classes().is_some() {
+        CLASS_COLUMNS
+    } else {
+        8
+    }
+}
+
 /// The plotting extent of a 2-D mixture.
 pub fn extent(mixture: &Option<Mixture>, points: &Tensor) -> f32 {
     match mixture {
@@ -126,7 +149,7 @@ pub fn write_step_samples(
                 let modes = mixture.as_ref().map_or(&[][..], |m| m.centres());
                 samples::save_scatter(&out, modes, extent(mixture, &out), &path)?;
             }
-            _ => samples::save_grid(&out, 8, &path)?,
+            _ => samples::save_grid(&out, grid_columns(gan), &path)?,
         }
     } else {
         let a = get("sample_a").context("the run keeps no fixed sample inputs")?;

@@ -7,7 +7,9 @@ use crate::sampling;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use gantry_datasets::Split;
-use gantry_gan::models::{DcganConfig, DcganVariant, MlpConfig, ModelConfig, Pix2PixConfig};
+use gantry_gan::models::{
+    CdcganConfig, DcganConfig, DcganVariant, MlpConfig, ModelConfig, Pix2PixConfig,
+};
 use gantry_gan::{GenLoss, OptimConfig, TrainConfig, Trainer, checkpoint};
 use gantry_tensor::Tensor;
 use rand::SeedableRng;
@@ -27,6 +29,10 @@ pub enum ModelArg {
     Mlp,
     /// pix2pix (Isola et al.): U-Net + PatchGAN + L1, for paired data.
     Pix2pix,
+    /// Label-conditional DCGAN (Mirza and Osindero): DCGAN's networks, the class given to G as
+    /// an embedding next to z and to D as one-hot planes; for labelled images (MNIST,
+    /// Fashion-MNIST, CIFAR-10, a folder with one sub-folder per class).
+    Cdcgan,
 }
 
 /// The optimizers.
@@ -54,6 +60,8 @@ pub enum LossArg {
     gantry train                                    # DCGAN on the bundled MNIST\n  \
     gantry train --model mlp --data ring --steps 5000\n  \
     gantry train --model pix2pix --data edges2emoji --batch-size 4\n  \
+    gantry train --model cdcgan --steps 1500                # one row per digit in samples/\n  \
+    gantry train --model mlp --data grid --pack 2           # PacGAN: D judges pairs\n  \
     gantry train --resume runs/dcgan-mnist-1 --steps 3000   # continue to step 3000")]
 pub struct TrainArgs {
     /// Model family [default: dcgan].
@@ -105,6 +113,11 @@ pub struct TrainArgs {
     /// Discriminator width (ndf) of dcgan and pix2pix.
     #[arg(long, default_value_t = 64)]
     pub ndf: usize,
+    /// PacGAN: the discriminator judges this many samples at once (all real or all fake,
+    /// concatenated along channels or features); the batch size must be a multiple of it
+    /// [default: 1, a standard discriminator; a resumed run keeps its own].
+    #[arg(long)]
+    pub pack: Option<usize>,
     /// Seed of the weights, the noise, the data order and augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -147,11 +160,47 @@ fn default_data(model: ModelArg) -> &'static str {
         ModelArg::Dcgan => "mnist",
         ModelArg::Mlp => "ring",
         ModelArg::Pix2pix => "edges2emoji",
+        ModelArg::Cdcgan => "mnist",
     }
 }
 
-/// The model configuration for `model` on data of `kind`.
-pub fn model_config(args: &TrainArgs, kind: &Kind) -> Result<(ModelConfig, Option<usize>)> {
+/// The DCGAN for images of shape `s` (`[C, H, W]`): the tutorial network for 28x28 data, the
+/// pytorch/examples one resized to `--image-size` (64 by default) otherwise.
+fn dcgan_config(args: &TrainArgs, s: &[usize]) -> DcganConfig {
+    let native28 = s[1] == 28 && s[2] == 28;
+    let size = args.image_size.unwrap_or(if native28 { 28 } else { 64 });
+    let variant = if size == 28 {
+        DcganVariant::Dcgan28
+    } else {
+        DcganVariant::Dcgan64
+    };
+    DcganConfig {
+        variant,
+        image_size: size,
+        channels: s[0],
+        nz: 100,
+        ngf: args.ngf,
+        ndf: args.ndf,
+        pack: 1,
+    }
+}
+
+/// The model configuration for `model` on data of `kind` with `classes` labels (if the data
+/// is labelled), and the image size the data is brought to.
+pub fn model_config(
+    args: &TrainArgs,
+    kind: &Kind,
+    classes: Option<usize>,
+) -> Result<(ModelConfig, Option<usize>)> {
+    let (config, size) = unpacked_config(args, kind, classes)?;
+    Ok((config.with_pack(args.pack.unwrap_or(1)), size))
+}
+
+fn unpacked_config(
+    args: &TrainArgs,
+    kind: &Kind,
+    classes: Option<usize>,
+) -> Result<(ModelConfig, Option<usize>)> {
     let model = args.model.unwrap_or(ModelArg::Dcgan);
     let name = args.data.as_deref().unwrap_or(default_data(model));
     Ok(match (model, kind) {
@@ -171,22 +220,22 @@ pub fn model_config(args: &TrainArgs, kind: &Kind) -> Result<(ModelConfig, Optio
             )
         }
         (ModelArg::Dcgan, Kind::Images(s)) => {
-            let native28 = s[1] == 28 && s[2] == 28;
-            let size = args.image_size.unwrap_or(if native28 { 28 } else { 64 });
-            let variant = if size == 28 {
-                DcganVariant::Dcgan28
-            } else {
-                DcganVariant::Dcgan64
-            };
-            let config = DcganConfig {
-                variant,
-                image_size: size,
-                channels: s[0],
-                nz: 100,
-                ngf: args.ngf,
-                ndf: args.ndf,
-            };
+            let config = dcgan_config(args, s);
+            let size = config.image_size;
             (ModelConfig::Dcgan(config), Some(size))
+        }
+        (ModelArg::Cdcgan, Kind::Images(s)) => {
+            let Some(k) = classes else {
+                bail!(
+                    "--data {name} has no class labels; cdcgan needs labelled images (mnist, fashion-mnist, cifar10, or a folder with one sub-folder per class)"
+                )
+            };
+            let config = dcgan_config(args, s);
+            let size = config.image_size;
+            (
+                ModelConfig::Cdcgan(CdcganConfig::new(config, k)),
+                Some(size),
+            )
         }
         (ModelArg::Pix2pix, Kind::Pairs(a, b)) => {
             let size = args
@@ -207,10 +256,20 @@ pub fn model_config(args: &TrainArgs, kind: &Kind) -> Result<(ModelConfig, Optio
         (_, Kind::Pairs(..)) => {
             bail!("--data {name} is paired data: train it with --model pix2pix")
         }
-        (ModelArg::Dcgan, Kind::Points(_)) => {
-            bail!("--data {name} holds 2-D points; dcgan needs images (use --model mlp for points)")
+        (ModelArg::Dcgan | ModelArg::Cdcgan, Kind::Points(_)) => {
+            bail!(
+                "--data {name} holds 2-D points; {} needs images (use --model mlp for points)",
+                model_name(model)
+            )
         }
     })
+}
+
+/// The name `--model` takes for `model`.
+fn model_name(model: ModelArg) -> String {
+    model
+        .to_possible_value()
+        .map_or_else(|| format!("{model:?}"), |v| v.get_name().to_string())
 }
 
 fn optim(args: &TrainArgs) -> OptimConfig {
@@ -234,12 +293,26 @@ fn fixed_inputs(
     settings: &RunSettings,
 ) -> Result<Vec<(String, Tensor)>> {
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed ^ 0x5eed_5a3e);
+    let gan = trainer.gan.as_ref();
+    if let Some(k) = gan.num_classes() {
+        // One row per class (the first 20 at most) and the same noise down each column, so
+        // that the grid shows what the label controls (the class) and what z does (style).
+        let labels = sampling::class_rows(k);
+        let cols = sampling::CLASS_COLUMNS;
+        let z = gan.noise(cols, &mut rng).context("cdcgan makes noise")?;
+        let rows = labels.len() / cols;
+        let z = Tensor::concat(0, &vec![&z; rows]);
+        return Ok(vec![(
+            "sample_noise".into(),
+            gan.latent_input(z, Some(&labels)),
+        )]);
+    }
     let n = if matches!(data.kind, Kind::Points(_)) {
         2500
     } else {
         64
     };
-    if let Some(noise) = trainer.gan.noise(n, &mut rng) {
+    if let Some(noise) = gan.noise(n, &mut rng) {
         return Ok(vec![("sample_noise".into(), noise)]);
     }
     let val = data::load(&settings.data, Split::Test, true)?;
@@ -269,7 +342,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         (Some(s), _) => s,
         (None, Some(e)) => e * (data.set.len() / batch_size / args.k.max(1)).max(1) as u64,
         (None, None) => match settings.model {
-            ModelArg::Dcgan => 1000,
+            ModelArg::Dcgan | ModelArg::Cdcgan => 1000,
             ModelArg::Mlp => 4000,
             ModelArg::Pix2pix => 2000,
         },
@@ -358,10 +431,23 @@ fn start(args: &TrainArgs) -> Result<Started> {
         .clone()
         .unwrap_or_else(|| default_data(model_arg).to_string());
     let probe = data::load(&data_name, Split::Train, args.quiet)?;
-    let (model, image_size) = model_config(args, &probe.kind)?;
+    let (model, image_size) = model_config(args, &probe.kind, probe.set.num_classes())?;
     drop(probe);
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let gan = model.build(&mut rng)?;
+    let batch_size = args
+        .batch_size
+        .unwrap_or(if model_arg == ModelArg::Pix2pix {
+            4
+        } else {
+            64
+        });
+    let pack = model.pack();
+    if !batch_size.is_multiple_of(pack) {
+        bail!(
+            "--batch-size {batch_size} is not a multiple of --pack {pack}: the discriminator judges {pack} samples at once"
+        );
+    }
     let train = TrainConfig {
         k: args.k.max(1),
         gen_loss: match args.loss {
@@ -394,13 +480,7 @@ fn start(args: &TrainArgs) -> Result<Started> {
     let settings = RunSettings {
         model: model_arg,
         data: data_name,
-        batch_size: args
-            .batch_size
-            .unwrap_or(if model_arg == ModelArg::Pix2pix {
-                4
-            } else {
-                64
-            }),
+        batch_size,
         image_size,
         seed: args.seed,
         jitter: model_arg == ModelArg::Pix2pix,
@@ -432,6 +512,13 @@ fn resume(args: &TrainArgs, dir: &std::path::Path) -> Result<Started> {
     let path = run_dir.checkpoint();
     let (mut trainer, extras) =
         checkpoint::load(&path).with_context(|| format!("cannot resume from {}", dir.display()))?;
+    let pack = trainer.gan.pack();
+    if let Some(p) = args.pack.filter(|p| *p != pack) {
+        bail!(
+            "--pack {p} does not match the run in {}, whose discriminator packs {pack}",
+            dir.display()
+        );
+    }
     if let Some(lr) = args.lr {
         trainer.set_lr(lr);
     }

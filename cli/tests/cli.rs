@@ -254,42 +254,23 @@ fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
     all
 }
 
-#[test]
-fn resuming_gives_the_same_weights_as_training_straight() {
-    let common = [
-        "--model",
-        "dcgan",
-        "--data",
-        "mnist",
-        "--image-size",
-        "16",
-        "--ngf",
-        "4",
-        "--ndf",
-        "4",
-        "--batch-size",
-        "8",
-        "--quiet",
-        "--threads",
-        "2",
-        "--checkpoint-every",
-        "0",
-    ];
-    let straight = temp("straight");
+/// Trains `name` 6 steps straight and 3 + resume + 3, and checks that the checkpoints and
+/// the logged metrics agree bit for bit. `new_only` are the arguments a resume does not
+/// repeat (model and data).
+fn resume_is_exact(name: &str, new_only: &[&str], common: &[&str]) {
+    let straight = temp(&format!("straight-{name}"));
     let mut args = vec!["train", "--steps", "6", "--out", s(&straight)];
+    args.extend(new_only);
     args.extend(common);
     ok(&args);
 
-    let split = temp("split");
+    let split = temp(&format!("split-{name}"));
     let mut args = vec!["train", "--steps", "3", "--out", s(&split)];
+    args.extend(new_only);
     args.extend(common);
     ok(&args);
     let mut args = vec!["train", "--steps", "6", "--resume", s(&split)];
-    args.extend(
-        common
-            .iter()
-            .filter(|a| !["--model", "dcgan", "--data", "mnist"].contains(a)),
-    );
+    args.extend(common);
     ok(&args);
 
     let (a, b) = (
@@ -301,7 +282,7 @@ fn resuming_gives_the_same_weights_as_training_straight() {
         assert_eq!(ka, kb);
         assert!(
             va == vb,
-            "{ka} differs between 6 straight steps and 3 + resume + 3"
+            "{name}: {ka} differs between 6 straight steps and 3 + resume + 3"
         );
     }
     let lines = std::fs::read_to_string(split.join("metrics.jsonl")).unwrap();
@@ -320,9 +301,38 @@ fn resuming_gives_the_same_weights_as_training_straight() {
     for line in &straight_lines {
         assert!(
             split_lines.contains(line),
-            "{line} was not logged identically after resuming"
+            "{name}: {line} was not logged identically after resuming"
         );
     }
+}
+
+#[test]
+fn resuming_gives_the_same_weights_as_training_straight() {
+    let common = [
+        "--image-size",
+        "16",
+        "--ngf",
+        "4",
+        "--ndf",
+        "4",
+        "--batch-size",
+        "8",
+        "--quiet",
+        "--threads",
+        "2",
+        "--checkpoint-every",
+        "0",
+        "--log-every",
+        "1",
+    ];
+    resume_is_exact("dcgan", &["--model", "dcgan", "--data", "mnist"], &common);
+    // The label-conditional DCGAN with a packed discriminator: labels, label maps and packing
+    // all take part, and `--pack` is kept by the run.
+    resume_is_exact(
+        "cdcgan-pack2",
+        &["--model", "cdcgan", "--data", "mnist", "--pack", "2"],
+        &common,
+    );
 }
 
 #[test]
@@ -505,4 +515,242 @@ fn bad_input_is_one_clear_line() {
         s(&run),
     ]);
     assert!(err.contains("already holds a run"), "{err}");
+}
+
+#[test]
+fn cdcgan_draws_a_row_per_class_and_samples_one_label() {
+    let run = temp("cdcgan");
+    ok(&[
+        "train",
+        "--model",
+        "cdcgan",
+        "--steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["model"], "cdcgan");
+    assert_eq!(config["model"]["num_classes"], 10);
+    assert_eq!(config["model"]["dcgan"]["variant"], "dcgan28");
+    // Ten rows (one per digit) of ten 28x28 tiles.
+    assert_eq!(
+        png_size(&run.join("samples/step_000002.png")),
+        (10 * 30 + 2, 10 * 30 + 2)
+    );
+    let sevens = run.join("sevens.png");
+    let text = ok(&[
+        "sample",
+        "--run",
+        s(&run),
+        "--label",
+        "7",
+        "--n",
+        "9",
+        "--out",
+        s(&sevens),
+    ]);
+    assert!(text.contains("wrote 9 samples"), "{text}");
+    assert_eq!(png_size(&sevens), (3 * 30 + 2, 3 * 30 + 2));
+    // Another label gives other images from the same noise.
+    let threes = run.join("threes.png");
+    ok(&[
+        "sample",
+        "--run",
+        s(&run),
+        "--label",
+        "3",
+        "--n",
+        "9",
+        "--out",
+        s(&threes),
+    ]);
+    assert_ne!(
+        image::open(&sevens).unwrap().to_rgb8().into_raw(),
+        image::open(&threes).unwrap().to_rgb8().into_raw()
+    );
+
+    let err = fails(&[
+        "sample",
+        "--run",
+        s(&run),
+        "--label",
+        "10",
+        "--out",
+        s(&run.join("x.png")),
+    ]);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--label 10 is out of range") && err.contains("10 classes"),
+        "{err}"
+    );
+    let err = fails(&[
+        "train",
+        "--model",
+        "cdcgan",
+        "--data",
+        "emoji",
+        "--out",
+        s(&temp("cdcgan-emoji")),
+    ]);
+    assert!(err.contains("no class labels"), "{err}");
+
+    let plain = temp("plain-ring");
+    ok(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        "ring",
+        "--steps",
+        "2",
+        "--quiet",
+        "--out",
+        s(&plain),
+    ]);
+    let err = fails(&[
+        "sample",
+        "--run",
+        s(&plain),
+        "--label",
+        "1",
+        "--out",
+        s(&plain.join("x.png")),
+    ]);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not label-conditional"), "{err}");
+}
+
+#[test]
+fn pack_is_stored_checked_and_kept_on_resume() {
+    let run = temp("pack");
+    ok(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        "grid",
+        "--pack",
+        "2",
+        "--steps",
+        "10",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["pack"], 2);
+    let (trainer, _) = checkpoint::load(&run.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(trainer.gan.pack(), 2);
+    // Resuming keeps the packing without being told, and refuses another one.
+    ok(&["train", "--resume", s(&run), "--steps", "12", "--quiet"]);
+    let err = fails(&["train", "--resume", s(&run), "--steps", "14", "--pack", "4"]);
+    assert!(err.contains("--pack 4 does not match"), "{err}");
+    let out = run.join("points.png");
+    ok(&["sample", "--run", s(&run), "--n", "100", "--out", s(&out)]);
+
+    let err = fails(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        "ring",
+        "--batch-size",
+        "63",
+        "--pack",
+        "2",
+        "--out",
+        s(&temp("pack-odd")),
+    ]);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--batch-size 63 is not a multiple of --pack 2"),
+        "{err}"
+    );
+    let err = fails(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        "ring",
+        "--pack",
+        "0",
+        "--out",
+        s(&temp("pack-zero")),
+    ]);
+    assert!(err.contains("pack must be at least 1"), "{err}");
+    for model in [
+        &[
+            "--model",
+            "pix2pix",
+            "--data",
+            "edges2digits",
+            "--image-size",
+            "32",
+        ][..],
+        &["--model", "dcgan", "--data", "mnist"][..],
+    ] {
+        let run = temp(&format!("pack-{}", model[1]));
+        let mut args = vec![
+            "train",
+            "--pack",
+            "2",
+            "--ngf",
+            "4",
+            "--ndf",
+            "4",
+            "--steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--quiet",
+            "--out",
+            s(&run),
+        ];
+        args.extend(model);
+        ok(&args);
+    }
+}
+
+#[test]
+fn the_seed_changes_the_weights_and_the_samples() {
+    let train = |name: &str, seed: &str| {
+        let run = temp(name);
+        ok(&[
+            "train",
+            "--model",
+            "mlp",
+            "--data",
+            "ring",
+            "--pack",
+            "2",
+            "--steps",
+            "5",
+            "--seed",
+            seed,
+            "--quiet",
+            "--out",
+            s(&run),
+        ]);
+        (
+            tensors(&run.join("checkpoint.safetensors")),
+            std::fs::read(run.join("samples/step_000005.png")).unwrap(),
+        )
+    };
+    let (a, a_png) = train("seed0a", "0");
+    let (b, b_png) = train("seed0b", "0");
+    let (c, c_png) = train("seed1", "1");
+    assert!(a == b && a_png == b_png, "the same seed gave other numbers");
+    for (ka, va) in &a {
+        let vc = &c.iter().find(|(k, _)| k == ka).unwrap().1;
+        if ka.starts_with("G.") || ka.starts_with("D.") {
+            assert!(va != vc, "{ka} is the same under seeds 0 and 1");
+        }
+    }
+    assert_ne!(a_png, c_png);
 }

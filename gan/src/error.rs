@@ -25,6 +25,15 @@ pub enum GanError {
         /// Its value.
         value: f32,
     },
+    /// A batch does not fit the model: its size is not a multiple of the discriminator's
+    /// packing, or a label-conditional model got no labels or one out of range.
+    #[error("step {step}: {message}")]
+    Batch {
+        /// The step that received it (1-based).
+        step: u64,
+        /// What is wrong.
+        message: String,
+    },
     /// A layer, optimizer or state-dict error.
     #[error(transparent)]
     Nn(#[from] gantry_nn::NnError),

@@ -1,10 +1,11 @@
 //! # gantry-gan
 //!
 //! GAN models and the adversarial training loop: the vanilla GAN of Goodfellow et al.
-//! ([`models::Mlp`]), DCGAN ([`models::Dcgan`]) and pix2pix ([`models::Pix2Pix`]), one
-//! [`Trainer`] for all of them (Algorithm 1 with `k` discriminator steps, minimax or
-//! non-saturating generator loss, pix2pix's L1 term), atomic checkpoints that resume bit for
-//! bit, and PNG sample grids.
+//! ([`models::Mlp`]), DCGAN ([`models::Dcgan`]), pix2pix ([`models::Pix2Pix`]) and the
+//! label-conditional DCGAN ([`models::Cdcgan`]), each with an optional PacGAN discriminator
+//! that judges `pack` samples at once ([`models::Packed`]); one [`Trainer`] for all of them
+//! (Algorithm 1 with `k` discriminator steps, minimax or non-saturating generator loss,
+//! pix2pix's L1 term), atomic checkpoints that resume bit for bit, and PNG sample grids.
 //!
 //! ```
 //! use gantry_gan::models::{Batch, MlpConfig, ModelConfig};
@@ -15,7 +16,7 @@
 //! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
 //! let gan = ModelConfig::Mlp(MlpConfig::points()).build(&mut rng).unwrap();
 //! let mut trainer = Trainer::new(gan, TrainConfig::default());
-//! let mut data = || Batch { real: Tensor::randn(&[16, 2], 0.0, 1.0, &mut rng), condition: None };
+//! let mut data = || Batch::new(Tensor::randn(&[16, 2], 0.0, 1.0, &mut rng));
 //! let metrics = trainer.train_step(&mut data).unwrap();
 //! assert_eq!(metrics.step, 1);
 //! assert!(metrics.loss_d.is_finite() && metrics.loss_g.is_finite());

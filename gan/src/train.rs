@@ -220,13 +220,13 @@ impl Trainer {
         let k = config.k.max(1) as u64;
         // Algorithm 1's extra discriminator steps, each on its own real and fake batch.
         for j in 0..k - 1 {
-            let batch = next_batch();
+            let batch = checked(gan, next_batch(), now)?;
             let tape = Tape::with_seed(tape_seed(config.seed, now, 2 * j));
             let fake = generate(gan, &tape, &batch, rng).value();
             discriminator_step(gan, opt_d, config, &batch, &fake, now, j)?;
         }
         // The last one shares its fake batch with the generator's step.
-        let batch = next_batch();
+        let batch = checked(gan, next_batch(), now)?;
         let tape = Tape::with_seed(tape_seed(config.seed, now, 2 * (k - 1)));
         let fake = generate(gan, &tape, &batch, rng);
         let (loss_d, d_real, d_fake) =
@@ -269,6 +269,38 @@ impl Trainer {
             loss_g_l1: parts.map(|p| p.1),
         })
     }
+}
+
+/// `batch` if it fits `gan` (a multiple of its packing; labels in range for a
+/// label-conditional model), else an error naming the step, before anything is drawn or
+/// updated.
+fn checked(gan: &dyn Gan, batch: Batch, step: u64) -> Result<Batch> {
+    let bad = |message: String| Err(GanError::Batch { step, message });
+    let (n, m) = (batch.len(), gan.pack());
+    if n == 0 || !n.is_multiple_of(m) {
+        return bad(format!(
+            "a batch of {n} samples cannot be packed by {m}: the batch size must be a positive multiple of the discriminator's packing"
+        ));
+    }
+    if let Some(k) = gan.num_classes() {
+        match &batch.labels {
+            None => {
+                return bad(format!(
+                    "{} is label-conditional but the batch has no labels",
+                    gan.config().kind()
+                ));
+            }
+            Some(l) if l.len() != n => {
+                return bad(format!("{} labels for a batch of {n} samples", l.len()));
+            }
+            Some(l) => {
+                if let Some(y) = l.iter().find(|&&y| y >= k) {
+                    return bad(format!("label {y} is out of range for {k} classes"));
+                }
+            }
+        }
+    }
+    Ok(batch)
 }
 
 /// The generator's output for `batch` on `tape`, in training mode.

@@ -361,21 +361,20 @@ impl Workload {
         let mut image =
             |c: usize| Tensor::rand_uniform(&[batch, c, size, size], -1.0, 1.0, &mut rng);
         let data = match self {
-            Workload::Mlp => Batch {
-                real: Tensor::rand_uniform(&[batch, 784], -1.0, 1.0, &mut rng),
-                condition: None,
-            },
+            Workload::Mlp => Batch::new(Tensor::rand_uniform(
+                &[batch, 784],
+                -1.0,
+                1.0,
+                &mut rng,
+            )),
             Workload::P2p64 | Workload::P2p256 => {
                 let a = image(3);
                 Batch {
-                    real: image(3),
                     condition: Some(a),
+                    ..Batch::new(image(3))
                 }
             }
-            _ => Batch {
-                real: image(self.channels()),
-                condition: None,
-            },
+            _ => Batch::new(image(self.channels())),
         };
         Ok((trainer, data))
     }

@@ -1,6 +1,8 @@
 //! The trainer and checkpoints: resuming is exact, bad losses stop training, models validate.
 
-use gantry_gan::models::{Batch, DcganConfig, DcganVariant, MlpConfig, ModelConfig, Pix2PixConfig};
+use gantry_gan::models::{
+    Batch, CdcganConfig, DcganConfig, DcganVariant, MlpConfig, ModelConfig, Pix2PixConfig,
+};
 use gantry_gan::{GanError, GenLoss, OptimConfig, TrainConfig, Trainer, checkpoint};
 use gantry_nn::state_dict::state_dict;
 use gantry_tensor::Tensor;
@@ -14,23 +16,45 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// A tiny DCGAN at 16x16 with batch norm, and a tiny pix2pix at 32x32 with dropout.
+/// A tiny DCGAN at 16x16 with batch norm.
+fn tiny_dcgan() -> DcganConfig {
+    DcganConfig {
+        variant: DcganVariant::Dcgan64,
+        image_size: 16,
+        channels: 1,
+        nz: 8,
+        ngf: 4,
+        ndf: 4,
+        pack: 1,
+    }
+}
+
+/// A tiny label-conditional DCGAN on 3 classes.
+fn tiny_cdcgan() -> CdcganConfig {
+    CdcganConfig {
+        embed_dim: 5,
+        ..CdcganConfig::new(tiny_dcgan(), 3)
+    }
+}
+
+/// A tiny DCGAN, a tiny pix2pix at 32x32 with dropout, and a tiny conditional DCGAN.
 fn models() -> Vec<ModelConfig> {
     vec![
-        ModelConfig::Dcgan(DcganConfig {
-            variant: DcganVariant::Dcgan64,
-            image_size: 16,
-            channels: 1,
-            nz: 8,
-            ngf: 4,
-            ndf: 4,
-        }),
+        ModelConfig::Dcgan(tiny_dcgan()),
         ModelConfig::Pix2Pix(Pix2PixConfig {
             ngf: 4,
             ndf: 4,
             ..Pix2PixConfig::new(32)
         }),
+        ModelConfig::Cdcgan(tiny_cdcgan()),
     ]
+}
+
+/// Every model kind with a discriminator packing two samples.
+fn packed_models() -> Vec<ModelConfig> {
+    let mut all = vec![ModelConfig::Mlp(MlpConfig::points())];
+    all.extend(models());
+    all.into_iter().map(|m| m.with_pack(2)).collect()
 }
 
 /// Deterministic batches: batch `i` depends only on `i`.
@@ -40,23 +64,31 @@ fn batch_for(model: &ModelConfig, i: u64) -> Batch {
         ModelConfig::Pix2Pix(c) => {
             let s = [2, 3, c.image_size, c.image_size];
             Batch {
-                real: Tensor::rand_uniform(&s, -1.0, 1.0, &mut rng),
                 condition: Some(Tensor::rand_uniform(&s, -1.0, 1.0, &mut rng)),
+                ..Batch::new(Tensor::rand_uniform(&s, -1.0, 1.0, &mut rng))
             }
         }
-        ModelConfig::Dcgan(c) => Batch {
-            real: Tensor::rand_uniform(
-                &[4, c.channels, c.image_size, c.image_size],
-                -1.0,
-                1.0,
-                &mut rng,
-            ),
-            condition: None,
-        },
-        ModelConfig::Mlp(c) => Batch {
-            real: Tensor::randn(&[8, c.sample_shape[0]], 0.0, 1.0, &mut rng),
-            condition: None,
-        },
+        ModelConfig::Dcgan(c) => Batch::new(Tensor::rand_uniform(
+            &[4, c.channels, c.image_size, c.image_size],
+            -1.0,
+            1.0,
+            &mut rng,
+        )),
+        ModelConfig::Mlp(c) => {
+            Batch::new(Tensor::randn(&[8, c.sample_shape[0]], 0.0, 1.0, &mut rng))
+        }
+        ModelConfig::Cdcgan(c) => {
+            let s = c.dcgan.image_size;
+            Batch {
+                labels: Some((0..4).map(|j| (i as usize + j) % c.num_classes).collect()),
+                ..Batch::new(Tensor::rand_uniform(
+                    &[4, c.dcgan.channels, s, s],
+                    -1.0,
+                    1.0,
+                    &mut rng,
+                ))
+            }
+        }
     }
 }
 
@@ -92,7 +124,7 @@ fn everything(trainer: &Trainer) -> Vec<(String, Vec<f32>)> {
 #[test]
 fn save_resume_continue_equals_training_straight() {
     let dir = temp_dir("resume");
-    for model in models() {
+    for model in models().into_iter().chain(packed_models()) {
         let config = TrainConfig {
             seed: 3,
             ..Default::default()
@@ -111,7 +143,7 @@ fn save_resume_continue_equals_training_straight() {
         let mut first = build();
         let mut consumed_b = 0;
         run(&mut first, &model, 2, &mut consumed_b);
-        let path = dir.join(format!("{}.safetensors", model.kind()));
+        let path = dir.join(format!("{}-{}.safetensors", model.kind(), model.pack()));
         let extra = serde_json::json!({ "batches_consumed": consumed_b });
         checkpoint::save(&path, &first, &[], &extra).unwrap();
         drop(first);
@@ -124,7 +156,12 @@ fn save_resume_continue_equals_training_straight() {
         assert_eq!(a.len(), b.len());
         for ((ka, va), (kb, vb)) in a.iter().zip(&b) {
             assert_eq!(ka, kb);
-            assert!(va == vb, "{}: {ka} differs after resuming", model.kind());
+            assert!(
+                va == vb,
+                "{} pack {}: {ka} differs after resuming",
+                model.kind(),
+                model.pack()
+            );
         }
     }
 }
@@ -137,10 +174,7 @@ fn a_non_finite_loss_stops_before_any_update() {
     let mut consumed = 0;
     run(&mut trainer, &model, 2, &mut consumed);
     let before = everything(&trainer);
-    let mut poisoned = || Batch {
-        real: Tensor::full(&[8, 2], f32::NAN),
-        condition: None,
-    };
+    let mut poisoned = || Batch::new(Tensor::full(&[8, 2], f32::NAN));
     match trainer.train_step(&mut poisoned) {
         Err(GanError::NonFinite { step, what, .. }) => {
             assert_eq!(step, 3);
@@ -188,7 +222,7 @@ fn k_discriminator_steps_consume_k_batches_and_minimax_is_negative() {
 
 #[test]
 fn pix2pix_reports_its_loss_parts() {
-    let model = models().pop().unwrap();
+    let model = models().swap_remove(1);
     let mut trainer = Trainer::new(
         model.build(&mut ChaCha8Rng::seed_from_u64(1)).unwrap(),
         TrainConfig::default(),
@@ -315,4 +349,132 @@ fn checkpoints_name_what_is_wrong() {
     let e = checkpoint::load(&cut).err().unwrap().to_string();
     assert!(e.contains("cut.safetensors"), "{e}");
     assert!(checkpoint::load(&good).is_ok());
+}
+
+#[test]
+fn packed_models_train_with_finite_losses_and_packed_discriminators() {
+    for model in packed_models() {
+        let what = format!("{} pack 2", model.kind());
+        let gan = model.build(&mut ChaCha8Rng::seed_from_u64(2)).unwrap();
+        assert_eq!(gan.pack(), 2, "{what}");
+        // The first layer of D takes twice the per-sample width: two samples side by side.
+        let (name, first) = gantry_nn::named_params(gan.discriminator())
+            .into_iter()
+            .map(|(n, p)| (n, p.shape()))
+            .next()
+            .unwrap();
+        let per_sample = match &model {
+            ModelConfig::Mlp(c) => c.sample_shape.iter().product(),
+            ModelConfig::Dcgan(c) => c.channels,
+            ModelConfig::Pix2Pix(c) => c.in_channels + c.out_channels,
+            ModelConfig::Cdcgan(c) => c.dcgan.channels + c.num_classes,
+        };
+        assert_eq!(first[1], 2 * per_sample, "{what}: {name} {first:?}");
+
+        // D judges N/2 packs: one logit (or one patch map) per pair of samples.
+        let batch = batch_for(&model, 1);
+        let n = batch.len();
+        let tape = gantry_autodiff::Tape::new();
+        let x = gan.discriminator_input(tape.constant(batch.real.clone()), &batch);
+        let logits = gan.discriminator().forward(x, gantry_nn::Mode::Eval);
+        assert_eq!(logits.shape()[0], n / 2, "{what}");
+
+        let mut trainer = Trainer::new(gan, TrainConfig::default());
+        let mut consumed = 0;
+        for _ in 0..2 {
+            let mut next = || {
+                consumed += 1;
+                batch_for(&model, consumed)
+            };
+            let m = trainer.train_step(&mut next).unwrap();
+            for v in [m.loss_d, m.loss_g, m.d_real, m.d_fake, m.d_fake_g] {
+                assert!(v.is_finite(), "{what}: {m:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_batch_that_does_not_fit_is_an_error_before_any_update() {
+    let model = ModelConfig::Mlp(MlpConfig::points()).with_pack(3);
+    let gan = model.build(&mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+    let mut trainer = Trainer::new(gan, TrainConfig::default());
+    let before = everything(&trainer);
+    let mut eight = || batch_for(&model, 0);
+    let e = trainer.train_step(&mut eight).err().unwrap().to_string();
+    assert!(
+        e.contains("step 1") && e.contains("8 samples cannot be packed by 3"),
+        "{e}"
+    );
+    assert_eq!(trainer.step, 0);
+    assert!(before == everything(&trainer));
+
+    let model = ModelConfig::Cdcgan(tiny_cdcgan());
+    let gan = model.build(&mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+    let mut trainer = Trainer::new(gan, TrainConfig::default());
+    let mut unlabelled = || Batch {
+        labels: None,
+        ..batch_for(&model, 0)
+    };
+    let e = trainer
+        .train_step(&mut unlabelled)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("cdcgan is label-conditional"), "{e}");
+    let mut out_of_range = || Batch {
+        labels: Some(vec![0, 1, 2, 3]),
+        ..batch_for(&model, 0)
+    };
+    let e = trainer
+        .train_step(&mut out_of_range)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("label 3 is out of range for 3 classes"), "{e}");
+    assert_eq!(trainer.step, 0);
+}
+
+#[test]
+fn configurations_round_trip_and_old_ones_load_unpacked() {
+    for model in models().into_iter().chain(packed_models()) {
+        let text = serde_json::to_string(&model).unwrap();
+        let back: ModelConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, model);
+    }
+    // A configuration written before packing existed has no `pack`: it means 1.
+    let old = r#"{"model":"dcgan","variant":"dcgan28","image_size":28,"channels":1,"nz":100,"ngf":64,"ndf":64}"#;
+    let c: ModelConfig = serde_json::from_str(old).unwrap();
+    assert_eq!(c, ModelConfig::Dcgan(DcganConfig::dcgan28()));
+    assert_eq!(c.pack(), 1);
+    let cd = serde_json::to_value(ModelConfig::Cdcgan(CdcganConfig::mnist())).unwrap();
+    assert_eq!(cd["model"], "cdcgan");
+    assert_eq!(cd["num_classes"], 10);
+    assert_eq!(cd["dcgan"]["variant"], "dcgan28");
+    let e = ModelConfig::Mlp(MlpConfig::points())
+        .with_pack(0)
+        .build(&mut ChaCha8Rng::seed_from_u64(0))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("pack must be at least 1"), "{e}");
+}
+
+#[test]
+fn cdcgan_generates_each_class_at_both_sizes() {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let tape = gantry_autodiff::Tape::new();
+    for (config, want) in [
+        (CdcganConfig::mnist(), vec![3, 1, 28, 28]),
+        (tiny_cdcgan(), vec![3, 1, 16, 16]),
+    ] {
+        let gan = ModelConfig::Cdcgan(config).build(&mut rng).unwrap();
+        assert_eq!(gan.num_classes(), Some(if want[2] == 28 { 10 } else { 3 }));
+        let z = gan.noise(3, &mut rng).unwrap();
+        let input = gan.latent_input(z, Some(&[0, 1, 2]));
+        let y = gan
+            .generator()
+            .forward(tape.constant(input), gantry_nn::Mode::Eval);
+        assert_eq!(y.shape(), want);
+    }
 }

@@ -1,7 +1,7 @@
 //! DCGAN (Radford et al.): the pytorch/examples network at 64x64 (and other powers of two),
 //! and the TensorFlow tutorial's network for 28x28 digits.
 
-use super::{Gan, ModelConfig};
+use super::{Gan, ModelConfig, Packed, check_pack, one};
 use crate::error::{Result, config_error};
 use gantry_autodiff::Var;
 use gantry_nn::{
@@ -40,6 +40,9 @@ pub struct DcganConfig {
     pub ngf: usize,
     /// Discriminator width (`ndf`).
     pub ndf: usize,
+    /// Samples the discriminator judges at once (PacGAN; 1 is the standard discriminator).
+    #[serde(default = "one")]
+    pub pack: usize,
 }
 
 impl DcganConfig {
@@ -52,6 +55,7 @@ impl DcganConfig {
             nz: 100,
             ngf: 64,
             ndf: 64,
+            pack: 1,
         }
     }
 
@@ -64,10 +68,12 @@ impl DcganConfig {
             nz: 100,
             ngf: 64,
             ndf: 64,
+            pack: 1,
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(super) fn validate(&self) -> Result<()> {
+        check_pack("dcgan", self.pack)?;
         let bad = |m: String| Err(config_error("dcgan", m));
         if !(1..=4).contains(&self.channels) || self.nz == 0 || self.ngf == 0 || self.ndf == 0 {
             return bad(format!(
@@ -96,7 +102,7 @@ impl DcganConfig {
 pub struct Dcgan {
     config: DcganConfig,
     g: Box<dyn Module>,
-    d: Sequential,
+    d: Packed<Sequential>,
 }
 
 impl Dcgan {
@@ -107,21 +113,36 @@ impl Dcgan {
     /// If the image size does not fit the variant, or a width is zero.
     pub fn new(config: DcganConfig, rng: &mut dyn RngCore) -> Result<Self> {
         config.validate()?;
-        let (g, d): (Box<dyn Module>, Sequential) = match config.variant {
-            DcganVariant::Dcgan64 => {
-                let g = generator64(&config, rng)?;
-                let d = discriminator64(&config, rng)?;
-                init::dcgan(&g, rng);
-                init::dcgan(&d, rng);
-                (Box::new(g), d)
-            }
-            DcganVariant::Dcgan28 => (
-                Box::new(Generator28::new(&config, rng)?),
-                discriminator28(&config, rng)?,
-            ),
-        };
-        Ok(Dcgan { config, g, d })
+        let (g, d) = players(&config, config.channels * config.pack, rng)?;
+        Ok(Dcgan {
+            g,
+            d: Packed::new(d, config.pack),
+            config,
+        })
     }
+}
+
+/// The generator for `c` and a discriminator taking `d_channels` input channels, with the
+/// variant's initialisation (shared with the label-conditional DCGAN, whose players differ
+/// only in their input widths).
+pub(super) fn players(
+    c: &DcganConfig,
+    d_channels: usize,
+    rng: &mut dyn RngCore,
+) -> Result<(Box<dyn Module>, Sequential)> {
+    Ok(match c.variant {
+        DcganVariant::Dcgan64 => {
+            let g = generator64(c, rng)?;
+            let d = discriminator64(c, d_channels, rng)?;
+            init::dcgan(&g, rng);
+            init::dcgan(&d, rng);
+            (Box::new(g), d)
+        }
+        DcganVariant::Dcgan28 => (
+            Box::new(Generator28::new(c, rng)?),
+            discriminator28(d_channels, rng)?,
+        ),
+    })
 }
 
 /// The number of stride-2 blocks between 4x4 and the image size.
@@ -163,12 +184,16 @@ fn generator64(c: &DcganConfig, rng: &mut dyn RngCore) -> Result<Sequential> {
     .add(Tanh))
 }
 
-fn discriminator64(c: &DcganConfig, rng: &mut dyn RngCore) -> Result<Sequential> {
+fn discriminator64(
+    c: &DcganConfig,
+    in_channels: usize,
+    rng: &mut dyn RngCore,
+) -> Result<Sequential> {
     let blocks = upsamplings(c.image_size);
     let mut width = c.ndf;
     let mut d = Sequential::new()
         .add(
-            Conv2dConfig::new(c.channels, width, 4)
+            Conv2dConfig::new(in_channels, width, 4)
                 .stride(2)
                 .padding(1)
                 .bias(false)
@@ -267,11 +292,11 @@ impl Module for Generator28 {
     }
 }
 
-fn discriminator28(c: &DcganConfig, rng: &mut dyn RngCore) -> Result<Sequential> {
+fn discriminator28(in_channels: usize, rng: &mut dyn RngCore) -> Result<Sequential> {
     let slope = 0.3;
     Ok(Sequential::new()
         .add(
-            Conv2dConfig::new(c.channels, 64, 5)
+            Conv2dConfig::new(in_channels, 64, 5)
                 .stride(2)
                 .padding(2)
                 .build(rng)?,
@@ -309,5 +334,9 @@ impl Gan for Dcgan {
             DcganVariant::Dcgan28 => vec![n, self.config.nz],
         };
         Some(Tensor::randn(&shape, 0.0, 1.0, rng))
+    }
+
+    fn pack(&self) -> usize {
+        self.config.pack
     }
 }

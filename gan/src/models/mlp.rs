@@ -1,7 +1,7 @@
 //! The vanilla GAN of Goodfellow et al.: fully connected generator and discriminator, for flat
 //! data of any width (2-D points, 784-pixel digits).
 
-use super::{Gan, ModelConfig};
+use super::{Gan, ModelConfig, Packed, check_pack, one};
 use crate::error::{Result, config_error};
 use gantry_nn::{Dropout, LeakyReLU, LinearConfig, Module, ReLU, Reshape, Sequential, Tanh};
 use gantry_tensor::Tensor;
@@ -35,6 +35,9 @@ pub struct MlpConfig {
     pub d_dropout: f32,
     /// The generator's output layer.
     pub output: MlpOutput,
+    /// Samples the discriminator judges at once (PacGAN; 1 is the standard discriminator).
+    #[serde(default = "one")]
+    pub pack: usize,
 }
 
 impl MlpConfig {
@@ -49,6 +52,7 @@ impl MlpConfig {
             leaky_slope: 0.2,
             d_dropout: 0.0,
             output: MlpOutput::Tanh,
+            pack: 1,
         }
     }
 
@@ -63,6 +67,7 @@ impl MlpConfig {
             leaky_slope: 0.0,
             d_dropout: 0.0,
             output: MlpOutput::Linear,
+            pack: 1,
         }
     }
 
@@ -79,7 +84,7 @@ impl MlpConfig {
 pub struct Mlp {
     config: MlpConfig,
     g: Sequential,
-    d: Sequential,
+    d: Packed<Sequential>,
 }
 
 impl Mlp {
@@ -88,6 +93,7 @@ impl Mlp {
     /// # Errors
     /// If a width is zero or the dropout probability is outside `[0, 1)`.
     pub fn new(config: MlpConfig, rng: &mut dyn RngCore) -> Result<Self> {
+        check_pack("mlp", config.pack)?;
         let data: usize = config.sample_shape.iter().product();
         if config.latent == 0
             || data == 0
@@ -119,11 +125,13 @@ impl Mlp {
         if config.sample_shape.len() > 1 {
             g.push(Box::new(Reshape::new(&config.sample_shape)));
         }
+        // A packed discriminator sees `pack` samples' features side by side.
+        let d_in = data * config.pack;
         let mut d = Sequential::new();
         if config.sample_shape.len() > 1 {
-            d.push(Box::new(Reshape::new(&[data])));
+            d.push(Box::new(Reshape::new(&[d_in])));
         }
-        let mut width = data;
+        let mut width = d_in;
         for &h in &config.d_hidden {
             d.push(Box::new(LinearConfig::new(width, h).build(rng)?));
             d.push(config.activation());
@@ -133,6 +141,7 @@ impl Mlp {
             width = h;
         }
         d.push(Box::new(LinearConfig::new(width, 1).build(rng)?));
+        let d = Packed::new(d, config.pack);
         Ok(Mlp { config, g, d })
     }
 }
@@ -152,5 +161,9 @@ impl Gan for Mlp {
 
     fn noise(&self, n: usize, rng: &mut dyn RngCore) -> Option<Tensor> {
         Some(Tensor::randn(&[n, self.config.latent], 0.0, 1.0, rng))
+    }
+
+    fn pack(&self) -> usize {
+        self.config.pack
     }
 }

@@ -1,12 +1,16 @@
 //! The models: each a generator/discriminator pair behind the [`Gan`] trait, built from a
 //! validated, serialisable [`ModelConfig`].
 
+mod cdcgan;
 mod dcgan;
 mod mlp;
+mod pack;
 mod pix2pix;
 
+pub use cdcgan::{Cdcgan, CdcganConfig, CondGenerator};
 pub use dcgan::{Dcgan, DcganConfig, DcganVariant};
 pub use mlp::{Mlp, MlpConfig, MlpOutput};
+pub use pack::{Packed, pack, pack_tensor};
 pub use pix2pix::{PatchGan, Pix2Pix, Pix2PixConfig, UNet};
 
 use crate::error::Result;
@@ -23,6 +27,31 @@ pub struct Batch {
     pub real: Tensor,
     /// The condition (`A` of a pair for pix2pix), if the model is conditional.
     pub condition: Option<Tensor>,
+    /// The class of each sample of `real`, where the data has labels. A label-conditional
+    /// model (cdcgan) generates its fakes for these classes and shows them to the
+    /// discriminator with both the real and the fake batch; other models ignore them.
+    pub labels: Option<Vec<usize>>,
+}
+
+impl Batch {
+    /// An unconditional batch of `real` samples, without labels.
+    pub fn new(real: Tensor) -> Self {
+        Batch {
+            real,
+            condition: None,
+            labels: None,
+        }
+    }
+
+    /// The number of samples.
+    pub fn len(&self) -> usize {
+        self.real.shape()[0]
+    }
+
+    /// Whether the batch holds no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// What the adversarial trainer needs to know about a model: how to make the generator's
@@ -40,17 +69,47 @@ pub trait Gan {
     /// Latent noise for `n` samples, or `None` for a model driven by its condition.
     fn noise(&self, n: usize, rng: &mut dyn RngCore) -> Option<Tensor>;
 
-    /// The generator's input for `batch`: fresh noise, or the condition.
+    /// The number of classes of a label-conditional model (cdcgan), `None` for the others.
+    fn num_classes(&self) -> Option<usize> {
+        None
+    }
+
+    /// The generator's input for latent noise `z` (from [`Gan::noise`]) and, for a
+    /// label-conditional model, the class of each sample to draw. Unconditional models
+    /// ignore `labels` and take `z` as it is; cdcgan takes `[z | one_hot(labels)]`, so that
+    /// its generator stays a one-input [`Module`].
+    ///
+    /// # Panics
+    /// For a label-conditional model, if `labels` is `None`, has another length than `z`'s
+    /// batch, or holds a class out of range.
+    fn latent_input(&self, z: Tensor, labels: Option<&[usize]>) -> Tensor {
+        let _ = labels;
+        z
+    }
+
+    /// How many samples the discriminator sees at once (PacGAN's packing degree; 1 for a
+    /// standard discriminator). Batch sizes must be multiples of it.
+    fn pack(&self) -> usize {
+        1
+    }
+
+    /// The generator's input for `batch`: the condition, or fresh noise (with the batch's
+    /// labels for a label-conditional model, the standard cGAN recipe `G(z, y)`).
     fn generator_input(&self, batch: &Batch, rng: &mut dyn RngCore) -> Tensor {
         match &batch.condition {
             Some(c) => c.clone(),
-            None => self
-                .noise(batch.real.shape()[0], rng)
-                .expect("an unconditional model makes noise"),
+            None => {
+                let z = self
+                    .noise(batch.len(), rng)
+                    .expect("an unconditional model makes noise");
+                self.latent_input(z, batch.labels.as_deref())
+            }
         }
     }
 
-    /// What the discriminator sees for sample `x` of `batch` (pix2pix: `concat(A, x)`).
+    /// What the discriminator sees for sample `x` of `batch` (pix2pix: `concat(A, x)`;
+    /// cdcgan: `x` with the batch's label maps as extra channels). Packing, where the model
+    /// packs, happens inside the discriminator (see [`Packed`]), after this.
     fn discriminator_input<'t>(&self, x: Var<'t>, batch: &Batch) -> Var<'t> {
         let _ = batch;
         x
@@ -83,16 +142,40 @@ pub enum ModelConfig {
     Dcgan(DcganConfig),
     /// pix2pix (Isola et al.).
     Pix2Pix(Pix2PixConfig),
+    /// Label-conditional DCGAN (Mirza and Osindero).
+    Cdcgan(CdcganConfig),
 }
 
 impl ModelConfig {
-    /// The model kind's name (`mlp`, `dcgan`, `pix2pix`).
+    /// The model kind's name (`mlp`, `dcgan`, `pix2pix`, `cdcgan`).
     pub fn kind(&self) -> &'static str {
         match self {
             ModelConfig::Mlp(_) => "mlp",
             ModelConfig::Dcgan(_) => "dcgan",
             ModelConfig::Pix2Pix(_) => "pix2pix",
+            ModelConfig::Cdcgan(_) => "cdcgan",
         }
+    }
+
+    /// PacGAN's packing degree of the discriminator (1: no packing).
+    pub fn pack(&self) -> usize {
+        match self {
+            ModelConfig::Mlp(c) => c.pack,
+            ModelConfig::Dcgan(c) => c.pack,
+            ModelConfig::Pix2Pix(c) => c.pack,
+            ModelConfig::Cdcgan(c) => c.dcgan.pack,
+        }
+    }
+
+    /// The same configuration with the discriminator packing `m` samples.
+    pub fn with_pack(mut self, m: usize) -> Self {
+        match &mut self {
+            ModelConfig::Mlp(c) => c.pack = m,
+            ModelConfig::Dcgan(c) => c.pack = m,
+            ModelConfig::Pix2Pix(c) => c.pack = m,
+            ModelConfig::Cdcgan(c) => c.dcgan.pack = m,
+        }
+        self
     }
 
     /// Builds the model with its paper's initialisation, drawing weights from `rng`.
@@ -104,6 +187,24 @@ impl ModelConfig {
             ModelConfig::Mlp(c) => Box::new(Mlp::new(c.clone(), rng)?),
             ModelConfig::Dcgan(c) => Box::new(Dcgan::new(c.clone(), rng)?),
             ModelConfig::Pix2Pix(c) => Box::new(Pix2Pix::new(c.clone(), rng)?),
+            ModelConfig::Cdcgan(c) => Box::new(Cdcgan::new(c.clone(), rng)?),
         })
     }
+}
+
+/// Serde's default of the `pack` fields: configurations written before PacGAN existed
+/// describe an unpacked discriminator.
+pub(crate) fn one() -> usize {
+    1
+}
+
+/// Rejects a packing degree of 0.
+pub(crate) fn check_pack(model: &'static str, pack: usize) -> Result<()> {
+    if pack == 0 {
+        return Err(crate::error::config_error(
+            model,
+            "pack must be at least 1 (1: a standard discriminator)",
+        ));
+    }
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! pix2pix (Isola et al.): a U-Net generator with skip connections and a 70x70 PatchGAN
 //! discriminator on `concat(A, B)`; the generator's loss adds `lambda * L1(G(A), B)`.
 
-use super::{Batch, Gan, ModelConfig};
+use super::{Batch, Gan, ModelConfig, Packed, check_pack, one};
 use crate::error::{Result, config_error};
 use gantry_autodiff::Var;
 use gantry_nn::{
@@ -35,6 +35,10 @@ pub struct Pix2PixConfig {
     /// Mode used when translating after training: the paper keeps dropout and batch
     /// statistics on (`Train`).
     pub test_mode_train: bool,
+    /// `concat(A, B)` pairs the discriminator judges at once (PacGAN; 1 is the standard
+    /// discriminator).
+    #[serde(default = "one")]
+    pub pack: usize,
 }
 
 impl Pix2PixConfig {
@@ -50,6 +54,7 @@ impl Pix2PixConfig {
             lambda_l1: 100.0,
             dropout: true,
             test_mode_train: true,
+            pack: 1,
         }
     }
 
@@ -68,6 +73,7 @@ impl Pix2PixConfig {
     }
 
     fn validate(&self) -> Result<()> {
+        check_pack("pix2pix", self.pack)?;
         if !self.image_size.is_power_of_two() || !(32..=512).contains(&self.image_size) {
             return Err(config_error(
                 "pix2pix",
@@ -255,7 +261,7 @@ impl PatchGan {
 pub struct Pix2Pix {
     config: Pix2PixConfig,
     g: UNet,
-    d: Sequential,
+    d: Packed<Sequential>,
 }
 
 impl Pix2Pix {
@@ -274,9 +280,11 @@ impl Pix2Pix {
             c.dropout,
             rng,
         )?;
-        let d = PatchGan::build(c.in_channels + c.out_channels, c.ndf, c.d_layers, rng)?;
+        let pair = c.in_channels + c.out_channels;
+        let d = PatchGan::build(pair * c.pack, c.ndf, c.d_layers, rng)?;
         init::pix2pix(&g, rng);
         init::pix2pix(&d, rng);
+        let d = Packed::new(d, c.pack);
         Ok(Pix2Pix { config, g, d })
     }
 }
@@ -301,6 +309,10 @@ impl Gan for Pix2Pix {
     fn discriminator_input<'t>(&self, x: Var<'t>, batch: &Batch) -> Var<'t> {
         let a = batch.condition.as_ref().expect("pix2pix batches carry A");
         Var::concat(&[x.tape().constant(a.clone()), x], 1)
+    }
+
+    fn pack(&self) -> usize {
+        self.config.pack
     }
 
     fn l1_weight(&self) -> f32 {
