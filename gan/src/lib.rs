@@ -4,7 +4,8 @@
 //! ([`models::Mlp`]), DCGAN ([`models::Dcgan`]) and pix2pix ([`models::Pix2Pix`]), one
 //! [`Trainer`] for all of them (Algorithm 1 with `k` discriminator steps, minimax or
 //! non-saturating generator loss, pix2pix's L1 term), atomic checkpoints that resume bit for
-//! bit, and PNG sample grids.
+//! bit, PNG sample grids, and the [`metrics`] that score samples (mode coverage, a digit
+//! classifier's scores and Fréchet distance, L1 / PSNR / SSIM).
 //!
 //! ```
 //! use gantry_gan::models::{Batch, MlpConfig, ModelConfig};
@@ -24,6 +25,7 @@
 
 pub mod checkpoint;
 pub mod error;
+pub mod metrics;
 pub mod models;
 pub mod samples;
 mod train;
