@@ -3,7 +3,9 @@
 //! A thin layer over the gantry crates: argument parsing (clap), progress bars (indicatif),
 //! run directories. Errors print as one line and exit with status 1.
 
+mod classifier;
 mod data;
+mod eval;
 mod progress;
 mod run;
 mod sample;
@@ -30,6 +32,10 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Translate images with a trained pix2pix run.
     Translate(translate::TranslateArgs),
+    /// Score a trained run (or images) with the metrics of its data; writes DIR/eval.json.
+    Eval(eval::EvalArgs),
+    /// Train the digit classifier that `gantry eval` scores samples with.
+    Classifier(classifier::ClassifierArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +44,10 @@ fn main() -> ExitCode {
         Some(Command::Train(args)) => set_threads(args.threads).and_then(|()| train::run(args)),
         Some(Command::Sample(args)) => sample::run(args),
         Some(Command::Translate(args)) => translate::run(args),
+        Some(Command::Eval(args)) => set_threads(args.threads).and_then(|()| eval::run(args)),
+        Some(Command::Classifier(args)) => {
+            set_threads(args.threads).and_then(|()| classifier::run(args))
+        }
         None => {
             use clap::CommandFactory;
             let _ = Cli::command().print_help();
