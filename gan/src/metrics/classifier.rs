@@ -479,6 +479,51 @@ mod tests {
         }
     }
 
+    /// 48 images of two classes: a bright top half or a bright bottom half.
+    fn halves() -> (Tensor, Vec<usize>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let labels: Vec<usize> = (0..48).map(|i| i % 2).collect();
+        let mut v = Vec::new();
+        for &l in &labels {
+            for y in 0..28 {
+                for _ in 0..28 {
+                    let on = (y < 14) == (l == 0);
+                    v.push(if on { 0.8 } else { -0.8 } + rng.random_range(-0.2f32..0.2));
+                }
+            }
+        }
+        (Tensor::from_vec(&[48, 1, 28, 28], v), labels)
+    }
+
+    #[test]
+    fn training_learns_a_simple_task_deterministically() {
+        let (x, y) = halves();
+        // Enough steps (30) for batch norm's running statistics to settle.
+        let options = TrainOptions {
+            epochs: 10,
+            batch_size: 16,
+            lr_decay: 1.0,
+            seed: 9,
+            ..TrainOptions::default()
+        };
+        let fit = || {
+            let config = ClassifierConfig {
+                width: 4,
+                features: 16,
+                ..ClassifierConfig::default()
+            };
+            let m = DigitClassifier::new(config, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
+            let mut last = None;
+            train(&m, &x, &y, &options, &mut |p| last = Some(p.clone())).unwrap();
+            (m, last.unwrap())
+        };
+        let (a, progress) = fit();
+        assert_eq!((progress.epoch, progress.step, progress.steps), (9, 3, 3));
+        assert_eq!(a.accuracy(&x, &y), 1.0);
+        let (b, _) = fit();
+        assert_eq!(a.predict(&x).to_vec(), b.predict(&x).to_vec());
+    }
+
     #[test]
     fn shifts_move_pixels_and_fill_with_background() {
         let mut img = vec![-1.0f32; 784];
