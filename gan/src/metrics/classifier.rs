@@ -10,7 +10,7 @@
 //! head:     Dropout(0.3) Linear(128, 10)                   [N, 10]    logits
 //! ```
 //!
-//! About 500,000 parameters (a 2 MB safetensors file). Trained with Adam and cross-entropy,
+//! 501,834 trainable parameters (a 2.0 MB safetensors file). Trained with Adam and cross-entropy,
 //! with random shifts of up to one pixel.
 
 use crate::error::{GanError, Result};
