@@ -49,6 +49,10 @@ pub(crate) enum Op {
     LeakyRelu(usize, f32),
     Sigmoid(usize),
     Tanh(usize),
+    LogSoftmax {
+        x: usize,
+        axis: usize,
+    },
     SumAxes {
         x: usize,
         axes: Vec<usize>,
@@ -176,6 +180,7 @@ impl Op {
             | Permute(x, _) => vec![*x],
             SumAxes { x, .. }
             | MaxAxes { x, .. }
+            | LogSoftmax { x, .. }
             | SliceAxis { x, .. }
             | Pad { x, .. }
             | Dropout { x, .. } => vec![*x],
@@ -260,6 +265,11 @@ impl Op {
                 gy.zip_map(y, "sigmoid_backward", |g, s| g * s * (1.0 - s))
             ),
             Tanh(x) => put!(*x, gy.zip_map(y, "tanh_backward", |g, t| g * (1.0 - t * t))),
+            LogSoftmax { x, axis } => put!(*x, {
+                // y = x - logsumexp(x): dx = gy - softmax(x) * sum(gy), softmax(x) = e^y
+                let total = gy.sum_axes(&[*axis], true);
+                gy.sub(&y.exp().mul(&total))
+            }),
             SumAxes { x, axes, keepdim } => put!(*x, {
                 let shape = val(*x).shape();
                 unreduce(gy, shape, axes, *keepdim).broadcast_to(shape)

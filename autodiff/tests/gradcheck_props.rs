@@ -160,6 +160,14 @@ proptest! {
     }
 
     #[test]
+    fn log_softmax_along_an_axis(s in shape(3, 5), axis in 0usize..3, seed in any::<u64>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let axis = axis % s.len();
+        let x = uniform(&s, -4.0, 4.0, &mut rng);
+        check(|_, v| v[0].log_softmax(axis), &[x], &cfg(seed))?;
+    }
+
+    #[test]
     fn dropout_with_a_fixed_mask(s in shape(3, 4), p in 0.0f32..0.9, seed in any::<u64>()) {
         let x = uniform(&s, -2.0, 2.0, &mut ChaCha8Rng::seed_from_u64(seed));
         // The generator is created inside `f`, so every evaluation draws the same mask.

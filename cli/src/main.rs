@@ -4,7 +4,9 @@
 //! run directories. Errors print as one line and exit with status 1.
 
 mod bench;
+mod classifier;
 mod data;
+mod eval;
 mod progress;
 mod report;
 mod run;
@@ -36,6 +38,10 @@ enum Command {
     Report(report::ReportArgs),
     // Its help lives on `BenchArgs`.
     Bench(bench::BenchArgs),
+    /// Score a trained run (or images) with the metrics of its data; writes DIR/eval.json.
+    Eval(eval::EvalArgs),
+    /// Train the digit classifier that `gantry eval` scores samples with.
+    Classifier(classifier::ClassifierArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +52,10 @@ fn main() -> ExitCode {
         Some(Command::Translate(args)) => translate::run(args),
         Some(Command::Report(args)) => report::run(args),
         Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::Eval(args)) => set_threads(args.threads).and_then(|()| eval::run(args)),
+        Some(Command::Classifier(args)) => {
+            set_threads(args.threads).and_then(|()| classifier::run(args))
+        }
         None => {
             use clap::CommandFactory;
             let _ = Cli::command().print_help();

@@ -5,7 +5,9 @@
 //! label-conditional DCGAN ([`models::Cdcgan`]), each with an optional PacGAN discriminator
 //! that judges `pack` samples at once ([`models::Packed`]); one [`Trainer`] for all of them
 //! (Algorithm 1 with `k` discriminator steps, minimax or non-saturating generator loss,
-//! pix2pix's L1 term), atomic checkpoints that resume bit for bit, and PNG sample grids.
+//! pix2pix's L1 term), atomic checkpoints that resume bit for bit, PNG sample grids, and the
+//! [`metrics`] that score samples (mode coverage, a digit classifier's scores and Fréchet
+//! distance, L1 / PSNR / SSIM).
 //!
 //! ```
 //! use gantry_gan::models::{Batch, MlpConfig, ModelConfig};
@@ -25,6 +27,7 @@
 
 pub mod checkpoint;
 pub mod error;
+pub mod metrics;
 pub mod models;
 pub mod samples;
 mod train;

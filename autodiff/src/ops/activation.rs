@@ -23,4 +23,24 @@ impl<'t> Var<'t> {
     pub fn tanh(self) -> Var<'t> {
         self.unary(Op::Tanh(self.id), |x| x.tanh())
     }
+
+    /// `log softmax` along `axis`: `y = x - ln Σ_axis e^x`, computed with the maximum
+    /// subtracted first so that no exponential overflows.
+    /// Backward: `gy - e^y · Σ_axis gy` (`e^y` is the softmax).
+    ///
+    /// # Panics
+    /// If `axis` is not an axis of `x`.
+    #[track_caller]
+    pub fn log_softmax(self, axis: usize) -> Var<'t> {
+        let shape = self.shape();
+        assert!(
+            axis < shape.len(),
+            "log_softmax: axis {axis} out of range for shape {shape:?}"
+        );
+        self.unary(Op::LogSoftmax { x: self.id, axis }, |x| {
+            let shifted = x.sub(&x.max_axes(&[axis], true));
+            let lse = shifted.exp().sum_axes(&[axis], true).ln();
+            shifted.sub(&lse)
+        })
+    }
 }

@@ -1,0 +1,328 @@
+//! `gantry eval`: score a trained run (or a set of images) with the metrics of its data.
+
+use crate::classifier::labelled_images;
+use crate::data::{self, Kind};
+use crate::run::RunDir;
+use crate::sampling::generate;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use gantry_datasets::{
+    Channels, Dataset, FolderOptions, Mixture, Split, data_roots, load_idx_images,
+    load_image_folder,
+};
+use gantry_gan::metrics::classifier::DigitClassifier;
+use gantry_gan::metrics::digits::digit_scores;
+use gantry_gan::metrics::frechet::Gaussian;
+use gantry_gan::metrics::image::{RANGE_UNIT, l1, psnr, ssim};
+use gantry_gan::metrics::mixture::mixture_scores;
+use gantry_gan::models::{Gan, ModelConfig};
+use gantry_gan::{Trainer, checkpoint};
+use gantry_tensor::Tensor;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+/// Samples generated per forward pass.
+const CHUNK: usize = 500;
+
+/// `gantry eval`.
+#[derive(Args, Debug)]
+#[command(after_help = "Which metrics, by the run's data:\n  \
+ring, grid                 mode coverage on 2,500 samples (VEEGAN/PacGAN): `modes` captured of \
+`modes_total`,\n                             `high_quality` (fraction within 3 std of a mode), \
+`reverse_kl` (nats; 0 = even)\n  \
+mnist, fashion-mnist       a digit classifier on 10,000 samples: `classes` (of 10), `class_hist`, \
+`class_kl`,\n                             `confident` (max prob >= 0.9), `fd` (Fréchet distance of \
+its features\n                             to the test set's); `real` holds the same for real \
+training images (the floor)\n  \
+pix2pix runs               `l1`, `psnr` (dB, [-1, 1] data, capped at 100), `ssim` over the \
+validation split\n\
+The result is printed as one JSON object and written to DIR/eval.json.\n\
+Examples:\n  gantry eval --run runs/mlp-ring-1\n  \
+gantry eval --run runs/dcgan-mnist-1 --n 2000 --seed 1\n  \
+gantry eval --images samples/ --data mnist       # a folder of 28x28 PNGs, or an IDX file")]
+pub struct EvalArgs {
+    /// Run directory (config.json and checkpoint.safetensors).
+    #[arg(long, required_unless_present = "images", conflicts_with = "images")]
+    pub run: Option<PathBuf>,
+    /// Score images instead of a run: an IDX file or a folder of PNG/JPEG images (28x28).
+    #[arg(long, requires = "data")]
+    pub images: Option<PathBuf>,
+    /// With --images: whose classifier and test set to compare with (mnist or fashion-mnist).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Samples to score [default: 2,500 for mixtures, 10,000 for digits, the whole validation
+    /// split for pix2pix].
+    #[arg(long)]
+    pub n: Option<usize>,
+    /// Seed of the noise (and of pix2pix's dropout, and of which real images form the floor).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Classifier file [default: classifiers/DATA.safetensors in the data folders, as
+    /// shipped in data/classifiers/].
+    #[arg(long)]
+    pub classifier: Option<PathBuf>,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Runs `gantry eval`.
+pub fn run(args: EvalArgs) -> Result<()> {
+    if args.n == Some(0) {
+        bail!("--n must be at least 1");
+    }
+    match (&args.run, &args.images) {
+        (Some(dir), _) => eval_run(dir, &args),
+        (None, Some(path)) => eval_images(path, &args),
+        (None, None) => bail!("pass --run DIR or --images PATH --data mnist"),
+    }
+}
+
+fn eval_run(dir: &Path, args: &EvalArgs) -> Result<()> {
+    if !dir.is_dir() {
+        bail!("--run {}: no such run directory", dir.display());
+    }
+    let run = RunDir {
+        root: dir.to_path_buf(),
+    };
+    let config = run.read_config()?;
+    let data = config["run"]["data"]
+        .as_str()
+        .with_context(|| format!("{}: no `run.data` entry", dir.join("config.json").display()))?
+        .to_string();
+    let path = run.checkpoint();
+    if !path.is_file() {
+        bail!(
+            "{}: no checkpoint (has the run saved one yet?)",
+            path.display()
+        );
+    }
+    let (trainer, _) = checkpoint::load(&path)
+        .with_context(|| format!("cannot load the run in {}", dir.display()))?;
+    let gan = trainer.gan.as_ref();
+    let mut out = json!({
+        "run": dir.display().to_string(),
+        "data": data,
+        "model": gan.config().kind(),
+        "step": trainer.step,
+        "seed": args.seed,
+    });
+    let metrics = if matches!(gan.config(), ModelConfig::Pix2Pix(_)) {
+        paired_metrics(&trainer, &data, &config, args)?
+    } else {
+        match data.as_str() {
+            "ring" | "grid" => mixture_metrics(gan, &data, args),
+            "mnist" | "fashion-mnist" => {
+                let n = args.n.unwrap_or(10_000);
+                let images = generate_images(gan, n, args.seed, dir)?;
+                digit_metrics(&images, &data, args)?
+            }
+            other => bail!(
+                "no metrics for data `{other}` of the run in {}: eval knows ring and grid \
+                 (mode coverage), mnist and fashion-mnist (digit classifier), and pix2pix runs \
+                 (L1/PSNR/SSIM)",
+                dir.display()
+            ),
+        }
+    };
+    merge(&mut out, metrics);
+    write_json(&dir.join("eval.json"), &out)
+}
+
+/// Mode coverage of generated points, and of as many real points (the floor).
+fn mixture_metrics(gan: &dyn Gan, data: &str, args: &EvalArgs) -> Value {
+    let mixture = if data == "ring" {
+        Mixture::ring8()
+    } else {
+        Mixture::grid25()
+    };
+    let n = args.n.unwrap_or(2500);
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let noise = gan.noise(n, &mut rng).expect("a mixture run draws noise");
+    let points = generate(gan, &noise, args.seed);
+    let scores = mixture_scores(&points, mixture.centres(), mixture.std());
+    let real = mixture.sample(n, &mut ChaCha8Rng::seed_from_u64(args.seed ^ 0x7ea1));
+    let mut v = json!(scores);
+    v["real"] = json!(mixture_scores(&real, mixture.centres(), mixture.std()));
+    v
+}
+
+/// `n` samples of an unconditional generator as `[n, 1, 28, 28]`, generated in chunks.
+fn generate_images(gan: &dyn Gan, n: usize, seed: u64, dir: &Path) -> Result<Tensor> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut parts = Vec::new();
+    for (i, start) in (0..n).step_by(CHUNK).enumerate() {
+        let count = CHUNK.min(n - start);
+        let Some(noise) = gan.noise(count, &mut rng) else {
+            bail!("the run in {} does not generate from noise", dir.display());
+        };
+        let images = generate(gan, &noise, seed.wrapping_add(i as u64));
+        if images.len() != count * 784 {
+            bail!(
+                "the run in {} makes samples of shape {:?}; the digit classifier reads 28x28 \
+                 grey images",
+                dir.display(),
+                &images.shape()[1..]
+            );
+        }
+        parts.push(images.reshape(&[count, 1, 28, 28]));
+    }
+    Ok(Tensor::concat(0, &parts.iter().collect::<Vec<_>>()))
+}
+
+/// Where the classifier for `data` is: `--classifier`, or `classifiers/{data}.safetensors` in
+/// the first data folder that has it.
+fn classifier_path(data: &str, args: &EvalArgs) -> Result<PathBuf> {
+    if let Some(p) = &args.classifier {
+        return Ok(p.clone());
+    }
+    let name = format!("{data}.safetensors");
+    let roots = data_roots();
+    roots
+        .iter()
+        .map(|r| r.join("classifiers").join(&name))
+        .find(|p| p.is_file())
+        .with_context(|| {
+            format!(
+                "no classifier for {data}: no classifiers/{name} in {}; train one with \
+                 `gantry classifier --data {data} --out FILE` and pass --classifier FILE",
+                roots
+                    .iter()
+                    .map(|r| r.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
+/// Digit scores of `images`, with the real test set as the reference and as many real
+/// training images as the floor.
+fn digit_metrics(images: &Tensor, data: &str, args: &EvalArgs) -> Result<Value> {
+    if !matches!(data, "mnist" | "fashion-mnist") {
+        bail!("--data {data}: digit metrics compare with mnist or fashion-mnist");
+    }
+    let path = classifier_path(data, args)?;
+    let (classifier, info) = DigitClassifier::load(&path)?;
+    let (test_x, _) = labelled_images(data, Split::Test, true)?;
+    let reference = Gaussian::fit(&classifier.features(&test_x));
+    let n = images.shape()[0];
+    if n < 2 {
+        bail!("at least 2 images are needed for a Fréchet distance, got {n}");
+    }
+    let (f, p) = classifier.features_and_probs(images);
+    let mut v = json!(digit_scores(&p, &f, Some(&reference)));
+    let (train_x, _) = labelled_images(data, Split::Train, true)?;
+    let mut order: Vec<usize> = (0..train_x.shape()[0]).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(args.seed ^ 0x7ea1));
+    let pick: Vec<Tensor> = order[..n.min(order.len())]
+        .iter()
+        .map(|&i| train_x.slice_axis(0, i, i + 1))
+        .collect();
+    let real = Tensor::concat(0, &pick.iter().collect::<Vec<_>>());
+    let (rf, rp) = classifier.features_and_probs(&real);
+    v["real"] = json!(digit_scores(&rp, &rf, Some(&reference)));
+    v["classifier"] = json!({
+        "path": path.display().to_string(),
+        "data": info.data,
+        "test_accuracy": info.accuracy,
+    });
+    Ok(v)
+}
+
+/// L1, PSNR and SSIM of the run's translations of the validation split against the targets.
+fn paired_metrics(trainer: &Trainer, data: &str, config: &Value, args: &EvalArgs) -> Result<Value> {
+    let val = data::load(data, Split::Test, true)?;
+    if !matches!(val.kind, Kind::Pairs(..)) {
+        bail!("--data {data} of the pix2pix run is not paired data");
+    }
+    let size = config["run"]["image_size"].as_u64().map(|s| s as usize);
+    let augment = data::augment_for(&val.kind, size, false);
+    let n = args.n.unwrap_or(val.set.len()).min(val.set.len());
+    let set: &dyn Dataset = val.set.as_ref();
+    let mut config = gantry_datasets::BatchConfig::new(1).shuffle(false);
+    if let Some(a) = augment {
+        config = config.augment(a);
+    }
+    let gan = trainer.gan.as_ref();
+    let (mut outs, mut targets) = (Vec::new(), Vec::new());
+    for (i, batch) in gantry_datasets::Batches::new(set, config)
+        .take(n)
+        .enumerate()
+    {
+        let b = data::to_gan_batch(batch);
+        let a = b.condition.context("pairs have inputs")?;
+        // One image at a time, as `gantry translate` (batch statistics of one image).
+        outs.push(generate(gan, &a, args.seed.wrapping_add(i as u64)));
+        targets.push(b.real);
+    }
+    let cat = |parts: &[Tensor]| Tensor::concat(0, &parts.iter().collect::<Vec<_>>());
+    let (out, target) = (cat(&outs), cat(&targets));
+    Ok(json!({
+        "n": n,
+        "split": "validation",
+        "l1": l1(&out, &target),
+        "psnr": psnr(&out, &target, RANGE_UNIT),
+        "ssim": ssim(&out, &target, RANGE_UNIT),
+        "range": "[-1, 1]",
+    }))
+}
+
+/// Digit scores of the images in an IDX file or a folder of PNG/JPEG files.
+fn eval_images(path: &Path, args: &EvalArgs) -> Result<()> {
+    let data = args.data.as_deref().unwrap_or("mnist");
+    let set = if path.is_dir() {
+        let options = FolderOptions {
+            channels: Channels::Gray,
+            skip_other_files: true,
+            ..Default::default()
+        };
+        load_image_folder(path, &options, &mut |_, _| {})?
+    } else if path.is_file() {
+        load_idx_images(path, &mut |_, _| {})?
+    } else {
+        bail!("--images {}: no such file or folder", path.display());
+    };
+    if set.shape() != [1, 28, 28] {
+        bail!(
+            "--images {}: the digit classifier reads 28x28 grey images, these are {:?} \
+             (channels, height, width)",
+            path.display(),
+            set.shape()
+        );
+    }
+    let n = args.n.unwrap_or(set.len()).min(set.len());
+    let pixels: Vec<f32> = (0..n).flat_map(|i| set.image(i).to_vec()).collect();
+    let images = Tensor::from_vec(&[n, 1, 28, 28], pixels);
+    let mut out = json!({
+        "images": path.display().to_string(),
+        "data": data,
+        "seed": args.seed,
+    });
+    merge(&mut out, digit_metrics(&images, data, args)?);
+    let target = if path.is_dir() {
+        path.join("eval.json")
+    } else {
+        path.with_extension("eval.json")
+    };
+    write_json(&target, &out)
+}
+
+/// Adds the entries of `extra` (an object) to `out`.
+fn merge(out: &mut Value, extra: Value) {
+    if let (Some(o), Value::Object(e)) = (out.as_object_mut(), extra) {
+        o.extend(e);
+    }
+}
+
+/// Prints `value` and writes it to `path` atomically (temporary sibling, then rename).
+fn write_json(path: &Path, value: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)? + "\n";
+    println!("{}", text.trim_end());
+    let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, &text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write {}", path.display()))
+}

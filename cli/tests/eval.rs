@@ -1,0 +1,368 @@
+//! `gantry eval` and `gantry classifier` end to end: tiny runs of each kind scored with the
+//! metrics of their data, images scored from a folder and an IDX file, and bad input as one
+//! clear line.
+
+use gantry_datasets::{Split, data_dir, load_mnist};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn gantry(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(args)
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .expect("the gantry binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = gantry(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "gantry {args:?} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = gantry(args);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "gantry {args:?} should fail");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "a panic, not an error:\n{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "one line:\n{err}");
+    err
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gantry-eval-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Runs `gantry eval ARGS`, checks stdout is one JSON object equal to the file it wrote.
+fn eval(args: &[&str], written: &Path) -> Value {
+    let mut all = vec!["eval"];
+    all.extend_from_slice(args);
+    let stdout = ok(&all);
+    let printed: Value = serde_json::from_str(&stdout).expect("stdout is one JSON object");
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(written).expect("eval.json written"))
+            .unwrap();
+    assert_eq!(printed, file);
+    printed
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number in {v}"))
+}
+
+fn mnist_classifier() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/classifiers/mnist.safetensors");
+    assert!(
+        p.is_file(),
+        "the shipped classifier {} is missing",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn a_ring_run_gets_mode_coverage_and_the_real_floor() {
+    let run = temp("ring");
+    ok(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        "ring",
+        "--steps",
+        "30",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]);
+    let v = eval(&["--run", s(&run)], &run.join("eval.json"));
+    assert_eq!(v["data"], "ring");
+    assert_eq!(v["model"], "mlp");
+    assert_eq!(v["step"], 30);
+    assert_eq!(v["n"], 2500);
+    assert_eq!(v["modes_total"], 8);
+    assert!(v["modes"].as_u64().unwrap() <= 8);
+    let hq = num(&v, "high_quality");
+    assert!((0.0..=1.0).contains(&hq));
+    assert!(
+        v["reverse_kl"].is_null() || num(&v, "reverse_kl") >= 0.0,
+        "{v}"
+    );
+    let counts: u64 = v["mode_counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .sum();
+    assert_eq!(counts as f64, (hq * 2500.0).round());
+    // Real points: every mode, almost all within 3 std (a 2-D Gaussian: 98.9%), evenly.
+    let real = &v["real"];
+    assert_eq!(real["modes"], 8);
+    assert!(num(real, "high_quality") > 0.97, "{real}");
+    assert!(num(real, "reverse_kl") < 0.01, "{real}");
+    // Deterministic, and the seed matters.
+    let again = eval(&["--run", s(&run)], &run.join("eval.json"));
+    assert_eq!(v, again);
+    let other = eval(
+        &["--run", s(&run), "--seed", "5", "--n", "100"],
+        &run.join("eval.json"),
+    );
+    assert_eq!(other["n"], 100);
+    assert_eq!(other["seed"], 5);
+}
+
+#[test]
+fn a_dcgan_mnist_run_gets_digit_scores_and_the_real_floor() {
+    let run = temp("dcgan");
+    ok(&[
+        "train",
+        "--steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]);
+    let v = eval(&["--run", s(&run), "--n", "300"], &run.join("eval.json"));
+    assert_eq!(
+        (v["data"].as_str(), v["model"].as_str()),
+        (Some("mnist"), Some("dcgan"))
+    );
+    assert_eq!(v["n"], 300);
+    let hist: Vec<u64> = v["class_hist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect();
+    assert_eq!(hist.len(), 10);
+    assert_eq!(hist.iter().sum::<u64>(), 300);
+    assert_eq!(v["classes"], hist.iter().filter(|&&h| h > 0).count());
+    assert!((0.0..=1.0).contains(&num(&v, "confident")));
+    assert!((0.0..=10f64.ln() + 1e-9).contains(&num(&v, "class_kl")));
+    // Real training digits: all classes, nearly balanced, recognised, close to the test set;
+    // two steps of training make noise far from it.
+    let real = &v["real"];
+    assert_eq!(real["classes"], 10, "{real}");
+    assert!(num(real, "class_kl") < 0.05, "{real}");
+    assert!(num(real, "confident") > 0.95, "{real}");
+    assert!(num(&v, "fd") > 3.0 * num(real, "fd"), "{v}");
+    assert!(num(&v["classifier"], "test_accuracy") >= 0.99);
+}
+
+#[test]
+fn a_pix2pix_run_gets_l1_psnr_and_ssim_on_the_validation_split() {
+    let run = temp("p2p");
+    ok(&[
+        "train",
+        "--model",
+        "pix2pix",
+        "--data",
+        "edges2digits",
+        "--image-size",
+        "32",
+        "--ngf",
+        "4",
+        "--ndf",
+        "4",
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]);
+    let v = eval(&["--run", s(&run), "--n", "6"], &run.join("eval.json"));
+    assert_eq!(v["model"], "pix2pix");
+    assert_eq!(v["n"], 6);
+    let (l1, psnr, ssim) = (num(&v, "l1"), num(&v, "psnr"), num(&v, "ssim"));
+    assert!(l1 > 0.0 && l1 <= 2.0, "{v}");
+    // PSNR and L1 agree: MSE <= max|d| · mean|d| <= 2 L1, so PSNR >= 10 log10(4 / (2 L1)).
+    assert!(
+        psnr >= 10.0 * (2.0 / l1).log10() - 1e-9 && psnr < 100.0,
+        "{v}"
+    );
+    assert!((-1.0..1.0).contains(&ssim), "{v}");
+}
+
+/// MNIST test digits `0..n` as 28x28 grey PNGs in `dir`, and as an IDX file `dir/../x.idx`.
+fn write_digits(dir: &Path, n: usize) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let test = load_mnist(&data_dir().join("mnist"), Split::Test).unwrap();
+    let mut idx = vec![0, 0, 8, 3];
+    for d in [n as u32, 28, 28] {
+        idx.extend_from_slice(&d.to_be_bytes());
+    }
+    for i in 0..n {
+        let px = test.pixels(i).to_vec();
+        idx.extend_from_slice(&px);
+        image::GrayImage::from_raw(28, 28, px)
+            .unwrap()
+            .save(dir.join(format!("{i:03}.png")))
+            .unwrap();
+    }
+    let file = dir.with_extension("idx");
+    std::fs::write(&file, idx).unwrap();
+    file
+}
+
+#[test]
+fn images_from_a_folder_or_an_idx_file_get_digit_scores() {
+    let dir = temp("pngs");
+    let idx = write_digits(&dir, 40);
+    std::fs::write(dir.join("notes.txt"), "skipped").unwrap();
+    let v = eval(
+        &["--images", s(&dir), "--data", "mnist"],
+        &dir.join("eval.json"),
+    );
+    assert_eq!(v["n"], 40);
+    assert!(v["classes"].as_u64().unwrap() >= 8, "{v}");
+    assert!(num(&v, "confident") > 0.9, "{v}");
+    let from_idx = eval(
+        &["--images", s(&idx), "--data", "mnist"],
+        &idx.with_extension("eval.json"),
+    );
+    for key in ["classes", "class_hist", "confident", "fd"] {
+        assert_eq!(
+            v[key], from_idx[key],
+            "{key}: the PNGs and the IDX file hold the same digits"
+        );
+    }
+}
+
+#[test]
+fn bad_input_is_one_clear_line() {
+    let missing = temp("missing");
+    let err = fails(&["eval", "--run", s(&missing)]);
+    assert!(
+        err.contains("no such run directory") && err.contains(s(&missing)),
+        "{err}"
+    );
+
+    // A run whose checkpoint is gone, and one trained on data without metrics.
+    let run = temp("nockpt");
+    ok(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        "ring",
+        "--steps",
+        "2",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]);
+    let config = std::fs::read_to_string(run.join("config.json")).unwrap();
+    let other = temp("otherdata");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(
+        run.join("checkpoint.safetensors"),
+        other.join("checkpoint.safetensors"),
+    )
+    .unwrap();
+    std::fs::write(
+        other.join("config.json"),
+        config.replace("\"ring\"", "\"emoji\""),
+    )
+    .unwrap();
+    let err = fails(&["eval", "--run", s(&other)]);
+    assert!(
+        err.contains("no metrics for data `emoji`") && err.contains("ring"),
+        "{err}"
+    );
+    std::fs::write(run.join("checkpoint.safetensors"), b"garbage").unwrap();
+    let err = fails(&["eval", "--run", s(&run)]);
+    assert!(err.contains("checkpoint.safetensors"), "{err}");
+    std::fs::remove_file(run.join("checkpoint.safetensors")).unwrap();
+    let err = fails(&["eval", "--run", s(&run)]);
+    assert!(
+        err.contains("no checkpoint") && err.contains("checkpoint.safetensors"),
+        "{err}"
+    );
+
+    // Classifier files: missing, corrupt, not a classifier.
+    let dir = temp("bad-images");
+    write_digits(&dir, 3);
+    let nofile = dir.join("none.safetensors");
+    let err = fails(&[
+        "eval",
+        "--images",
+        s(&dir),
+        "--data",
+        "mnist",
+        "--classifier",
+        s(&nofile),
+    ]);
+    assert!(err.contains("none.safetensors"), "{err}");
+    let corrupt = dir.join("corrupt.safetensors");
+    std::fs::write(&corrupt, b"\x10\x00\x00\x00\x00\x00\x00\x00{}").unwrap();
+    let err = fails(&[
+        "eval",
+        "--images",
+        s(&dir),
+        "--data",
+        "mnist",
+        "--classifier",
+        s(&corrupt),
+    ]);
+    assert!(err.contains("corrupt.safetensors"), "{err}");
+    let ckpt = other.join("checkpoint.safetensors");
+    let err = fails(&[
+        "eval",
+        "--images",
+        s(&dir),
+        "--data",
+        "mnist",
+        "--classifier",
+        s(&ckpt),
+    ]);
+    assert!(err.contains("not a gantry classifier"), "{err}");
+    assert!(mnist_classifier().is_file());
+
+    // Images: missing, the wrong size, corrupt, and data without a classifier.
+    let err = fails(&["eval", "--images", s(&dir.join("nope")), "--data", "mnist"]);
+    assert!(
+        err.contains("nope") && err.contains("no such file"),
+        "{err}"
+    );
+    let big = temp("big");
+    std::fs::create_dir_all(&big).unwrap();
+    image::GrayImage::new(32, 32)
+        .save(big.join("a.png"))
+        .unwrap();
+    let err = fails(&["eval", "--images", s(&big), "--data", "mnist"]);
+    assert!(err.contains("28x28"), "{err}");
+    std::fs::write(big.join("a.png"), b"not a png").unwrap();
+    let err = fails(&["eval", "--images", s(&big), "--data", "mnist"]);
+    assert!(err.contains("a.png"), "{err}");
+    let err = fails(&["eval", "--images", s(&dir), "--data", "cifar10"]);
+    assert!(err.contains("cifar10"), "{err}");
+    let err = fails(&[
+        "classifier",
+        "--data",
+        "ring",
+        "--out",
+        s(&dir.join("c.safetensors")),
+    ]);
+    assert!(err.contains("28x28"), "{err}");
+}
