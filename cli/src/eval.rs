@@ -10,7 +10,7 @@ use gantry_datasets::{
     Channels, Dataset, FolderOptions, Mixture, Split, data_roots, load_idx_images,
     load_image_folder,
 };
-use gantry_gan::metrics::classifier::DigitClassifier;
+use gantry_gan::metrics::classifier::{DigitClassifier, argmax_rows};
 use gantry_gan::metrics::digits::digit_scores;
 use gantry_gan::metrics::frechet::Gaussian;
 use gantry_gan::metrics::image::{RANGE_UNIT, l1, psnr, ssim};
@@ -117,8 +117,12 @@ fn eval_run(dir: &Path, args: &EvalArgs) -> Result<()> {
             "ring" | "grid" => mixture_metrics(gan, &data, args),
             "mnist" | "fashion-mnist" => {
                 let n = args.n.unwrap_or(10_000);
-                let images = generate_images(gan, n, args.seed, dir)?;
-                digit_metrics(&images, &data, args)?
+                let (images, labels) = generate_images(gan, n, args.seed, dir)?;
+                let mut v = digit_metrics(&images, &data, args)?;
+                if let Some(labels) = labels {
+                    v["label_agreement"] = json!(label_agreement(&images, &labels, &data, args)?);
+                }
+                v
             }
             other => bail!(
                 "no metrics for data `{other}` of the run in {}: eval knows ring and grid \
@@ -150,15 +154,26 @@ fn mixture_metrics(gan: &dyn Gan, data: &str, args: &EvalArgs) -> Value {
     v
 }
 
-/// `n` samples of an unconditional generator as `[n, 1, 28, 28]`, generated in chunks.
-fn generate_images(gan: &dyn Gan, n: usize, seed: u64, dir: &Path) -> Result<Tensor> {
+/// `n` samples as `[n, 1, 28, 28]`, generated in chunks; a label-conditional generator draws
+/// every class in equal shares (sample `i` has label `i % classes`), returned beside.
+fn generate_images(
+    gan: &dyn Gan,
+    n: usize,
+    seed: u64,
+    dir: &Path,
+) -> Result<(Tensor, Option<Vec<usize>>)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let labels = gan
+        .num_classes()
+        .map(|k| (0..n).map(|i| i % k).collect::<Vec<_>>());
     let mut parts = Vec::new();
     for (i, start) in (0..n).step_by(CHUNK).enumerate() {
         let count = CHUNK.min(n - start);
         let Some(noise) = gan.noise(count, &mut rng) else {
             bail!("the run in {} does not generate from noise", dir.display());
         };
+        let chunk_labels = labels.as_ref().map(|l| &l[start..start + count]);
+        let noise = gan.latent_input(noise, chunk_labels);
         let images = generate(gan, &noise, seed.wrapping_add(i as u64));
         if images.len() != count * 784 {
             bail!(
@@ -170,7 +185,34 @@ fn generate_images(gan: &dyn Gan, n: usize, seed: u64, dir: &Path) -> Result<Ten
         }
         parts.push(images.reshape(&[count, 1, 28, 28]));
     }
-    Ok(Tensor::concat(0, &parts.iter().collect::<Vec<_>>()))
+    Ok((Tensor::concat(0, &parts.iter().collect::<Vec<_>>()), labels))
+}
+
+/// For a label-conditional run: the fraction of samples the classifier puts in the class they
+/// were drawn for, overall and per class (Mirza & Osindero's claim, measured).
+fn label_agreement(
+    images: &Tensor,
+    labels: &[usize],
+    data: &str,
+    args: &EvalArgs,
+) -> Result<Value> {
+    let (classifier, _) = DigitClassifier::load(&classifier_path(data, args)?)?;
+    let predicted = argmax_rows(&classifier.predict(images));
+    let classes = labels.iter().max().map_or(0, |&m| m + 1);
+    let (mut hits, mut counts) = (vec![0usize; classes], vec![0usize; classes]);
+    for (&want, &got) in labels.iter().zip(&predicted) {
+        counts[want] += 1;
+        hits[want] += usize::from(want == got);
+    }
+    let per_class: Vec<f64> = hits
+        .iter()
+        .zip(&counts)
+        .map(|(&h, &c)| h as f64 / c.max(1) as f64)
+        .collect();
+    Ok(json!({
+        "overall": hits.iter().sum::<usize>() as f64 / labels.len().max(1) as f64,
+        "per_class": per_class,
+    }))
 }
 
 /// Where the classifier for `data` is: `--classifier`, or `classifiers/{data}.safetensors` in

@@ -169,6 +169,49 @@ fn a_dcgan_mnist_run_gets_digit_scores_and_the_real_floor() {
 }
 
 #[test]
+fn a_cdcgan_run_gets_the_label_agreement_per_class() {
+    let run = temp("cdcgan");
+    ok(&[
+        "train",
+        "--model",
+        "cdcgan",
+        "--steps",
+        "2",
+        "--batch-size",
+        "10",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]);
+    let v = eval(&["--run", s(&run), "--n", "200"], &run.join("eval.json"));
+    assert_eq!(v["model"].as_str(), Some("cdcgan"));
+    let hist: u64 = v["class_hist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .sum();
+    assert_eq!(hist, 200);
+    // Each class drawn 20 times: every per-class share is a multiple of 1/20, and the overall
+    // share is their mean.
+    let per_class: Vec<f64> = v["label_agreement"]["per_class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_f64().unwrap())
+        .collect();
+    assert_eq!(per_class.len(), 10);
+    for p in &per_class {
+        assert!((p * 20.0 - (p * 20.0).round()).abs() < 1e-9 && (0.0..=1.0).contains(p));
+    }
+    let mean = per_class.iter().sum::<f64>() / 10.0;
+    assert!(
+        (num(&v["label_agreement"], "overall") - mean).abs() < 1e-9,
+        "{v}"
+    );
+}
+
+#[test]
 fn a_pix2pix_run_gets_l1_psnr_and_ssim_on_the_validation_split() {
     let run = temp("p2p");
     ok(&[

@@ -361,12 +361,7 @@ impl Workload {
         let mut image =
             |c: usize| Tensor::rand_uniform(&[batch, c, size, size], -1.0, 1.0, &mut rng);
         let data = match self {
-            Workload::Mlp => Batch::new(Tensor::rand_uniform(
-                &[batch, 784],
-                -1.0,
-                1.0,
-                &mut rng,
-            )),
+            Workload::Mlp => Batch::new(Tensor::rand_uniform(&[batch, 784], -1.0, 1.0, &mut rng)),
             Workload::P2p64 | Workload::P2p256 => {
                 let a = image(3);
                 Batch {
