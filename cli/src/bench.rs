@@ -125,8 +125,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     match configs.as_slice() {
         [one] => {
-            crate::set_threads(Some(one.threads))?;
-            let report = measure(one, &args)?;
+            let report = crate::on_threads(Some(one.threads), || measure(one, &args))?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }

@@ -256,6 +256,9 @@ impl Trainer {
         let loss_g_value = loss_g.value().item();
         check(now, "loss_g", loss_g_value)?;
         let grads = loss_g.backward();
+        let d_fake_g = mean_prob(&logits.value());
+        // The tape holds the parameters' values: without it the optimizer updates them in place.
+        drop(tape);
         opt_g.step(g, &grads)?;
         *step = now;
         Ok(StepMetrics {
@@ -264,7 +267,7 @@ impl Trainer {
             loss_g: loss_g_value,
             d_real,
             d_fake,
-            d_fake_g: mean_prob(&logits.value()),
+            d_fake_g,
             loss_g_gan: parts.map(|p| p.0),
             loss_g_l1: parts.map(|p| p.1),
         })
@@ -345,10 +348,12 @@ fn discriminator_step(
     let value = loss_d.value().item();
     check(step, "loss_d", value)?;
     let grads = loss_d.backward();
-    opt_d.step(gan.discriminator(), &grads)?;
-    Ok((
-        value,
+    let (d_real, d_fake) = (
         mean_prob(&real_logits.value()),
         mean_prob(&fake_logits.value()),
-    ))
+    );
+    // The tape holds the parameters' values: without it the optimizer updates them in place.
+    drop(tape);
+    opt_d.step(gan.discriminator(), &grads)?;
+    Ok((value, d_real, d_fake))
 }

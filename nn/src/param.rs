@@ -128,6 +128,13 @@ impl Param {
         *slot = value;
     }
 
+    /// Changes the value in place: `f` gets its elements in row-major order. Nothing is
+    /// copied when no other tensor holds the value (copy on write otherwise, see
+    /// [`Tensor::as_mut_slice`]); optimizers update parameters this way.
+    pub fn update(&self, f: impl FnOnce(&mut [f32])) {
+        f(self.value.borrow_mut().as_mut_slice());
+    }
+
     /// Whether a forward pass lifts this parameter as a differentiable leaf.
     pub fn is_trained(&self) -> bool {
         self.kind == ParamKind::Trainable && self.requires_grad.get()
@@ -143,5 +150,24 @@ impl Param {
     /// lifted twice on one tape.
     pub fn var<'t>(&self, tape: &'t Tape) -> Var<'t> {
         tape.keyed(self.id.0, self.is_trained(), || self.value())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_changes_the_value_but_not_earlier_copies() {
+        let p = Param::trainable(Tensor::from_vec(&[3], vec![1.0, 2.0, 3.0]), ParamRole::Bias);
+        let earlier = p.value();
+        p.update(|w| w.iter_mut().for_each(|x| *x *= 2.0));
+        assert_eq!(p.value().to_vec(), vec![2.0, 4.0, 6.0]);
+        assert_eq!(
+            earlier.to_vec(),
+            vec![1.0, 2.0, 3.0],
+            "a tape's copy changed"
+        );
+        assert_eq!(p.shape(), vec![3]);
     }
 }

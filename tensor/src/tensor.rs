@@ -130,6 +130,29 @@ impl Tensor {
         }
     }
 
+    /// The elements as a mutable row-major slice, for changing a tensor in place.
+    ///
+    /// Tensors share storage when cloned; the storage is copied first if another tensor
+    /// shares it (copy on write) or if it is not contiguous, so no other tensor sees the
+    /// change, and nothing is copied when this tensor is the only owner.
+    ///
+    /// ```
+    /// use gantry_tensor::Tensor;
+    /// let mut a = Tensor::from_vec(&[2], vec![1.0, 2.0]);
+    /// let b = a.clone();
+    /// a.as_mut_slice()[0] = 5.0;
+    /// assert_eq!(a.to_vec(), vec![5.0, 2.0]);
+    /// assert_eq!(b.to_vec(), vec![1.0, 2.0]);
+    /// ```
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        if !self.data.is_standard_layout() {
+            *self = self.contiguous();
+        }
+        self.data
+            .as_slice_mut()
+            .expect("a tensor in standard layout is one slice")
+    }
+
     /// A tensor with the same elements in standard (row-major, contiguous) layout.
     pub fn contiguous(&self) -> Tensor {
         if self.data.is_standard_layout() {
@@ -364,6 +387,25 @@ mod tests {
     fn iota(shape: &[usize]) -> Tensor {
         let n = shape.iter().product();
         Tensor::from_vec(shape, (0..n).map(|i| i as f32).collect())
+    }
+
+    #[test]
+    fn as_mut_slice_writes_in_place_and_copies_shared_or_strided_storage() {
+        let mut a = iota(&[2, 3]);
+        let before = a.data.as_ptr();
+        a.as_mut_slice()[1] = -1.0;
+        assert_eq!(a.data.as_ptr(), before, "the only owner was copied");
+        assert_eq!(a.to_vec(), vec![0.0, -1.0, 2.0, 3.0, 4.0, 5.0]);
+
+        let shared = a.clone();
+        a.as_mut_slice()[0] = 9.0;
+        assert_eq!(shared.to_vec()[0], 0.0, "a clone saw the write");
+        assert_eq!(a.to_vec()[0], 9.0);
+
+        let mut t = iota(&[2, 3]).transpose(0, 1);
+        t.as_mut_slice()[1] = 7.0;
+        assert_eq!(t.shape(), &[3, 2]);
+        assert_eq!(t.to_vec(), vec![0.0, 7.0, 1.0, 4.0, 2.0, 5.0]);
     }
 
     #[test]

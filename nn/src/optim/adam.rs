@@ -141,14 +141,12 @@ impl Optimizer for Adam {
             bc2_sqrt,
         };
         for (_, p, g) in params {
-            let mut w = to_vec(&p.value());
             let g = g.as_slice();
             let (m, v) = self
                 .moments
                 .entry(p.id())
-                .or_insert_with(|| (vec![0.0; w.len()], vec![0.0; w.len()]));
-            update.apply(&mut w, &g, m, v);
-            p.set(Tensor::from_vec(&p.shape(), w));
+                .or_insert_with(|| (vec![0.0; g.len()], vec![0.0; g.len()]));
+            p.update(|w| update.apply(w, &g, m, v));
         }
         Ok(())
     }

@@ -63,10 +63,12 @@ impl Optimizer for Sgd {
         let params = with_grads(module, grads)?;
         let c = self.config.clone();
         for (_, p, g) in params {
-            let mut w = to_vec(&p.value());
             let mut g = to_vec(&g);
-            for (gi, wi) in g.iter_mut().zip(&w) {
-                *gi += c.weight_decay * wi;
+            if c.weight_decay != 0.0 {
+                let w = p.value();
+                for (gi, wi) in g.iter_mut().zip(w.as_slice().iter()) {
+                    *gi += c.weight_decay * wi;
+                }
             }
             if c.momentum != 0.0 {
                 let buf = match self.buffers.get_mut(&p.id()) {
@@ -86,10 +88,11 @@ impl Optimizer for Sgd {
                     g.clone_from(buf);
                 }
             }
-            for (wi, gi) in w.iter_mut().zip(&g) {
-                *wi -= c.lr * gi;
-            }
-            p.set(Tensor::from_vec(&p.shape(), w));
+            p.update(|w| {
+                for (wi, gi) in w.iter_mut().zip(&g) {
+                    *wi -= c.lr * gi;
+                }
+            });
         }
         Ok(())
     }
