@@ -123,6 +123,27 @@ pub(crate) fn label_maps(labels: &[usize], k: usize, h: usize, w: usize) -> Tens
         .broadcast_to(&[n, k, h, w])
 }
 
+/// Scales D's first weight so that the image channels start as in the unconditional
+/// network.
+///
+/// The 28x28 network draws weights from `U(±1/sqrt(fan_in))`, PyTorch's default: ten label
+/// planes next to one image channel would shrink the image's weights by `sqrt(11)`, leaving a
+/// discriminator that cannot tell the generator's first blobs from digits for hundreds of
+/// steps, long enough for the generator to learn to ignore `z` (measured: every column of
+/// the class grid identical from step 250 on).
+fn keep_image_weight_scale(d: &Sequential, inputs: usize, image_channels: usize) {
+    let factor = (inputs as f32 / image_channels as f32).sqrt();
+    let mut first = None;
+    d.visit("", &mut |_, p| {
+        if first.is_none() && p.shape().len() == 4 {
+            first = Some(p);
+        }
+    });
+    if let Some(w) = first {
+        w.update(|w| w.iter_mut().for_each(|x| *x *= factor));
+    }
+}
+
 /// A label-conditional DCGAN.
 pub struct Cdcgan {
     config: CdcganConfig,
@@ -146,6 +167,9 @@ impl Cdcgan {
             ..c.clone()
         };
         let (net, d) = players(&widened, (c.channels + k) * c.pack, rng)?;
+        if c.variant == super::DcganVariant::Dcgan28 {
+            keep_image_weight_scale(&d, c.channels + k, c.channels);
+        }
         let g = CondGenerator {
             embed,
             net,
@@ -230,6 +254,29 @@ mod tests {
         assert_eq!(plane(0, 0), vec![0.0; 4]);
         assert_eq!(plane(1, 0), vec![1.0; 4]);
         assert_eq!(plane(1, 1), vec![0.0; 4]);
+    }
+
+    #[test]
+    fn the_image_weights_of_d_start_as_in_the_unconditional_network() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let gan = Cdcgan::new(CdcganConfig::mnist(), &mut rng).unwrap();
+        let mut first = None;
+        gan.d.visit("", &mut |_, p| {
+            if first.is_none() && p.shape().len() == 4 {
+                first = Some(p.value());
+            }
+        });
+        let w = first.expect("a conv weight");
+        assert_eq!(w.shape(), &[64, 11, 5, 5]);
+        // U(±1/sqrt(fan_in)) with the fan-in of one image channel: 1/5.
+        let image: Vec<f32> = (0..64)
+            .flat_map(|o| w.to_vec()[o * 275..o * 275 + 25].to_vec())
+            .collect();
+        let max = image.iter().fold(0f32, |m, x| m.max(x.abs()));
+        assert!(
+            max <= 0.2 && max > 0.19,
+            "image weights reach {max}, expected 0.2"
+        );
     }
 
     #[test]
