@@ -1,15 +1,10 @@
 //! `gantry bench` end to end: one JSON line per configuration with every key and sane values,
 //! the thread count it was asked for, and one-line errors for bad arguments.
 
-use serde_json::Value;
-use std::process::{Command, Output};
+mod common;
 
-fn gantry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(args)
-        .output()
-        .expect("the gantry binary runs")
-}
+use common::gantry;
+use serde_json::Value;
 
 fn json_lines(args: &[&str]) -> Vec<Value> {
     let out = gantry(args);

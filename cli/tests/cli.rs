@@ -1,61 +1,24 @@
 //! The `gantry` binary end to end: every model trains, samples and translates at tiny sizes;
 //! resuming is exact; a killed run keeps a loadable checkpoint; bad input is one clear line.
 
+mod common;
+
+use common::{fails, ok, ok_log, s, temp};
 use gantry_gan::checkpoint;
 use gantry_nn::state_dict::read_safetensors;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn gantry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(args)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("the gantry binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = gantry(args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "gantry {args:?} failed:\n{text}");
-    text
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = gantry(args);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "gantry {args:?} should fail");
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "a panic, not an error:\n{err}"
-    );
-    err
-}
-
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gantry-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 fn png_size(path: &Path) -> (u32, u32) {
     let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     (img.width(), img.height())
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 #[test]
 fn mlp_on_the_ring_trains_logs_samples_and_checkpoints() {
     let run = temp("mlp");
-    let text = ok(&[
+    let text = ok_log(&[
         "train",
         "--model",
         "mlp",
@@ -543,7 +506,7 @@ fn cdcgan_draws_a_row_per_class_and_samples_one_label() {
         (10 * 30 + 2, 10 * 30 + 2)
     );
     let sevens = run.join("sevens.png");
-    let text = ok(&[
+    let text = ok_log(&[
         "sample",
         "--run",
         s(&run),

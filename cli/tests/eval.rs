@@ -2,51 +2,12 @@
 //! metrics of their data, images scored from a folder and an IDX file, and bad input as one
 //! clear line.
 
+mod common;
+
+use common::{fails_in_one_line, ok, s, temp};
 use gantry_datasets::{Split, data_dir, load_mnist};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn gantry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(args)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("the gantry binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = gantry(args);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "gantry {args:?} failed:\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = gantry(args);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "gantry {args:?} should fail");
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "a panic, not an error:\n{err}"
-    );
-    assert_eq!(err.trim_end().lines().count(), 1, "one line:\n{err}");
-    err
-}
-
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gantry-eval-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Runs `gantry eval ARGS`, checks stdout is one JSON object equal to the file it wrote.
 fn eval(args: &[&str], written: &Path) -> Value {
@@ -295,7 +256,7 @@ fn images_from_a_folder_or_an_idx_file_get_digit_scores() {
 #[test]
 fn bad_input_is_one_clear_line() {
     let missing = temp("missing");
-    let err = fails(&["eval", "--run", s(&missing)]);
+    let err = fails_in_one_line(&["eval", "--run", s(&missing)]);
     assert!(
         err.contains("no such run directory") && err.contains(s(&missing)),
         "{err}"
@@ -328,16 +289,16 @@ fn bad_input_is_one_clear_line() {
         config.replace("\"ring\"", "\"emoji\""),
     )
     .unwrap();
-    let err = fails(&["eval", "--run", s(&other)]);
+    let err = fails_in_one_line(&["eval", "--run", s(&other)]);
     assert!(
         err.contains("no metrics for data `emoji`") && err.contains("ring"),
         "{err}"
     );
     std::fs::write(run.join("checkpoint.safetensors"), b"garbage").unwrap();
-    let err = fails(&["eval", "--run", s(&run)]);
+    let err = fails_in_one_line(&["eval", "--run", s(&run)]);
     assert!(err.contains("checkpoint.safetensors"), "{err}");
     std::fs::remove_file(run.join("checkpoint.safetensors")).unwrap();
-    let err = fails(&["eval", "--run", s(&run)]);
+    let err = fails_in_one_line(&["eval", "--run", s(&run)]);
     assert!(
         err.contains("no checkpoint") && err.contains("checkpoint.safetensors"),
         "{err}"
@@ -347,7 +308,7 @@ fn bad_input_is_one_clear_line() {
     let dir = temp("bad-images");
     write_digits(&dir, 3);
     let nofile = dir.join("none.safetensors");
-    let err = fails(&[
+    let err = fails_in_one_line(&[
         "eval",
         "--images",
         s(&dir),
@@ -359,7 +320,7 @@ fn bad_input_is_one_clear_line() {
     assert!(err.contains("none.safetensors"), "{err}");
     let corrupt = dir.join("corrupt.safetensors");
     std::fs::write(&corrupt, b"\x10\x00\x00\x00\x00\x00\x00\x00{}").unwrap();
-    let err = fails(&[
+    let err = fails_in_one_line(&[
         "eval",
         "--images",
         s(&dir),
@@ -370,7 +331,7 @@ fn bad_input_is_one_clear_line() {
     ]);
     assert!(err.contains("corrupt.safetensors"), "{err}");
     let ckpt = other.join("checkpoint.safetensors");
-    let err = fails(&[
+    let err = fails_in_one_line(&[
         "eval",
         "--images",
         s(&dir),
@@ -383,7 +344,7 @@ fn bad_input_is_one_clear_line() {
     assert!(mnist_classifier().is_file());
 
     // Images: missing, the wrong size, corrupt, and data without a classifier.
-    let err = fails(&["eval", "--images", s(&dir.join("nope")), "--data", "mnist"]);
+    let err = fails_in_one_line(&["eval", "--images", s(&dir.join("nope")), "--data", "mnist"]);
     assert!(
         err.contains("nope") && err.contains("no such file"),
         "{err}"
@@ -393,14 +354,14 @@ fn bad_input_is_one_clear_line() {
     image::GrayImage::new(32, 32)
         .save(big.join("a.png"))
         .unwrap();
-    let err = fails(&["eval", "--images", s(&big), "--data", "mnist"]);
+    let err = fails_in_one_line(&["eval", "--images", s(&big), "--data", "mnist"]);
     assert!(err.contains("28x28"), "{err}");
     std::fs::write(big.join("a.png"), b"not a png").unwrap();
-    let err = fails(&["eval", "--images", s(&big), "--data", "mnist"]);
+    let err = fails_in_one_line(&["eval", "--images", s(&big), "--data", "mnist"]);
     assert!(err.contains("a.png"), "{err}");
-    let err = fails(&["eval", "--images", s(&dir), "--data", "cifar10"]);
+    let err = fails_in_one_line(&["eval", "--images", s(&dir), "--data", "cifar10"]);
     assert!(err.contains("cifar10"), "{err}");
-    let err = fails(&[
+    let err = fails_in_one_line(&[
         "classifier",
         "--data",
         "ring",

@@ -2,48 +2,12 @@
 //! would (html5ever via scraper) and checked for its plots, pictures, tables, escaping and the
 //! absence of anything fetched from the network; broken run directories give one clear line.
 
+mod common;
+
+use common::{fails_in_one_line, ok, s, temp};
 use scraper::{ElementRef, Html, Selector};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn gantry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(args)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("the gantry binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = gantry(args);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "gantry {args:?} failed:\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = gantry(args);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "gantry {args:?} should fail");
-    assert!(!err.contains("panicked"), "a panic, not an error:\n{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line:\n{err}");
-    err
-}
-
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gantry-report-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn sel(css: &str) -> Selector {
     Selector::parse(css).unwrap()
@@ -380,7 +344,7 @@ fn hostile_strings_from_the_run_directory_are_escaped() {
     // The strings survive as text, exactly.
     let title = text(doc.select(&sel("h1")).next().unwrap());
     assert!(
-        title.starts_with("gantry-report-evil<b>&\"dir\""),
+        title.starts_with("gantry-test-evil<b>&\"dir\""),
         "{title}"
     );
     let eval = rows(&doc, "#eval table");
@@ -403,7 +367,7 @@ fn hostile_strings_from_the_run_directory_are_escaped() {
 #[test]
 fn broken_run_directories_are_one_clear_line() {
     let missing = temp("missing");
-    let err = fails(&["report", "--run", s(&missing)]);
+    let err = fails_in_one_line(&["report", "--run", s(&missing)]);
     assert!(
         err.contains("does not exist") && err.contains(s(&missing)),
         "{err}"
@@ -413,16 +377,16 @@ fn broken_run_directories_are_one_clear_line() {
     let line = "{\"step\":1,\"loss_d\":1.0}\n";
     let run = fake_run("broken", good_config, line);
     std::fs::remove_file(run.join("config.json")).unwrap();
-    let err = fails(&["report", "--run", s(&run)]);
+    let err = fails_in_one_line(&["report", "--run", s(&run)]);
     assert!(err.contains("config.json"), "{err}");
 
     std::fs::write(run.join("config.json"), "{\"run\": ").unwrap();
-    let err = fails(&["report", "--run", s(&run)]);
+    let err = fails_in_one_line(&["report", "--run", s(&run)]);
     assert!(err.contains("config.json is not valid JSON"), "{err}");
 
     std::fs::write(run.join("config.json"), good_config).unwrap();
     std::fs::remove_file(run.join("metrics.jsonl")).unwrap();
-    let err = fails(&["report", "--run", s(&run)]);
+    let err = fails_in_one_line(&["report", "--run", s(&run)]);
     assert!(err.contains("metrics.jsonl"), "{err}");
 
     std::fs::write(
@@ -430,7 +394,7 @@ fn broken_run_directories_are_one_clear_line() {
         format!("{line}{{\"step\":2,\"loss_d\"\n{line}"),
     )
     .unwrap();
-    let err = fails(&["report", "--run", s(&run)]);
+    let err = fails_in_one_line(&["report", "--run", s(&run)]);
     assert!(
         err.contains("metrics.jsonl line 2 is not valid JSON"),
         "{err}"
@@ -438,7 +402,7 @@ fn broken_run_directories_are_one_clear_line() {
 
     std::fs::write(run.join("metrics.jsonl"), line).unwrap();
     std::fs::write(run.join("eval.json"), "{\"fd\": 1.0,").unwrap();
-    let err = fails(&["report", "--run", s(&run)]);
+    let err = fails_in_one_line(&["report", "--run", s(&run)]);
     assert!(err.contains("eval.json is not valid JSON"), "{err}");
     assert!(
         !run.join("index.html").exists(),

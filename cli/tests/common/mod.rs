@@ -1,0 +1,71 @@
+//! What the binary's integration tests share: running `gantry`, checking that it succeeded
+//! or failed cleanly, and scratch directories.
+
+// Each test file uses its own subset.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the binary on two threads (the CI machine's count).
+pub fn gantry(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(args)
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .expect("the gantry binary runs")
+}
+
+/// Standard output of a run that must succeed (both streams shown if it does not).
+pub fn ok(args: &[&str]) -> String {
+    ok_output(args).0
+}
+
+/// Standard output then standard error (where progress and log lines go) of a run that
+/// must succeed.
+pub fn ok_log(args: &[&str]) -> String {
+    let (stdout, stderr) = ok_output(args);
+    stdout + &stderr
+}
+
+fn ok_output(args: &[&str]) -> (String, String) {
+    let out = gantry(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success(),
+        "gantry {args:?} failed:\n{stdout}{stderr}"
+    );
+    (stdout, stderr)
+}
+
+/// Standard error of a run that must fail with an error, not a panic.
+pub fn fails(args: &[&str]) -> String {
+    let out = gantry(args);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "gantry {args:?} should fail");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "a panic, not an error:\n{err}"
+    );
+    err
+}
+
+/// [`fails`], and the error is one line.
+pub fn fails_in_one_line(args: &[&str]) -> String {
+    let err = fails(args);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line:\n{err}");
+    err
+}
+
+/// A fresh scratch directory path (not created) for the test `name` of this process.
+pub fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gantry-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("test paths are UTF-8")
+}
