@@ -4,7 +4,9 @@
 //! length 1 (or a missing leading axis) stretches to match the other operand.
 
 use crate::Tensor;
-use crate::parallel::{PAR_MIN_ELEMS, map_slices};
+#[cfg(feature = "parallel")]
+use crate::parallel::PAR_MIN_ELEMS;
+use crate::parallel::{fill_chunks, map_slices};
 use ndarray::{ArrayD, IxDyn, Zip};
 
 /// The shape two operands broadcast to.
@@ -50,23 +52,45 @@ fn block_broadcast(full: &[usize], small: &[usize]) -> Option<usize> {
 }
 
 /// `f(a[i], b[(i / inner) % b.len()])` for every `i`: the broadcast [`block_broadcast`] found,
-/// as plain loops over contiguous memory.
-fn zip_block<F: Fn(f32, f32) -> f32>(a: &[f32], b: &[f32], inner: usize, f: F) -> Vec<f32> {
-    let mut out = Vec::with_capacity(a.len());
+/// as plain loops over contiguous runs (`inner` outputs share one `b`, or with `inner == 1`
+/// whole rows zip with `b`), in parallel chunks when large.
+fn zip_block<F>(a: &[f32], b: &[f32], inner: usize, f: F) -> Vec<f32>
+where
+    F: Fn(f32, f32) -> f32 + Sync + Send,
+{
     if b.is_empty() || inner == 0 {
-        return out;
+        return Vec::new();
     }
-    if inner == 1 {
-        for row in a.chunks_exact(b.len()) {
-            out.extend(row.iter().zip(b).map(|(&x, &y)| f(x, y)));
+    fill_chunks(a.len(), |start, dst| {
+        let end = start + dst.len();
+        let mut i = start;
+        while i < end {
+            // A run of outputs that meets `b` contiguously: a row of `b` or one repeated value.
+            let (run, ys) = if inner == 1 {
+                let p = i % b.len();
+                ((b.len() - p).min(end - i), &b[p..])
+            } else {
+                let j = i / inner;
+                (
+                    ((j + 1) * inner).min(end) - i,
+                    &b[j % b.len()..=j % b.len()],
+                )
+            };
+            let out = &mut dst[i - start..i - start + run];
+            let xs = &a[i..i + run];
+            if inner == 1 {
+                for ((d, &x), &y) in out.iter_mut().zip(xs).zip(ys) {
+                    d.write(f(x, y));
+                }
+            } else {
+                let y = ys[0];
+                for (d, &x) in out.iter_mut().zip(xs) {
+                    d.write(f(x, y));
+                }
+            }
+            i += run;
         }
-    } else {
-        for (j, block) in a.chunks_exact(inner).enumerate() {
-            let y = b[j % b.len()];
-            out.extend(block.iter().map(|&x| f(x, y)));
-        }
-    }
-    out
+    })
 }
 
 impl Tensor {

@@ -3,6 +3,8 @@
 //! Every parallel loop in the crate goes through these helpers, so that turning the feature off
 //! runs the same work, split the same way, on one thread, and gives the same numbers.
 
+use std::mem::MaybeUninit;
+
 /// Elementwise work below this many elements stays on the calling thread: spawning costs more.
 pub(crate) const PAR_MIN_ELEMS: usize = 1 << 15;
 
@@ -41,20 +43,46 @@ where
         .for_each(|(i, c)| f(i, c));
 }
 
+/// `n` values written chunk by chunk by `fill(start, dst)`, where `dst` stands for the values
+/// `start..start + dst.len()` and `fill` must write every one of them; in parallel chunks when
+/// large. The output is written straight into uninitialised memory: allocating zeros first
+/// cost a third of the time of a memory-bound elementwise op.
+pub(crate) fn fill_chunks<F>(n: usize, fill: F) -> Vec<f32>
+where
+    F: Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send,
+{
+    let mut out: Vec<f32> = Vec::with_capacity(n);
+    let dst = &mut out.spare_capacity_mut()[..n];
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        let chunk = PAR_MIN_ELEMS / 4;
+        if n >= PAR_MIN_ELEMS && num_threads() > 1 {
+            dst.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(i, d)| fill(i * chunk, d));
+        } else {
+            fill(0, dst);
+        }
+    }
+    #[cfg(not(feature = "parallel"))]
+    fill(0, dst);
+    // SAFETY: `fill` wrote every one of the first `n` values (its contract above).
+    unsafe { out.set_len(n) };
+    out
+}
+
 /// `a.iter().zip(b).map(f).collect()` (or of `a` alone when `b` is `None`), in parallel chunks
-/// when large. The output is written straight into uninitialised memory: allocating zeros
-/// first cost a third of the time of a memory-bound elementwise op.
+/// when large (see [`fill_chunks`]).
 pub(crate) fn map_slices<F>(a: &[f32], b: Option<&[f32]>, f: F) -> Vec<f32>
 where
     F: Fn(f32, f32) -> f32 + Sync + Send,
 {
-    use std::mem::MaybeUninit;
     let n = a.len();
     if let Some(b) = b {
         assert_eq!(b.len(), n, "map_slices: operands of different lengths");
     }
-    let chunk = PAR_MIN_ELEMS / 4;
-    let fill = |start: usize, dst: &mut [MaybeUninit<f32>]| {
+    fill_chunks(n, |start, dst| {
         let a = &a[start..start + dst.len()];
         match b {
             Some(b) => {
@@ -69,26 +97,7 @@ where
                 }
             }
         }
-    };
-    let mut out: Vec<f32> = Vec::with_capacity(n);
-    let dst = &mut out.spare_capacity_mut()[..n];
-    #[cfg(feature = "parallel")]
-    {
-        use rayon::prelude::*;
-        if n >= PAR_MIN_ELEMS && num_threads() > 1 {
-            dst.par_chunks_mut(chunk)
-                .enumerate()
-                .for_each(|(i, d)| fill(i * chunk, d));
-        } else {
-            fill(0, dst);
-        }
-    }
-    #[cfg(not(feature = "parallel"))]
-    fill(0, dst);
-    // SAFETY: `fill` wrote every one of the first `n` values (each chunk's `dst` is zipped
-    // with an equally long slice of `a`, and `b` has `a`'s length).
-    unsafe { out.set_len(n) };
-    out
+    })
 }
 
 /// `(0..n).map(f).collect()`, in parallel when allowed; the order of the results is kept.

@@ -165,14 +165,17 @@ proptest! {
     }
 }
 
-/// Large operands take the parallel paths (equal shapes in chunks, broadcast through a parallel
-/// zip); the values must not change.
+/// Large operands take the parallel paths (equal shapes in chunks, per-channel and per-row
+/// broadcasts whose runs straddle the chunk boundaries, a general parallel zip); the values
+/// must not change.
 #[test]
 fn large_broadcasts_match_explicit_indexing() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let cases: [(&[usize], &[usize]); 4] = [
+    let cases: [(&[usize], &[usize]); 6] = [
         (&[8, 32, 16, 16], &[8, 32, 16, 16]),
         (&[8, 32, 16, 16], &[32, 1, 1]),
+        (&[3, 7, 50, 50], &[1, 7, 1, 1]),
+        (&[37, 1000], &[1000]),
         (&[8, 1, 16, 16], &[1, 32, 16, 1]),
         (&[40_000], &[1]),
     ];
