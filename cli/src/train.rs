@@ -103,6 +103,11 @@ pub struct TrainArgs {
     /// Target of real samples in D's loss; 0.9 is one-sided label smoothing.
     #[arg(long, default_value_t = 1.0)]
     pub real_label: f32,
+    /// Weight of the mode-seeking term (Mao et al. 2019) in G's loss: G is rewarded for
+    /// samples that differ as much as their noise does, against a label-conditional G that
+    /// ignores z. 0 turns it off; 1 is the paper's. Not for pix2pix, which draws no noise.
+    #[arg(long, default_value_t = 0.0)]
+    pub mode_seeking: f32,
     /// Image side the model works at (data is resized to it) [default: 28 for 28x28 data with
     /// dcgan, else 64; the next power of two for pix2pix].
     #[arg(long)]
@@ -442,6 +447,17 @@ fn start(args: &TrainArgs) -> Result<Started> {
         } else {
             64
         });
+    if !(args.mode_seeking >= 0.0 && args.mode_seeking.is_finite()) {
+        bail!(
+            "--mode-seeking {} must be a finite weight >= 0",
+            args.mode_seeking
+        );
+    }
+    if args.mode_seeking > 0.0 && model_arg == ModelArg::Pix2pix {
+        bail!(
+            "--mode-seeking: pix2pix draws no noise, so there are no two samples of one input to compare"
+        );
+    }
     let pack = model.pack();
     if !batch_size.is_multiple_of(pack) {
         bail!(
@@ -458,6 +474,7 @@ fn start(args: &TrainArgs) -> Result<Started> {
         optim_g: optim(args),
         optim_d: optim(args),
         seed: args.seed,
+        mode_seeking: args.mode_seeking,
     };
     let trainer = Trainer::new(gan, train.clone());
     let stem = format!(

@@ -430,6 +430,21 @@ fn bad_input_is_one_clear_line() {
         s(&temp("ringd")),
     ]);
     assert!(err.contains("2-D points"), "{err}");
+    let err = fails(&[
+        "train",
+        "--model",
+        "pix2pix",
+        "--mode-seeking",
+        "1",
+        "--out",
+        s(&temp("p2pms")),
+    ]);
+    assert!(
+        err.contains("--mode-seeking: pix2pix draws no noise"),
+        "{err}"
+    );
+    let err = fails(&["train", "--mode-seeking=-1", "--out", s(&temp("negms"))]);
+    assert!(err.contains("--mode-seeking -1 must be"), "{err}");
     let err = fails(&["sample", "--run", "/no/such/run", "--out", "x.png"]);
     assert!(err.contains("/no/such/run"), "{err}");
 
@@ -491,6 +506,8 @@ fn cdcgan_draws_a_row_per_class_and_samples_one_label() {
         "2",
         "--batch-size",
         "8",
+        "--mode-seeking",
+        "1",
         "--quiet",
         "--out",
         s(&run),
@@ -498,6 +515,7 @@ fn cdcgan_draws_a_row_per_class_and_samples_one_label() {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["model"]["model"], "cdcgan");
+    assert_eq!(config["train"]["mode_seeking"], 1.0);
     assert_eq!(config["model"]["num_classes"], 10);
     assert_eq!(config["model"]["dcgan"]["variant"], "dcgan28");
     // Ten rows (one per digit) of ten 28x28 tiles.

@@ -102,6 +102,13 @@ pub struct TrainConfig {
     pub optim_d: OptimConfig,
     /// Seed of the noise and of every tape's random stream.
     pub seed: u64,
+    /// Weight of the mode-seeking term of Mao et al. (2019) in the generator's loss; 0 for
+    /// none. With a weight `w`, the generator's step draws two noise batches `z1`, `z2` for
+    /// the same batch (same labels) and adds `w / (mean|G(z1) - G(z2)| / mean|z1 - z2| + 1e-5)`:
+    /// samples must differ as their noise does, which counters a label-conditional generator
+    /// that learns to ignore `z`. Needs a model driven by noise (not pix2pix).
+    #[serde(default)]
+    pub mode_seeking: f32,
 }
 
 impl Default for TrainConfig {
@@ -113,6 +120,7 @@ impl Default for TrainConfig {
             optim_g: OptimConfig::adam_gan(),
             optim_d: OptimConfig::adam_gan(),
             seed: 0,
+            mode_seeking: 0.0,
         }
     }
 }
@@ -138,6 +146,9 @@ pub struct StepMetrics {
     /// The generator's weighted L1 term (pix2pix).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loss_g_l1: Option<f32>,
+    /// The generator's weighted mode-seeking term, where [`TrainConfig::mode_seeking`] is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_g_ms: Option<f32>,
 }
 
 /// A model, its two optimizers, and where training stands.
@@ -218,6 +229,16 @@ impl Trainer {
         let (g, d) = (gan.generator(), gan.discriminator());
         let now = *step + 1;
         let k = config.k.max(1) as u64;
+        // Refused before any discriminator step can change the model.
+        if config.mode_seeking > 0.0 && gan.noise(1, &mut ChaCha8Rng::seed_from_u64(0)).is_none() {
+            return Err(GanError::Batch {
+                step: now,
+                message: format!(
+                    "mode seeking compares samples of two noise batches; {} draws no noise",
+                    gan.config().kind()
+                ),
+            });
+        }
         // Algorithm 1's extra discriminator steps, each on its own real and fake batch.
         for j in 0..k - 1 {
             let batch = checked(gan, next_batch(), now)?;
@@ -228,7 +249,12 @@ impl Trainer {
         // The last one shares its fake batch with the generator's step.
         let batch = checked(gan, next_batch(), now)?;
         let tape = Tape::with_seed(tape_seed(config.seed, now, 2 * (k - 1)));
-        let fake = generate(gan, &tape, &batch, rng);
+        let (fake, mode_seeking) = if config.mode_seeking > 0.0 {
+            let (fake, term) = generate_twins(gan, &tape, &batch, rng);
+            (fake, Some(term.mul_scalar(config.mode_seeking)))
+        } else {
+            (generate(gan, &tape, &batch, rng), None)
+        };
         let (loss_d, d_real, d_fake) =
             discriminator_step(gan, opt_d, config, &batch, &fake.value(), now, k - 1)?;
 
@@ -253,7 +279,12 @@ impl Trainer {
             }
             _ => (gan_term, None),
         };
+        let loss_g = match mode_seeking {
+            Some(term) => loss_g.add(term),
+            None => loss_g,
+        };
         let loss_g_value = loss_g.value().item();
+        let loss_g_ms = mode_seeking.map(|t| t.value().item());
         check(now, "loss_g", loss_g_value)?;
         let grads = loss_g.backward();
         let d_fake_g = mean_prob(&logits.value());
@@ -270,6 +301,7 @@ impl Trainer {
             d_fake_g,
             loss_g_gan: parts.map(|p| p.0),
             loss_g_l1: parts.map(|p| p.1),
+            loss_g_ms,
         })
     }
 }
@@ -310,6 +342,55 @@ fn checked(gan: &dyn Gan, batch: Batch, step: u64) -> Result<Batch> {
 fn generate<'t>(gan: &dyn Gan, tape: &'t Tape, batch: &Batch, rng: &mut ChaCha8Rng) -> Var<'t> {
     let input = gan.generator_input(batch, rng);
     gan.generator().forward(tape.constant(input), Mode::Train)
+}
+
+/// Mode seeking: the generator's output for `batch` from noise `z1` (the fake batch of the
+/// step), and the unweighted term `1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + 1e-5)` for a
+/// second noise batch `z2` with the same labels. Both run as one batch of `2N`, so batch
+/// norm sees one set of statistics per step, as without the term.
+fn generate_twins<'t>(
+    gan: &dyn Gan,
+    tape: &'t Tape,
+    batch: &Batch,
+    rng: &mut ChaCha8Rng,
+) -> (Var<'t>, Var<'t>) {
+    let n = batch.len();
+    let mut noise = || {
+        gan.noise(n, rng)
+            .expect("train_step refuses mode seeking for a model without noise")
+    };
+    let (z1, z2) = (noise(), noise());
+    let dz = mean_abs_diff(&z1, &z2);
+    let labels = batch.labels.as_deref();
+    let input = Tensor::concat(
+        0,
+        &[&gan.latent_input(z1, labels), &gan.latent_input(z2, labels)],
+    );
+    let both = gan.generator().forward(tape.constant(input), Mode::Train);
+    let (fake, twin) = (both.slice_axis(0, 0, n), both.slice_axis(0, n, 2 * n));
+    (fake, mode_seeking_term(fake, twin, dz))
+}
+
+/// `1 / (mean|a - b| / dz + 1e-5)`: large when two samples of different noise (`dz` apart
+/// on average) are alike.
+fn mode_seeking_term<'t>(a: Var<'t>, b: Var<'t>, dz: f32) -> Var<'t> {
+    a.sub(b)
+        .abs()
+        .mean()
+        .mul_scalar(1.0 / dz)
+        .add_scalar(1e-5)
+        .powf(-1.0)
+}
+
+/// `mean|a - b|` of two tensors of one shape.
+fn mean_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let (a, b) = (a.as_slice(), b.as_slice());
+    let sum: f64 = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs() as f64)
+        .sum();
+    (sum / a.len().max(1) as f64) as f32
 }
 
 /// The discriminator's logits for sample `x` of `batch`, in training mode.
@@ -356,4 +437,37 @@ fn discriminator_step(
     drop(tape);
     opt_d.step(gan.discriminator(), &grads)?;
     Ok((value, d_real, d_fake))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mode_seeking_term_is_large_for_alike_samples_and_pushes_them_apart() {
+        let tape = Tape::new();
+        let same = tape.constant(Tensor::from_vec(&[2], vec![0.5, -0.5]));
+        let t = mode_seeking_term(same, same, 1.0).value().item();
+        assert!((t - 1e5).abs() < 1.0, "{t}");
+
+        let a = tape.leaf(Tensor::from_vec(&[2], vec![1.0, -3.0]));
+        let b = tape.constant(Tensor::zeros(&[2]));
+        // mean|a - b| = 2, noise 4 apart: 1 / (0.5 + 1e-5).
+        let term = mode_seeking_term(a, b, 4.0);
+        assert!((term.value().item() - 1.0 / 0.50001).abs() < 1e-5);
+        let g = term.backward().get(a).unwrap().to_vec();
+        // Descending the term moves each element of `a` away from `b`.
+        assert!(g[0] < 0.0 && g[1] > 0.0, "{g:?}");
+        assert!(
+            (g[0] + 0.5).abs() < 1e-3,
+            "d/da0 = -1/(4 * 0.25 * 2) = -0.5, got {g:?}"
+        );
+    }
+
+    #[test]
+    fn mean_abs_diff_of_known_tensors() {
+        let a = Tensor::from_vec(&[2, 2], vec![1.0, 2.0, 3.0, 4.0]);
+        let b = Tensor::from_vec(&[2, 2], vec![0.0, 4.0, 3.0, 0.0]);
+        assert_eq!(mean_abs_diff(&a, &b), 7.0 / 4.0);
+    }
 }

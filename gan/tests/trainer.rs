@@ -478,3 +478,65 @@ fn cdcgan_generates_each_class_at_both_sizes() {
         assert_eq!(y.shape(), want);
     }
 }
+
+#[test]
+fn mode_seeking_adds_its_term_deterministically_and_needs_noise() {
+    for model in [
+        ModelConfig::Cdcgan(tiny_cdcgan()),
+        ModelConfig::Mlp(MlpConfig::points()),
+    ] {
+        let trained = |weight: f32| {
+            let config = TrainConfig {
+                seed: 3,
+                mode_seeking: weight,
+                ..Default::default()
+            };
+            let gan = model.build(&mut ChaCha8Rng::seed_from_u64(9)).unwrap();
+            let mut trainer = Trainer::new(gan, config);
+            let mut consumed = 0;
+            let mut metrics = Vec::new();
+            for _ in 0..2 {
+                let mut next = || {
+                    consumed += 1;
+                    batch_for(&model, consumed)
+                };
+                metrics.push(trainer.train_step(&mut next).unwrap());
+            }
+            (metrics, everything(&trainer))
+        };
+        let (with, weights) = trained(2.0);
+        for m in &with {
+            let ms = m.loss_g_ms.expect("the weighted term is reported");
+            assert!(ms.is_finite() && ms > 0.0, "{}: {ms}", model.kind());
+            assert!(m.loss_g > ms, "loss_g includes the term");
+        }
+        let (again, same_weights) = trained(2.0);
+        assert_eq!(with, again, "{}: not deterministic", model.kind());
+        assert!(weights == same_weights);
+        let (without, _) = trained(0.0);
+        assert!(without.iter().all(|m| m.loss_g_ms.is_none()));
+    }
+
+    let model = models()
+        .into_iter()
+        .find(|m| matches!(m, ModelConfig::Pix2Pix(_)))
+        .unwrap();
+    let config = TrainConfig {
+        mode_seeking: 1.0,
+        ..Default::default()
+    };
+    let mut trainer = Trainer::new(
+        model.build(&mut ChaCha8Rng::seed_from_u64(9)).unwrap(),
+        config,
+    );
+    let before = everything(&trainer);
+    let err = trainer
+        .train_step(&mut || batch_for(&model, 1))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("draws no noise"), "{err}");
+    assert!(
+        everything(&trainer) == before,
+        "a refused step changed the model"
+    );
+}
