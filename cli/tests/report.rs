@@ -343,10 +343,7 @@ fn hostile_strings_from_the_run_directory_are_escaped() {
     assert!(doc.select(&sel("[onerror]")).next().is_none());
     // The strings survive as text, exactly.
     let title = text(doc.select(&sel("h1")).next().unwrap());
-    assert!(
-        title.starts_with("gantry-test-evil<b>&\"dir\""),
-        "{title}"
-    );
+    assert!(title.starts_with("gantry-test-evil<b>&\"dir\""), "{title}");
     let eval = rows(&doc, "#eval table");
     assert!(
         eval.contains(&(evil.to_string(), evil.to_string())),
