@@ -60,7 +60,10 @@ fn the_shipped_mnist_classifier_is_at_least_99_percent_accurate() {
 /// Fashion-MNIST is not bundled: checked where the shared data folder is present (as in CI).
 #[test]
 fn the_shipped_fashion_mnist_classifier_is_at_least_90_percent_accurate() {
-    if !data_roots().iter().any(|r| r.join("fashion-mnist").is_dir()) {
+    if !data_roots()
+        .iter()
+        .any(|r| r.join("fashion-mnist").is_dir())
+    {
         eprintln!("shared data not present: skipping the Fashion-MNIST classifier check");
         return;
     }
