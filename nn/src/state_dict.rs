@@ -175,12 +175,18 @@ pub struct LoadReport {
     pub unexpected: Vec<String>,
     /// Names present in both with different shapes: `(name, model shape, file shape)`.
     pub mismatched: Vec<(String, Vec<usize>, Vec<usize>)>,
+    /// Model names that [`LoadOptions::rename`] gave to more than one file key, with those
+    /// keys (sorted): neither is loaded, as either choice would be a guess.
+    pub ambiguous: Vec<(String, Vec<String>)>,
 }
 
 impl LoadReport {
     /// Whether everything matched.
     pub fn is_clean(&self) -> bool {
-        self.missing.is_empty() && self.unexpected.is_empty() && self.mismatched.is_empty()
+        self.missing.is_empty()
+            && self.unexpected.is_empty()
+            && self.mismatched.is_empty()
+            && self.ambiguous.is_empty()
     }
 }
 
@@ -198,6 +204,11 @@ impl fmt::Display for LoadReport {
                 "{name} has shape {got:?} in the file, the model expects {want:?}"
             ));
         }
+        for (name, keys) in &self.ambiguous {
+            parts.push(format!(
+                "{name} is the new name of several file keys {keys:?}"
+            ));
+        }
         if parts.is_empty() {
             parts.push("all keys match".into());
         }
@@ -211,7 +222,8 @@ pub struct LoadOptions<'a> {
     /// Refuse (and change nothing) on any missing, unexpected or mis-shaped key.
     pub strict: bool,
     /// Maps a file key to the model's name for it (`None` drops the key), for models whose
-    /// names differ from the file's.
+    /// names differ from the file's. Two keys mapped to one name load neither (see
+    /// [`LoadReport::ambiguous`]).
     #[allow(clippy::type_complexity)] // a closure type, clearer spelled out than aliased
     pub rename: Option<&'a dyn Fn(&str) -> Option<String>>,
 }
@@ -227,8 +239,8 @@ pub fn load_tensors(
     options: &LoadOptions<'_>,
     source: &Path,
 ) -> Result<LoadReport> {
-    let mut renamed: HashMap<String, &Tensor> = HashMap::new();
-    let mut report = LoadReport::default();
+    let mut renamed: HashMap<String, (&str, &Tensor)> = HashMap::new();
+    let mut ambiguous: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (key, t) in tensors {
         let name = match options.rename {
             Some(f) => match f(key) {
@@ -237,12 +249,27 @@ pub fn load_tensors(
             },
             None => key.clone(),
         };
-        renamed.insert(name, t);
+        match renamed.get(&name) {
+            Some((first, _)) => ambiguous
+                .entry(name)
+                .or_insert_with(|| vec![first.to_string()])
+                .push(key.clone()),
+            None => {
+                renamed.insert(name, (key, t));
+            }
+        }
+    }
+    let mut report = LoadReport::default();
+    for (name, mut keys) in ambiguous {
+        renamed.remove(&name);
+        keys.sort();
+        report.ambiguous.push((name, keys));
     }
     let params = named_params(module);
     let mut updates = Vec::new();
     for (name, p) in &params {
-        match renamed.remove(name.as_str()) {
+        match renamed.remove(name.as_str()).map(|(_, t)| t) {
+            None if report.ambiguous.iter().any(|(a, _)| a == name) => {}
             None => report.missing.push(name.clone()),
             Some(t) if t.shape() != p.shape().as_slice() => {
                 report
@@ -252,7 +279,10 @@ pub fn load_tensors(
             Some(t) => updates.push((*p, t.clone())),
         }
     }
-    report.unexpected = renamed.into_keys().collect();
+    report.unexpected = renamed
+        .into_values()
+        .map(|(key, _)| key.to_string())
+        .collect();
     report.unexpected.sort();
     if options.strict && !report.is_clean() {
         return Err(NnError::Mismatch {

@@ -388,6 +388,43 @@ fn rename_maps_file_names_to_model_names() {
     assert_eq!(report.missing.len(), 8);
     assert_eq!(report.unexpected.len(), 16);
     assert!(report.unexpected.contains(&"netD.4.bias".to_string()));
+
+    // A map that strips both prefixes gives every name two file keys: neither is loaded (which
+    // one won used to depend on hash order), and each is reported with both keys.
+    let any_prefix = |k: &str| k.split_once('.').map(|(_, rest)| rest.to_string());
+    let c = model(2, 2);
+    let before = bits(&c);
+    let lenient = load(
+        &c,
+        &path,
+        &LoadOptions {
+            strict: false,
+            rename: Some(&any_prefix),
+        },
+    )
+    .unwrap();
+    assert_eq!(bits(&c), before, "an ambiguous name must not be loaded");
+    assert!(lenient.missing.is_empty() && lenient.unexpected.is_empty());
+    assert_eq!(lenient.ambiguous.len(), 8);
+    assert!(lenient.ambiguous.contains(&(
+        "4.bias".to_string(),
+        vec!["netD.4.bias".to_string(), "netG.4.bias".to_string()]
+    )));
+    let err = load(
+        &c,
+        &path,
+        &LoadOptions {
+            strict: true,
+            rename: Some(&any_prefix),
+        },
+    )
+    .unwrap_err();
+    assert!(
+        message(err).contains(
+            r#"4.bias is the new name of several file keys ["netD.4.bias", "netG.4.bias"]"#
+        ),
+        "the error names the colliding keys"
+    );
 }
 
 /// Trains `steps` steps, saves model and optimizer, continues one step; then rebuilds the model
