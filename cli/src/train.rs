@@ -105,9 +105,11 @@ pub struct TrainArgs {
     pub real_label: f32,
     /// Weight of the mode-seeking term (Mao et al. 2019) in G's loss: G is rewarded for
     /// samples that differ as much as their noise does, against a label-conditional G that
-    /// ignores z. 0 turns it off; 1 is the paper's. Not for pix2pix, which draws no noise.
-    #[arg(long, default_value_t = 0.0)]
-    pub mode_seeking: f32,
+    /// ignores z. 0 turns it off; 1 is the paper's. Not for pix2pix, which draws no noise
+    /// [default: 1 for cdcgan, whose generator otherwise draws one digit per label whatever
+    /// z is; 0 for the others]; with --resume, changes the run's.
+    #[arg(long)]
+    pub mode_seeking: Option<f32>,
     /// Image side the model works at (data is resized to it) [default: 28 for 28x28 data with
     /// dcgan, else 64; the next power of two for pix2pix].
     #[arg(long)]
@@ -447,17 +449,14 @@ fn start(args: &TrainArgs) -> Result<Started> {
         } else {
             64
         });
-    if !(args.mode_seeking >= 0.0 && args.mode_seeking.is_finite()) {
-        bail!(
-            "--mode-seeking {} must be a finite weight >= 0",
-            args.mode_seeking
-        );
-    }
-    if args.mode_seeking > 0.0 && model_arg == ModelArg::Pix2pix {
-        bail!(
-            "--mode-seeking: pix2pix draws no noise, so there are no two samples of one input to compare"
-        );
-    }
+    let mode_seeking = args
+        .mode_seeking
+        .unwrap_or(if model_arg == ModelArg::Cdcgan {
+            1.0
+        } else {
+            0.0
+        });
+    check_mode_seeking(mode_seeking, model_arg)?;
     let pack = model.pack();
     if !batch_size.is_multiple_of(pack) {
         bail!(
@@ -474,7 +473,7 @@ fn start(args: &TrainArgs) -> Result<Started> {
         optim_g: optim(args),
         optim_d: optim(args),
         seed: args.seed,
-        mode_seeking: args.mode_seeking,
+        mode_seeking,
     };
     let trainer = Trainer::new(gan, train.clone());
     let stem = format!(
@@ -513,6 +512,19 @@ fn start(args: &TrainArgs) -> Result<Started> {
     Ok((run_dir, settings, trainer, fixed, 0))
 }
 
+/// Refuses a mode-seeking weight that is negative or not finite, or any for pix2pix.
+fn check_mode_seeking(weight: f32, model: ModelArg) -> Result<()> {
+    if !(weight >= 0.0 && weight.is_finite()) {
+        bail!("--mode-seeking {weight} must be a finite weight >= 0");
+    }
+    if weight > 0.0 && model == ModelArg::Pix2pix {
+        bail!(
+            "--mode-seeking: pix2pix draws no noise, so there are no two samples of one input to compare"
+        );
+    }
+    Ok(())
+}
+
 /// Continue a run from its checkpoint and `config.json`.
 fn resume(args: &TrainArgs, dir: &std::path::Path) -> Result<Started> {
     let run_dir = RunDir::create(dir)?;
@@ -538,6 +550,10 @@ fn resume(args: &TrainArgs, dir: &std::path::Path) -> Result<Started> {
     }
     if let Some(lr) = args.lr {
         trainer.set_lr(lr);
+    }
+    if let Some(w) = args.mode_seeking {
+        check_mode_seeking(w, settings.model)?;
+        trainer.config.mode_seeking = w;
     }
     let skip = extras.extra["batches_consumed"]
         .as_u64()

@@ -506,8 +506,6 @@ fn cdcgan_draws_a_row_per_class_and_samples_one_label() {
         "2",
         "--batch-size",
         "8",
-        "--mode-seeking",
-        "1",
         "--quiet",
         "--out",
         s(&run),
@@ -515,6 +513,7 @@ fn cdcgan_draws_a_row_per_class_and_samples_one_label() {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["model"]["model"], "cdcgan");
+    // Mode seeking is on by default for the conditional model only.
     assert_eq!(config["train"]["mode_seeking"], 1.0);
     assert_eq!(config["model"]["num_classes"], 10);
     assert_eq!(config["model"]["dcgan"]["variant"], "dcgan28");
@@ -593,6 +592,9 @@ fn cdcgan_draws_a_row_per_class_and_samples_one_label() {
         "--out",
         s(&plain),
     ]);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(plain.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["train"]["mode_seeking"], 0.0);
     let err = fails(&[
         "sample",
         "--run",
@@ -734,4 +736,36 @@ fn the_seed_changes_the_weights_and_the_samples() {
         }
     }
     assert_ne!(a_png, c_png);
+}
+
+#[test]
+fn mode_seeking_can_be_changed_on_resume() {
+    let run = temp("cdcgan-ms-resume");
+    let dir = s(&run);
+    ok(&[
+        "train",
+        "--model",
+        "cdcgan",
+        "--steps",
+        "1",
+        "--batch-size",
+        "8",
+        "--quiet",
+        "--out",
+        dir,
+    ]);
+    let resume = ["train", "--resume", dir, "--quiet", "--steps", "2"];
+    let err = fails(&[&resume[..], &["--mode-seeking=-2"]].concat());
+    assert!(err.contains("--mode-seeking -2 must be"), "{err}");
+    ok(&[&resume[..], &["--mode-seeking", "0"]].concat());
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let has_term: Vec<bool> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss_g_ms"].is_number())
+        .collect();
+    assert_eq!(
+        has_term,
+        [true, false],
+        "step 1 with the term, step 2 without"
+    );
 }
