@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fails, ok, ok_log, s, temp};
+use common::{fails, ok, ok_log, run_config, s, temp};
 use gantry_gan::checkpoint;
 use gantry_nn::state_dict::read_safetensors;
 use std::path::Path;
@@ -73,8 +73,7 @@ fn dcgan_on_mnist_and_emoji_samples_grids() {
         "--out",
         s(&run),
     ]);
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let config = run_config(&run);
     assert_eq!(config["model"]["variant"], "dcgan28");
     let out = run.join("grid.png");
     ok(&[
@@ -510,8 +509,7 @@ fn cdcgan_draws_a_row_per_class_and_samples_one_label() {
         "--out",
         s(&run),
     ]);
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let config = run_config(&run);
     assert_eq!(config["model"]["model"], "cdcgan");
     // Mode seeking is on by default for the conditional model only.
     assert_eq!(config["train"]["mode_seeking"], 1.0);
@@ -592,8 +590,7 @@ fn cdcgan_draws_a_row_per_class_and_samples_one_label() {
         "--out",
         s(&plain),
     ]);
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(plain.join("config.json")).unwrap()).unwrap();
+    let config = run_config(&plain);
     assert_eq!(config["train"]["mode_seeking"], 0.0);
     let err = fails(&[
         "sample",
@@ -625,8 +622,7 @@ fn pack_is_stored_checked_and_kept_on_resume() {
         "--out",
         s(&run),
     ]);
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let config = run_config(&run);
     assert_eq!(config["model"]["pack"], 2);
     let (trainer, _) = checkpoint::load(&run.join("checkpoint.safetensors")).unwrap();
     assert_eq!(trainer.gan.pack(), 2);

@@ -260,16 +260,13 @@ pub fn load_tensors(
         }
     }
     let mut report = LoadReport::default();
-    for (name, mut keys) in ambiguous {
-        renamed.remove(&name);
-        keys.sort();
-        report.ambiguous.push((name, keys));
-    }
     let params = named_params(module);
     let mut updates = Vec::new();
     for (name, p) in &params {
+        if ambiguous.contains_key(name) {
+            continue;
+        }
         match renamed.remove(name.as_str()).map(|(_, t)| t) {
-            None if report.ambiguous.iter().any(|(a, _)| a == name) => {}
             None => report.missing.push(name.clone()),
             Some(t) if t.shape() != p.shape().as_slice() => {
                 report
@@ -278,6 +275,11 @@ pub fn load_tensors(
             }
             Some(t) => updates.push((*p, t.clone())),
         }
+    }
+    for (name, mut keys) in ambiguous {
+        renamed.remove(&name);
+        keys.sort();
+        report.ambiguous.push((name, keys));
     }
     report.unexpected = renamed
         .into_values()

@@ -69,3 +69,9 @@ pub fn temp(name: &str) -> PathBuf {
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
 }
+
+/// The `config.json` a run directory holds, parsed.
+pub fn run_config(run: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run.join("config.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
