@@ -77,7 +77,7 @@ pub fn run() -> (f32, f32) {
             .map(|p| p[0].sin() + 0.5 * p[1])
             .collect(),
     );
-    let mut weights = vec![
+    let mut weights = [
         Tensor::rand_uniform(&[16, 2], -0.7, 0.7, &mut rng),
         Tensor::zeros(&[16]),
         Tensor::rand_uniform(&[1, 16], -0.25, 0.25, &mut rng),
