@@ -223,7 +223,15 @@ fn pixel_norm_and_minibatch_std_match_the_reference() {
     let pn = PixelNorm {
         eps: setting_f32(&s, "eps"),
     };
-    check_case(&fx, "pixel_norm", &pn, Mode::Train, &[], NORM_TOL, &mut report);
+    check_case(
+        &fx,
+        "pixel_norm",
+        &pn,
+        Mode::Train,
+        &[],
+        NORM_TOL,
+        &mut report,
+    );
     for case in ["minibatch_std/group4", "minibatch_std/whole"] {
         let s = fx.settings(case);
         let layer = MinibatchStdDev {
@@ -265,7 +273,15 @@ fn equalized_lr_matches_pytorch() {
         assert_same_names(module, &s, case);
         load_case_state(&fx, case, module);
         let params = [("weight_orig", weight), ("bias", bias)];
-        check_case(&fx, case, module, Mode::Train, &params, REPARAM_TOL, &mut report);
+        check_case(
+            &fx,
+            case,
+            module,
+            Mode::Train,
+            &params,
+            REPARAM_TOL,
+            &mut report,
+        );
     }
     report.finish();
 }
@@ -307,7 +323,15 @@ fn check_spectral_case(
         ("weight_orig", named["weight_orig"]),
         ("bias", named["bias"]),
     ];
-    check_case(fx, case, module.as_ref(), Mode::Train, &params, REPARAM_TOL, report);
+    check_case(
+        fx,
+        case,
+        module.as_ref(),
+        Mode::Train,
+        &params,
+        REPARAM_TOL,
+        report,
+    );
     report.check(
         &format!("{case} u_after"),
         &named["weight_u"].value(),
@@ -338,7 +362,10 @@ fn spectral_norm_matches_pytorch() {
         &fx,
         "spectral_norm/conv",
         &|| {
-            let m = Conv2dConfig::new(3, 4, 3).padding(1).build(&mut rng()).unwrap();
+            let m = Conv2dConfig::new(3, 4, 3)
+                .padding(1)
+                .build(&mut rng())
+                .unwrap();
             Box::new(m)
         },
         &mut report,

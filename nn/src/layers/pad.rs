@@ -63,9 +63,7 @@ impl Module for ReflectionPad2d {
     fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
         let s = x.shape();
         assert!(
-            s.len() == 4
-                && self.top.max(self.bottom) < s[2]
-                && self.left.max(self.right) < s[3],
+            s.len() == 4 && self.top.max(self.bottom) < s[2] && self.left.max(self.right) < s[3],
             "ReflectionPad2d: input {s:?} is not [N, C, H, W] larger than the padding {self:?}"
         );
         let rows = reflect(x, 2, self.top, self.bottom);

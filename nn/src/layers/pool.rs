@@ -58,7 +58,9 @@ impl AvgPool2dConfig {
         if self.kernel == 0 || self.stride == 0 || 2 * self.padding > self.kernel {
             return Err(config_error(
                 "AvgPool2d",
-                format!("kernel and stride must be positive and padding at most kernel/2, got {self:?}"),
+                format!(
+                    "kernel and stride must be positive and padding at most kernel/2, got {self:?}"
+                ),
             ));
         }
         Ok(AvgPool2d {
