@@ -6,8 +6,9 @@
 use gantry_autodiff::{GradcheckConfig, Var, gradcheck};
 use gantry_nn::reparam::{EqualizedLr, Reparam, SpectralNorm};
 use gantry_nn::{
-    AvgPool2dConfig, InstanceNorm2dConfig, MinibatchStdDev, Mode, Module, Param, ParamRole,
-    PixelNorm, ReflectionPad2d, Upsample,
+    AvgPool2dConfig, ConditionalBatchNorm2d, Embedding, InstanceNorm2dConfig, MinibatchStdDev,
+    Mode, Module, Param, ParamRole, PixelNorm, ProjectionHead, ReflectionPad2d, ResBlockDown,
+    ResBlockUp, SelfAttention, Upsample,
 };
 use gantry_tensor::Tensor;
 use proptest::prelude::*;
@@ -132,5 +133,59 @@ proptest! {
         let w = normal(&[out, inp], seed);
         let p = Param::trainable(w.clone(), ParamRole::LinearWeight);
         check_reparam(EqualizedLr::default().attach(&p).unwrap().as_ref(), w, seed)?;
+    }
+}
+
+// BigGAN's parts contain ReLUs and max pooling, whose kinks a finite difference can straddle:
+// fewer cases, and the check looks at the input (and condition) gradients that a gradient
+// penalty differentiates.
+proptest! {
+    #![proptest_config(config(6))]
+
+    #[test]
+    fn conditional_batch_norm(c in 1usize..=3, d in 1usize..=4, seed in any::<u64>()) {
+        let cbn = ConditionalBatchNorm2d::new(c, d, &mut StdRng::seed_from_u64(seed)).unwrap();
+        let x = normal(&[3, c, 2, 2], seed).mul_scalar(2.0);
+        let cond = normal(&[3, d], seed ^ 1);
+        gradcheck(|_, v| cbn.forward_cond(v[0], v[1], Mode::Train), &[x, cond], &cfg(seed))
+            .map_err(|e| TestCaseError::fail(format!("ConditionalBatchNorm2d: {e}")))?;
+    }
+
+    #[test]
+    fn self_attention(seed in any::<u64>()) {
+        let att = SelfAttention::new(8, &mut StdRng::seed_from_u64(seed)).unwrap();
+        att.gamma.set(Tensor::from_vec(&[1], vec![0.8]));
+        check_layer(&att, normal(&[2, 8, 2, 4], seed), Mode::Train, seed)?;
+    }
+
+    #[test]
+    fn projection_head(c in 1usize..=4, seed in any::<u64>()) {
+        let head = ProjectionHead::new(c, 3, &mut StdRng::seed_from_u64(seed)).unwrap();
+        let labels = Embedding::one_hot(&[2, 0], 3);
+        gradcheck(
+            |tape, v| head.forward_cond(v[0], tape.constant(labels.clone()), Mode::Train),
+            &[normal(&[2, c, 2, 2], seed)],
+            &cfg(seed),
+        )
+        .map_err(|e| TestCaseError::fail(format!("ProjectionHead: {e}")))?;
+    }
+
+    #[test]
+    fn residual_blocks(pre in any::<bool>(), down in any::<bool>(), seed in any::<u64>()) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        // ReLUs inside (and, in the up block, batch statistics before them, which move every
+        // pixel of a channel when one input moves) put kinks near any point; a smaller step
+        // than the default keeps a finite difference on one side of them.
+        let fine = GradcheckConfig { eps: 2e-3, ..cfg(seed) };
+        let d = ResBlockDown::new(2, 3, pre, down, &mut rng).unwrap();
+        gradcheck(|_, v| d.forward(v[0], Mode::Train), &[normal(&[2, 2, 4, 4], seed)], &fine)
+            .map_err(|e| TestCaseError::fail(format!("{}: {e}", d.describe())))?;
+        let up = ResBlockUp::new(2, 2, 3, &mut rng).unwrap();
+        // A batch of 4x3x3 per channel and a small condition keep the batch statistics and
+        // the gains smooth at the finite-difference step.
+        let x = normal(&[4, 2, 3, 3], seed).mul_scalar(2.0);
+        let cond = normal(&[4, 3], seed ^ 2).mul_scalar(0.3);
+        gradcheck(|_, v| up.forward_cond(v[0], v[1], Mode::Train), &[x, cond], &fine)
+            .map_err(|e| TestCaseError::fail(format!("ResBlockUp: {e}")))?;
     }
 }
