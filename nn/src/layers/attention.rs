@@ -77,7 +77,7 @@ impl Module for SelfAttention {
         let s = x.shape();
         let c = self.o.weight.shape()[0];
         assert!(
-            s.len() == 4 && s[1] == c && s[2] % 2 == 0 && s[3] % 2 == 0,
+            s.len() == 4 && s[1] == c && s[2].is_multiple_of(2) && s[3].is_multiple_of(2),
             "SelfAttention({c}): input {s:?} is not [N, {c}, H, W] with even H and W"
         );
         let (n, hw) = (s[0], s[2] * s[3]);
