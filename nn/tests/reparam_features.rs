@@ -316,3 +316,31 @@ fn instance_norm_state_dict_round_trips() {
     // Without the affine transform there is nothing to save, as PyTorch.
     assert!(names(&InstanceNorm2dConfig::new(3).build().unwrap()).is_empty());
 }
+
+#[test]
+fn equalized_lr_uses_pytorch_fan_in_on_transposed_convolutions_and_embeddings() {
+    let mut r = rng();
+    // [in, out, k, k] = [4, 3, 4, 4]: PyTorch's fan_in is size(1)·k·k = 48.
+    let convt = ConvTranspose2dConfig::new(4, 3, 4).build(&mut r).unwrap();
+    let table = gantry_nn::Embedding::new(7, 5, &mut r);
+    for (module, weight, fan_in) in [
+        (&convt as &dyn Module, &convt.weight, 48.0f32),
+        (&table, &table.weight, 5.0),
+    ] {
+        reparam::apply(module, reparam::layer_weights, |p| {
+            EqualizedLr::default().attach(p)
+        })
+        .unwrap();
+        assert!(names(module).contains(&"weight_orig".to_string()));
+        let tape = Tape::new();
+        let read = weight.read(&tape, Mode::Train).value().to_vec();
+        let c = (2.0 / fan_in).sqrt();
+        for (a, w) in read.iter().zip(weight.value().to_vec()) {
+            assert!(
+                (a - c * w).abs() <= 1e-6 * w.abs().max(1.0),
+                "{}",
+                module.describe()
+            );
+        }
+    }
+}
