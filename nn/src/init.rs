@@ -91,3 +91,17 @@ pub fn orthogonal<R: Rng + ?Sized>(shape: &[usize], gain: f32, rng: &mut R) -> T
     }
     Tensor::from_vec(shape, out)
 }
+
+/// BigGAN's `init='ortho'`: every linear, convolution and embedding weight of `module` set to
+/// [`orthogonal`] with `gain` (1 in BigGAN), in visiting order; other parameters are left
+/// alone. A reparameterised weight's stored value (`NAME_orig`) is what is set.
+pub fn orthogonal_weights<R: Rng + ?Sized>(module: &dyn Module, gain: f32, rng: &mut R) {
+    for (_, p) in named_params(module) {
+        if matches!(
+            p.role(),
+            ParamRole::LinearWeight | ParamRole::ConvWeight | ParamRole::Embedding
+        ) {
+            p.set(orthogonal(&p.shape(), gain, rng));
+        }
+    }
+}

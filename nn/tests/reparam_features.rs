@@ -344,3 +344,43 @@ fn equalized_lr_uses_pytorch_fan_in_on_transposed_convolutions_and_embeddings() 
         }
     }
 }
+
+#[test]
+fn orthogonal_weights_initialises_every_layer_weight_and_nothing_else() {
+    let mut r = rng();
+    let d = discriminator(&mut r);
+    let bias_before = named_params(&d)
+        .into_iter()
+        .find(|(n, _)| n == "0.bias")
+        .map(|(_, p)| p.value().to_vec())
+        .unwrap();
+    init::orthogonal_weights(&d, 1.0, &mut r);
+    for (name, p) in named_params(&d) {
+        if name.ends_with("weight") && p.shape().len() == 4 {
+            let s = p.shape();
+            let (rows, cols) = (s[0], s[1..].iter().product::<usize>());
+            let m = p.value().reshape(&[rows, cols]);
+            // Every convolution of this discriminator is wide: W Wᵀ = I.
+            assert!(rows <= cols, "{name}");
+            let gram = m.matmul(&m.transpose(0, 1)).to_vec();
+            for i in 0..rows {
+                for j in 0..rows {
+                    let want = if i == j { 1.0 } else { 0.0 };
+                    assert!((gram[i * rows + j] - want).abs() < 1e-5, "{name} [{i},{j}]");
+                }
+            }
+        }
+    }
+    let bias_after = named_params(&d)
+        .into_iter()
+        .find(|(n, _)| n == "0.bias")
+        .map(|(_, p)| p.value().to_vec())
+        .unwrap();
+    assert_eq!(bias_before, bias_after, "biases are not layer weights");
+    let bn = named_params(&d)
+        .into_iter()
+        .find(|(n, _)| n == "3.weight")
+        .map(|(_, p)| p.value().to_vec())
+        .unwrap();
+    assert!(bn.iter().all(|&v| v == 1.0), "norm weights are untouched");
+}
