@@ -248,4 +248,12 @@ mod tests {
         );
         assert_eq!(p.shape(), vec![3]);
     }
+
+    /// A model may move to another thread (a trainer's worker): a reparameterisation must not
+    /// take that away.
+    #[test]
+    fn params_are_send() {
+        fn is_send<T: Send>() {}
+        is_send::<Param>();
+    }
 }

@@ -42,8 +42,9 @@ use std::fmt::Debug;
 /// A function of a raw parameter that layers compute with instead of it.
 ///
 /// Implementations compose differentiable [`Var`] operations, so gradients (and, where the
-/// operations support it, gradients of gradients) reach the raw parameter.
-pub trait Reparam: Debug {
+/// operations support it, gradients of gradients) reach the raw parameter. `Send`, so that a
+/// [`Param`] (and a model) can still move to another thread.
+pub trait Reparam: Debug + Send {
     /// The effective value from the raw parameter `raw` (already on the tape). In
     /// [`Mode::Train`] it may update its own buffers.
     fn apply<'t>(&self, raw: Var<'t>, mode: Mode) -> Var<'t>;
