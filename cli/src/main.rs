@@ -8,6 +8,7 @@ mod bench;
 mod classifier;
 mod data;
 mod eval;
+mod flags;
 mod interrupt;
 mod lock;
 mod progress;

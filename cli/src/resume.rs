@@ -8,10 +8,9 @@
 //! edited or damaged run is a one-line error rather than a panic deep in a layer.
 
 use crate::data::{self, Kind};
+use crate::flags::{MAX_BATCH, check_flags, check_mode_seeking};
 use crate::run::RunDir;
-use crate::train::{
-    MAX_BATCH, ModelArg, RunSettings, Started, TrainArgs, check_flags, check_mode_seeking,
-};
+use crate::train::{ModelArg, RunSettings, Started, TrainArgs};
 use anyhow::{Context, Result, bail};
 use gantry_datasets::Split;
 use gantry_gan::checkpoint;

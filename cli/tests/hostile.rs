@@ -9,16 +9,46 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A background `gantry train`, killed when dropped: a failed assertion must not leave an
+/// endless run behind.
+struct Training(Option<Child>);
+
+impl Training {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("still running")
+    }
+
+    /// Waits for the process to end, with its output.
+    fn wait(mut self) -> std::process::Output {
+        self.0
+            .take()
+            .expect("still running")
+            .wait_with_output()
+            .unwrap()
+    }
+}
+
+impl Drop for Training {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// `gantry train ARGS` in the background, output captured.
-fn spawn_train(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .arg("train")
-        .args(args)
-        .env("RAYON_NUM_THREADS", "2")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the gantry binary runs")
+fn spawn_train(args: &[&str]) -> Training {
+    Training(Some(
+        Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .arg("train")
+            .args(args)
+            .env("RAYON_NUM_THREADS", "2")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the gantry binary runs"),
+    ))
 }
 
 /// Waits (at most two minutes: the machine may be loaded) until `ready` holds.
@@ -39,7 +69,7 @@ fn logged_rows(run: &Path) -> usize {
 }
 
 /// An endless MLP run on the ring into `run`, logging every step.
-fn endless(run: &Path, extra: &[&str]) -> Child {
+fn endless(run: &Path, extra: &[&str]) -> Training {
     let mut args = vec![
         "--model",
         "mlp",
@@ -66,7 +96,7 @@ fn a_second_process_on_a_running_run_directory_is_refused() {
     wait_for("the first checkpoint", || {
         run.join("checkpoint.safetensors").exists()
     });
-    let pid = format!("pid {}", child.id());
+    let pid = format!("pid {}", child.child().id());
     let err = fails_in_one_line(&["train", "--resume", s(&run), "--steps", "1"]);
     assert!(
         err.contains("in use by another gantry process") && err.contains(&pid),
@@ -84,11 +114,10 @@ fn a_second_process_on_a_running_run_directory_is_refused() {
     ]);
     assert!(err.contains("already holds a run"), "{err}");
     assert!(
-        child.try_wait().unwrap().is_none(),
+        child.child().try_wait().unwrap().is_none(),
         "the first process was disturbed"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
     // Every row was written whole: each line parses.
     for line in std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
@@ -196,9 +225,9 @@ fn out_into_a_non_empty_folder_is_refused_and_nothing_is_written() {
 
 /// Sends `signal` (`INT`, `TERM`) to `child` with kill(1).
 #[cfg(unix)]
-fn send(child: &Child, signal: &str) {
+fn send(child: &mut Training, signal: &str) {
     let status = Command::new("kill")
-        .args([format!("-{signal}"), child.id().to_string()])
+        .args([format!("-{signal}"), child.child().id().to_string()])
         .status()
         .expect("kill(1) runs");
     assert!(status.success());
@@ -210,7 +239,7 @@ fn sigint_and_sigterm_finish_the_step_save_and_exit_130_and_143() {
     let run = temp("signals");
     for (i, (signal, code)) in [("INT", 130), ("TERM", 143)].into_iter().enumerate() {
         // No periodic checkpoints: what the signal saves is the only one.
-        let child = if i == 0 {
+        let mut child = if i == 0 {
             endless(&run, &["--checkpoint-every", "0"])
         } else {
             spawn_train(&[
@@ -231,8 +260,8 @@ fn sigint_and_sigterm_finish_the_step_save_and_exit_130_and_143() {
         wait_for("a few more logged steps", || {
             logged_rows(&run) >= before + 3
         });
-        send(&child, signal);
-        let out = child.wait_with_output().unwrap();
+        send(&mut child, signal);
+        let out = child.wait();
         let err = String::from_utf8_lossy(&out.stderr).to_string();
         assert_eq!(out.status.code(), Some(code), "SIG{signal}: {err}");
         let (trainer, _) = checkpoint::load(&run.join("checkpoint.safetensors"))
