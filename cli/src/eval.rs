@@ -22,10 +22,14 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Samples generated per forward pass.
 const CHUNK: usize = 500;
+
+/// The most samples scored (10 times the default for digits; all are held in memory).
+const MAX_N: usize = 100_000;
 
 /// `gantry eval`.
 #[derive(Args, Debug)]
@@ -71,8 +75,8 @@ pub struct EvalArgs {
 
 /// Runs `gantry eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
-    if args.n == Some(0) {
-        bail!("--n must be at least 1");
+    if let Some(n) = args.n.filter(|n| !(1..=MAX_N).contains(n)) {
+        bail!("--n {n} must be in 1..={MAX_N}");
     }
     match (&args.run, &args.images) {
         (Some(dir), _) => eval_run(dir, &args),
@@ -114,7 +118,7 @@ fn eval_run(dir: &Path, args: &EvalArgs) -> Result<()> {
         paired_metrics(&trainer, &data, &config, args)?
     } else {
         match data.as_str() {
-            "ring" | "grid" => mixture_metrics(gan, &data, args),
+            "ring" | "grid" => mixture_metrics(gan, &data, args, dir)?,
             "mnist" | "fashion-mnist" => {
                 let n = args.n.unwrap_or(10_000);
                 let (images, labels) = generate_images(gan, n, args.seed, dir)?;
@@ -137,7 +141,15 @@ fn eval_run(dir: &Path, args: &EvalArgs) -> Result<()> {
 }
 
 /// Mode coverage of generated points, and of as many real points (the floor).
-fn mixture_metrics(gan: &dyn Gan, data: &str, args: &EvalArgs) -> Value {
+fn mixture_metrics(gan: &dyn Gan, data: &str, args: &EvalArgs, dir: &Path) -> Result<Value> {
+    match gan.config() {
+        ModelConfig::Mlp(c) if c.sample_shape == [2] => {}
+        other => bail!(
+            "the run in {} trains {data} but its checkpoint holds a {} model that does not draw 2-D points",
+            dir.display(),
+            other.kind()
+        ),
+    }
     let mixture = if data == "ring" {
         Mixture::ring8()
     } else {
@@ -145,13 +157,15 @@ fn mixture_metrics(gan: &dyn Gan, data: &str, args: &EvalArgs) -> Value {
     };
     let n = args.n.unwrap_or(2500);
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
-    let noise = gan.noise(n, &mut rng).expect("a mixture run draws noise");
+    let noise = gan
+        .noise(n, &mut rng)
+        .context("a model of 2-D points draws noise")?;
     let points = generate(gan, &noise, args.seed);
     let scores = mixture_scores(&points, mixture.centres(), mixture.std());
     let real = mixture.sample(n, &mut ChaCha8Rng::seed_from_u64(args.seed ^ 0x7ea1));
     let mut v = json!(scores);
     v["real"] = json!(mixture_scores(&real, mixture.centres(), mixture.std()));
-    v
+    Ok(v)
 }
 
 /// `n` samples as `[n, 1, 28, 28]`, generated in chunks; a label-conditional generator draws
@@ -359,12 +373,23 @@ fn merge(out: &mut Value, extra: Value) {
     }
 }
 
-/// Prints `value` and writes it to `path` atomically (temporary sibling, then rename).
+/// Writes `value` to `path` atomically (temporary sibling, then rename), then prints it.
+/// The file comes first and a closed standard output (`gantry eval ... | head -1`) is not an
+/// error: the result is in the file.
 fn write_json(path: &Path, value: &Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value)? + "\n";
-    println!("{}", text.trim_end());
     let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
     std::fs::write(&tmp, &text)
         .and_then(|()| std::fs::rename(&tmp, path))
-        .with_context(|| format!("cannot write {}", path.display()))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to standard output")
+        }
+        _ => Ok(()),
+    }
 }

@@ -1,14 +1,19 @@
 //! `gantry`: train, sample from and translate with GANs.
 //!
 //! A thin layer over the gantry crates: argument parsing (clap), progress bars (indicatif),
-//! run directories. Errors print as one line and exit with status 1.
+//! run directories. Errors print as one line and exit with status 1; a training run stopped
+//! by SIGINT or SIGTERM saves, says where, and exits with 130 or 143.
 
 mod bench;
 mod classifier;
 mod data;
 mod eval;
+mod flags;
+mod interrupt;
+mod lock;
 mod progress;
 mod report;
+mod resume;
 mod run;
 mod sample;
 mod sampling;
@@ -63,8 +68,13 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<interrupt::Interrupted>().is_some() => {
+            let stop = e.downcast_ref::<interrupt::Interrupted>().expect("checked");
+            eprintln!("{}", stop.message);
+            ExitCode::from(interrupt::exit_code(stop.signal) as u8)
+        }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -81,8 +91,14 @@ fn on_threads<T: Send>(
     threads: Option<usize>,
     work: impl FnOnce() -> anyhow::Result<T> + Send,
 ) -> anyhow::Result<T> {
-    if threads == Some(0) {
-        anyhow::bail!("--threads must be at least 1");
+    // Far more threads than cores only slow the work down, and each costs a stack: a typo
+    // such as 100000 would spend a minute starting them before failing.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(n) = threads.filter(|n| !(1..=4 * cores).contains(n)) {
+        anyhow::bail!(
+            "--threads {n} must be in 1..={} (4 x the {cores} cores here)",
+            4 * cores
+        );
     }
     let n = threads.unwrap_or(0);
     rayon::ThreadPoolBuilder::new()
@@ -90,4 +106,51 @@ fn on_threads<T: Send>(
         .build()
         .map_err(|e| anyhow::anyhow!("cannot start {n} threads: {e}"))?
         .install(work)
+}
+
+/// The error and its causes on one line, each cause once: a library error that names its
+/// source in its own message (`{path}: {source}`) would otherwise repeat the OS error.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Named(std::io::Error);
+
+    impl std::fmt::Display for Named {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "data/x.gz: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Named {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn an_os_error_named_by_its_wrapper_is_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file (os error 2)");
+        let e = anyhow::Error::new(Named(io)).context("cannot load mnist");
+        assert_eq!(
+            one_line(&e),
+            "cannot load mnist: data/x.gz: no such file (os error 2)"
+        );
+    }
 }

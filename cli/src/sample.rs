@@ -10,6 +10,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::PathBuf;
 
+/// The most samples drawn into one picture.
+const MAX_N: usize = 65536;
+
 /// `gantry sample`.
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -36,8 +39,11 @@ pub struct SampleArgs {
 
 /// Runs `gantry sample`.
 pub fn run(args: SampleArgs) -> Result<()> {
-    if args.n == 0 {
-        bail!("--n must be at least 1");
+    if !(1..=MAX_N).contains(&args.n) {
+        bail!(
+            "--n {} must be in 1..={MAX_N} (a grid of 256 x 256 samples)",
+            args.n
+        );
     }
     let dir = RunDir {
         root: args.run.clone(),

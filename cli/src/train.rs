@@ -1,6 +1,9 @@
 //! `gantry train`: build or resume a run, train with a progress bar, log, sample, checkpoint.
 
 use crate::data::{self, Data, Kind};
+use crate::flags::{check_flags, check_mode_seeking};
+use crate::interrupt::{self, Interrupt, Interrupted};
+use crate::lock::RunLock;
 use crate::progress;
 use crate::run::RunDir;
 use crate::sampling;
@@ -82,9 +85,10 @@ pub struct TrainArgs {
     /// Examples per batch [default: 64; 4 for pix2pix].
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Discriminator steps per generator step (Algorithm 1's k).
-    #[arg(long, default_value_t = 1)]
-    pub k: usize,
+    /// Discriminator steps per generator step (Algorithm 1's k), 1..=100 [default: 1; a
+    /// resumed run keeps its own].
+    #[arg(long)]
+    pub k: Option<usize>,
     /// Generator loss.
     #[arg(long, value_enum, default_value = "non-saturating")]
     pub loss: LossArg,
@@ -114,20 +118,23 @@ pub struct TrainArgs {
     /// dcgan, else 64; the next power of two for pix2pix].
     #[arg(long)]
     pub image_size: Option<usize>,
-    /// Generator width (ngf) of dcgan and pix2pix.
-    #[arg(long, default_value_t = 64)]
-    pub ngf: usize,
-    /// Discriminator width (ndf) of dcgan and pix2pix.
-    #[arg(long, default_value_t = 64)]
-    pub ndf: usize,
+    /// Generator width (ngf) of dcgan (not its 28x28 network, whose widths are fixed) and
+    /// pix2pix, at most 1024 [default: 64].
+    #[arg(long)]
+    pub ngf: Option<usize>,
+    /// Discriminator width (ndf) of dcgan (not its 28x28 network) and pix2pix, at most 1024
+    /// [default: 64].
+    #[arg(long)]
+    pub ndf: Option<usize>,
     /// PacGAN: the discriminator judges this many samples at once (all real or all fake,
     /// concatenated along channels or features); the batch size must be a multiple of it
     /// [default: 1, a standard discriminator; a resumed run keeps its own].
     #[arg(long)]
     pub pack: Option<usize>,
-    /// Seed of the weights, the noise, the data order and augmentation.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seed of the weights, the noise, the data order and augmentation [default: 0; a resumed
+    /// run keeps its own].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Worker threads [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
@@ -137,12 +144,14 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its checkpoint.
     #[arg(long)]
     pub resume: Option<PathBuf>,
-    /// Write a sample grid every N steps (0: only at the end).
-    #[arg(long, default_value_t = 250)]
-    pub sample_every: u64,
-    /// Write the checkpoint every N steps (0: only at the end).
-    #[arg(long, default_value_t = 500)]
-    pub checkpoint_every: u64,
+    /// Write a sample grid every N steps (0: only at the end) [default: 250; a resumed run
+    /// keeps its own unless given].
+    #[arg(long)]
+    pub sample_every: Option<u64>,
+    /// Write the checkpoint every N steps (0: only at the end) [default: 500; a resumed run
+    /// keeps its own unless given].
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
     /// Append a line to metrics.jsonl every N steps.
     #[arg(long, default_value_t = 10)]
     pub log_every: u64,
@@ -160,6 +169,22 @@ pub struct RunSettings {
     pub image_size: Option<usize>,
     pub seed: u64,
     pub jitter: bool,
+    /// Sample grid interval; runs written before it was recorded use the default.
+    #[serde(default = "default_sample_every")]
+    pub sample_every: u64,
+    /// Checkpoint interval; runs written before it was recorded use the default.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+}
+
+/// `--sample-every`'s default.
+pub fn default_sample_every() -> u64 {
+    250
+}
+
+/// `--checkpoint-every`'s default.
+pub fn default_checkpoint_every() -> u64 {
+    500
 }
 
 fn default_data(model: ModelArg) -> &'static str {
@@ -173,7 +198,7 @@ fn default_data(model: ModelArg) -> &'static str {
 
 /// The DCGAN for images of shape `s` (`[C, H, W]`): the tutorial network for 28x28 data, the
 /// pytorch/examples one resized to `--image-size` (64 by default) otherwise.
-fn dcgan_config(args: &TrainArgs, s: &[usize]) -> DcganConfig {
+fn dcgan_config(args: &TrainArgs, s: &[usize]) -> Result<DcganConfig> {
     let native28 = s[1] == 28 && s[2] == 28;
     let size = args.image_size.unwrap_or(if native28 { 28 } else { 64 });
     let variant = if size == 28 {
@@ -181,15 +206,20 @@ fn dcgan_config(args: &TrainArgs, s: &[usize]) -> DcganConfig {
     } else {
         DcganVariant::Dcgan64
     };
-    DcganConfig {
+    if variant == DcganVariant::Dcgan28 && (args.ngf.is_some() || args.ndf.is_some()) {
+        bail!(
+            "--ngf/--ndf: the 28x28 DCGAN (the TensorFlow tutorial's network) has fixed widths; pass --image-size 32 or 64 for pytorch/examples' network, whose widths they set"
+        );
+    }
+    Ok(DcganConfig {
         variant,
         image_size: size,
         channels: s[0],
         nz: 100,
-        ngf: args.ngf,
-        ndf: args.ndf,
+        ngf: args.ngf.unwrap_or(64),
+        ndf: args.ndf.unwrap_or(64),
         pack: 1,
-    }
+    })
 }
 
 /// The model configuration for `model` on data of `kind` with `classes` labels (if the data
@@ -227,7 +257,7 @@ fn unpacked_config(
             )
         }
         (ModelArg::Dcgan, Kind::Images(s)) => {
-            let config = dcgan_config(args, s);
+            let config = dcgan_config(args, s)?;
             let size = config.image_size;
             (ModelConfig::Dcgan(config), Some(size))
         }
@@ -237,7 +267,7 @@ fn unpacked_config(
                     "--data {name} has no class labels; cdcgan needs labelled images (mnist, fashion-mnist, cifar10, or a folder with one sub-folder per class)"
                 )
             };
-            let config = dcgan_config(args, s);
+            let config = dcgan_config(args, s)?;
             let size = config.image_size;
             (
                 ModelConfig::Cdcgan(CdcganConfig::new(config, k)),
@@ -251,8 +281,8 @@ fn unpacked_config(
             let config = Pix2PixConfig {
                 in_channels: a[0],
                 out_channels: b[0],
-                ngf: args.ngf,
-                ndf: args.ndf,
+                ngf: args.ngf.unwrap_or(64),
+                ndf: args.ndf.unwrap_or(64),
                 ..Pix2PixConfig::new(size)
             };
             (ModelConfig::Pix2Pix(config), Some(size))
@@ -337,8 +367,9 @@ fn fixed_inputs(
 /// Runs `gantry train`.
 pub fn run(args: TrainArgs) -> Result<()> {
     let started = Instant::now();
-    let (run_dir, settings, mut trainer, fixed, skip) = match &args.resume {
-        Some(dir) => resume(&args, dir)?,
+    // `_lock` keeps other processes out of the run directory until this one ends.
+    let (run_dir, _lock, settings, mut trainer, fixed, skip) = match &args.resume {
+        Some(dir) => crate::resume::resume(&args, dir)?,
         None => start(&args)?,
     };
     let data = data::load(&settings.data, Split::Train, args.quiet)?;
@@ -347,7 +378,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let mut batches = data::batches(&data, batch_size, settings.seed, augment, skip)?;
     let target = match (args.steps, args.epochs) {
         (Some(s), _) => s,
-        (None, Some(e)) => e * (data.set.len() / batch_size / args.k.max(1)).max(1) as u64,
+        (None, Some(e)) => {
+            e.saturating_mul((data.set.len() / batch_size / trainer.config.k.max(1)).max(1) as u64)
+        }
         (None, None) => match settings.model {
             ModelArg::Dcgan | ModelArg::Cdcgan => 1000,
             ModelArg::Mlp => 4000,
@@ -365,6 +398,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         sampling::write_real_samples(&run_dir, &data, augment, settings.seed)?;
     }
     let mut log = run_dir.metrics_log(trainer.step)?;
+    let interrupt = Interrupt::install()?;
     let bar = progress::steps(trainer.step, target, args.quiet);
     let mut consumed = skip;
     let save = |trainer: &Trainer, consumed: u64| -> Result<()> {
@@ -380,7 +414,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 .map(data::to_gan_batch)
                 .expect("endless batches")
         };
-        let m = match trainer.train_step(&mut next) {
+        let stepped = trainer.train_step(&mut next);
+        // The losses can be finite while the weights or Adam's moments are not.
+        let stepped = stepped.and_then(|m| checkpoint::check_finite(&trainer).map(|()| m));
+        let m = match stepped {
             Ok(m) => m,
             Err(e) => {
                 bar.abandon();
@@ -404,11 +441,26 @@ pub fn run(args: TrainArgs) -> Result<()> {
         if every(args.log_every) || m.step == target {
             log.write(&m, started.elapsed().as_secs_f64())?;
         }
-        if every(args.sample_every) {
+        if every(settings.sample_every) {
             sampling::write_step_samples(&run_dir, &trainer, &fixed, &data.kind, m.step)?;
         }
-        if every(args.checkpoint_every) {
+        if every(settings.checkpoint_every) {
             save(&trainer, consumed)?;
+        }
+        if let Some(signal) = interrupt.received() {
+            save(&trainer, consumed)?;
+            bar.abandon();
+            return Err(Interrupted {
+                signal,
+                message: format!(
+                    "{} at step {}: the checkpoint {} holds it; continue with `gantry train --resume {}`",
+                    interrupt::signal_name(signal),
+                    trainer.step,
+                    run_dir.checkpoint().display(),
+                    run_dir.root.display()
+                ),
+            }
+            .into());
         }
     }
     save(&trainer, consumed)?;
@@ -428,19 +480,32 @@ pub fn run(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-type Started = (RunDir, RunSettings, Trainer, Vec<(String, Tensor)>, u64);
+/// What training starts from: the locked run directory, its settings, the trainer, the fixed
+/// sample inputs and the number of batches already consumed.
+pub type Started = (
+    RunDir,
+    RunLock,
+    RunSettings,
+    Trainer,
+    Vec<(String, Tensor)>,
+    u64,
+);
 
-/// A new run: build the model for the data, write `config.json`.
+/// A new run: build the model for the data, write `config.json`. Every setting is checked
+/// (the model built, the data loaded) before the run directory is created or locked.
 fn start(args: &TrainArgs) -> Result<Started> {
+    check_flags(args)?;
     let model_arg = args.model.unwrap_or(ModelArg::Dcgan);
     let data_name = args
         .data
         .clone()
         .unwrap_or_else(|| default_data(model_arg).to_string());
-    let probe = data::load(&data_name, Split::Train, args.quiet)?;
-    let (model, image_size) = model_config(args, &probe.kind, probe.set.num_classes())?;
-    drop(probe);
-    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let data = data::load(&data_name, Split::Train, args.quiet)?;
+    let (model, image_size) = model_config(args, &data.kind, data.set.num_classes())?;
+    // Before anything is built: a size from a flag may be absurd.
+    checkpoint::check_sizes(&model)?;
+    let seed = args.seed.unwrap_or(0);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let gan = model.build(&mut rng)?;
     let batch_size = args
         .batch_size
@@ -464,7 +529,7 @@ fn start(args: &TrainArgs) -> Result<Started> {
         );
     }
     let train = TrainConfig {
-        k: args.k.max(1),
+        k: args.k.unwrap_or(1),
         gen_loss: match args.loss {
             LossArg::NonSaturating => GenLoss::NonSaturating,
             LossArg::Minimax => GenLoss::Minimax,
@@ -472,7 +537,7 @@ fn start(args: &TrainArgs) -> Result<Started> {
         real_label: args.real_label,
         optim_g: optim(args),
         optim_d: optim(args),
-        seed: args.seed,
+        seed,
         mode_seeking,
     };
     let trainer = Trainer::new(gan, train.clone());
@@ -485,80 +550,28 @@ fn start(args: &TrainArgs) -> Result<Started> {
             .unwrap_or("data")
     );
     let root = args.out.clone().unwrap_or_else(|| RunDir::fresh(&stem));
-    if root.join(crate::run::CHECKPOINT).exists() {
-        bail!(
-            "{} already holds a run; pass --resume {} to continue it, or another --out",
-            root.display(),
-            root.display()
-        );
-    }
-    let run_dir = RunDir::create(&root)?;
     let settings = RunSettings {
         model: model_arg,
         data: data_name,
         batch_size,
         image_size,
-        seed: args.seed,
+        seed,
         jitter: model_arg == ModelArg::Pix2pix,
+        sample_every: args.sample_every.unwrap_or_else(default_sample_every),
+        checkpoint_every: args
+            .checkpoint_every
+            .unwrap_or_else(default_checkpoint_every),
     };
-    let data = data::load(&settings.data, Split::Train, true)?;
+    // Refuses a batch larger than the data now rather than after writing the run.
+    data::batches(&data, batch_size, seed, None, 0)?;
     let fixed = fixed_inputs(&trainer, &data, &settings)?;
-    run_dir.write_config(&serde_json::json!({
+    let config = serde_json::json!({
         "gantry": env!("CARGO_PKG_VERSION"),
         "run": settings,
         "model": model,
         "train": train,
-    }))?;
-    Ok((run_dir, settings, trainer, fixed, 0))
-}
-
-/// Refuses a mode-seeking weight that is negative or not finite, or any for pix2pix.
-fn check_mode_seeking(weight: f32, model: ModelArg) -> Result<()> {
-    if !(weight >= 0.0 && weight.is_finite()) {
-        bail!("--mode-seeking {weight} must be a finite weight >= 0");
-    }
-    if weight > 0.0 && model == ModelArg::Pix2pix {
-        bail!(
-            "--mode-seeking: pix2pix draws no noise, so there are no two samples of one input to compare"
-        );
-    }
-    Ok(())
-}
-
-/// Continue a run from its checkpoint and `config.json`.
-fn resume(args: &TrainArgs, dir: &std::path::Path) -> Result<Started> {
-    let run_dir = RunDir::create(dir)?;
-    let config = run_dir.read_config()?;
-    let settings: RunSettings = serde_json::from_value(config["run"].clone())
-        .with_context(|| format!("{}/config.json has no valid `run` settings", dir.display()))?;
-    if let Some(model) = args.model.filter(|m| *m != settings.model) {
-        bail!(
-            "--model {model:?} does not match the run in {}, which trains {:?}",
-            dir.display(),
-            settings.model
-        );
-    }
-    let path = run_dir.checkpoint();
-    let (mut trainer, extras) =
-        checkpoint::load(&path).with_context(|| format!("cannot resume from {}", dir.display()))?;
-    let pack = trainer.gan.pack();
-    if let Some(p) = args.pack.filter(|p| *p != pack) {
-        bail!(
-            "--pack {p} does not match the run in {}, whose discriminator packs {pack}",
-            dir.display()
-        );
-    }
-    if let Some(lr) = args.lr {
-        trainer.set_lr(lr);
-    }
-    if let Some(w) = args.mode_seeking {
-        check_mode_seeking(w, settings.model)?;
-        trainer.config.mode_seeking = w;
-    }
-    let skip = extras.extra["batches_consumed"]
-        .as_u64()
-        .with_context(|| format!("{}: no data position in the checkpoint", path.display()))?;
-    let mut fixed: Vec<(String, Tensor)> = extras.fixed.into_iter().collect();
-    fixed.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok((run_dir, settings, trainer, fixed, skip))
+    });
+    let (run_dir, lock) = RunDir::open(&root, true)?;
+    run_dir.write_config(&config)?;
+    Ok((run_dir, lock, settings, trainer, fixed, 0))
 }

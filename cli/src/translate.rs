@@ -88,6 +88,12 @@ pub fn run(args: TranslateArgs) -> Result<()> {
         generation_mode(gan)
     };
     let generate = |input: &Tensor, seed: u64| generate_in(gan, input, seed, mode);
+    if same_place(&args.input, &args.out) {
+        bail!(
+            "--out {} is --input itself: the translations would replace the originals",
+            args.out.display()
+        );
+    }
     if args.input.is_file() {
         let (a, _) = read_input(&args.input, config.in_channels, config.image_size)?;
         samples::save_image(&generate(&a, args.seed), &args.out)?;
@@ -113,6 +119,7 @@ pub fn run(args: TranslateArgs) -> Result<()> {
             args.input.display()
         );
     }
+    let names = output_names(&files)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let mut html = String::from(
@@ -120,21 +127,18 @@ pub fn run(args: TranslateArgs) -> Result<()> {
          <style>body{font-family:sans-serif}img{image-rendering:pixelated;width:420px}</style>\n\
          <h1>input | output | target</h1>\n",
     );
-    for (i, file) in files.iter().enumerate() {
+    for (i, (file, name)) in files.iter().zip(&names).enumerate() {
         let (a, b) = read_input(file, config.in_channels, config.image_size)?;
         let out = generate(&a, args.seed.wrapping_add(i as u64));
         let strip = match &b {
             Some(b) => interleave(&[&a, &out, b]),
             None => interleave(&[&a, &out]),
         };
-        let name = format!(
-            "{}.png",
-            file.file_stem().and_then(|s| s.to_str()).unwrap_or("image")
-        );
-        samples::save_grid(&strip, 3, &args.out.join(&name))?;
+        samples::save_grid(&strip, 3, &args.out.join(name))?;
+        let (src, text) = (url_path(name), escape_html(name));
         let _ = writeln!(
             html,
-            "<figure><img src=\"{name}\" alt=\"{name}\"><figcaption>{name}</figcaption></figure>"
+            "<figure><img src=\"{src}\" alt=\"{text}\"><figcaption>{text}</figcaption></figure>"
         );
     }
     std::fs::write(args.out.join("index.html"), html)?;
@@ -144,4 +148,115 @@ pub fn run(args: TranslateArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Whether `a` and `b` name the same file or folder (`b` may not exist yet).
+fn same_place(a: &Path, b: &Path) -> bool {
+    let resolve = |p: &Path| {
+        p.canonicalize().ok().or_else(|| {
+            let parent = match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            Some(parent.canonicalize().ok()?.join(p.file_name()?))
+        })
+    };
+    matches!((resolve(a), resolve(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// The output file name of each input: `stem.png`, or `name.ext.png` for inputs whose stems
+/// coincide (`x.png` and `x.jpg`), so that no translation overwrites another.
+///
+/// # Errors
+/// If two inputs still map to one name.
+fn output_names(files: &[PathBuf]) -> Result<Vec<String>> {
+    let stem = |f: &PathBuf| {
+        f.file_stem()
+            .map_or_else(|| "image".into(), |s| s.to_string_lossy().to_string())
+    };
+    let mut count = std::collections::HashMap::new();
+    for f in files {
+        *count.entry(stem(f)).or_insert(0) += 1;
+    }
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| match count[&stem(f)] {
+            1 => format!("{}.png", stem(f)),
+            _ => format!(
+                "{}.png",
+                f.file_name().unwrap_or_default().to_string_lossy()
+            ),
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for (f, n) in files.iter().zip(&names) {
+        if !seen.insert(n) {
+            bail!(
+                "--input: {} and another image would both be written as {n}; rename one",
+                f.display()
+            );
+        }
+    }
+    Ok(names)
+}
+
+/// `text` with the characters that HTML gives a meaning escaped, for element text and
+/// quoted attribute values.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A file name as a relative URL: every byte outside the unreserved set percent-encoded, so
+/// that `#`, `?` or `%` in a name stay part of the path.
+fn url_path(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_escaped_for_html_and_urls() {
+        let name = "<img src=x onerror=alert(1)>&'\".png";
+        let text = escape_html(name);
+        assert!(!text.contains('<') && !text.contains('"') && !text.contains('\''));
+        assert_eq!(escape_html("a&b"), "a&amp;b");
+        assert_eq!(url_path("a b#1.png"), "a%20b%231.png");
+    }
+
+    #[test]
+    fn inputs_with_one_stem_get_distinct_names() {
+        let files: Vec<PathBuf> = ["x.jpg", "x.png", "y.png"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(
+            output_names(&files).unwrap(),
+            ["x.jpg.png", "x.png.png", "y.png"]
+        );
+        let clash: Vec<PathBuf> = ["x.png.png", "x.png", "x.jpg"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert!(output_names(&clash).is_err());
+    }
 }

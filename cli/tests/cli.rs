@@ -297,19 +297,29 @@ fn resuming_gives_the_same_weights_as_training_straight() {
     );
 }
 
+/// The names of checkpoint temporary files in `run`.
+fn temporary_checkpoints(run: &Path) -> Vec<String> {
+    std::fs::read_dir(run)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.starts_with("checkpoint.safetensors.tmp-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[test]
 fn a_run_killed_while_checkpointing_keeps_a_loadable_checkpoint() {
     let run = temp("kill");
-    for (i, delay) in [900u64, 1130, 1370, 1610, 1850, 2090]
-        .into_iter()
-        .enumerate()
-    {
+    // Kills at fixed times (anywhere in a step), then kills the moment a checkpoint's
+    // temporary file appears, until one kill has left a write unfinished: fixed times alone
+    // may never land inside a write.
+    let fixed = [900u64, 1370, 2090];
+    let (mut caught_writing, mut kills) = (0, 0);
+    while kills < fixed.len() || (caught_writing == 0 && kills < fixed.len() + 20) {
         let mut args = vec![
             "train",
-            "--model",
-            "mlp",
-            "--data",
-            "ring",
             "--steps",
             "1000000",
             "--checkpoint-every",
@@ -317,23 +327,11 @@ fn a_run_killed_while_checkpointing_keeps_a_loadable_checkpoint() {
             "--sample-every",
             "0",
             "--quiet",
-            "--out",
-            s(&run),
         ];
-        let resume = [
-            "train",
-            "--steps",
-            "1000000",
-            "--checkpoint-every",
-            "1",
-            "--sample-every",
-            "0",
-            "--quiet",
-            "--resume",
-            s(&run),
-        ];
-        if i > 0 {
-            args = resume.to_vec();
+        if kills == 0 {
+            args.extend(["--model", "mlp", "--data", "ring", "--out", s(&run)]);
+        } else {
+            args.extend(["--resume", s(&run)]);
         }
         let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
             .args(&args)
@@ -341,25 +339,42 @@ fn a_run_killed_while_checkpointing_keeps_a_loadable_checkpoint() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(delay));
+        match fixed.get(kills) {
+            Some(&delay) => std::thread::sleep(Duration::from_millis(delay)),
+            None => {
+                let start = std::time::Instant::now();
+                while temporary_checkpoints(&run).is_empty() {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(120),
+                        "no checkpoint write seen"
+                    );
+                }
+            }
+        }
         child.kill().unwrap();
         child.wait().unwrap();
+        if kills >= fixed.len() && !temporary_checkpoints(&run).is_empty() {
+            caught_writing += 1;
+        }
         let path = run.join("checkpoint.safetensors");
         let (trainer, _) =
-            checkpoint::load(&path).unwrap_or_else(|e| panic!("after kill {i}: {e}"));
+            checkpoint::load(&path).unwrap_or_else(|e| panic!("after kill {kills}: {e}"));
         assert!(trainer.step > 0);
+        kills += 1;
     }
+    assert!(
+        caught_writing > 0,
+        "no kill landed inside a checkpoint write in {kills} tries"
+    );
     // Opening the run again clears what a kill during a write left behind (the run is past
     // the target, so it stops right after).
     let err = fails(&["train", "--resume", s(&run), "--steps", "1"]);
     assert!(err.contains("already at step"), "{err}");
-    let leftovers: Vec<String> = std::fs::read_dir(&run)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.contains(".tmp-"))
-        .collect();
-    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    assert!(
+        temporary_checkpoints(&run).is_empty(),
+        "temporary files left: {:?}",
+        temporary_checkpoints(&run)
+    );
 }
 
 #[test]
@@ -663,6 +678,7 @@ fn pack_is_stored_checked_and_kept_on_resume() {
         s(&temp("pack-zero")),
     ]);
     assert!(err.contains("pack must be at least 1"), "{err}");
+    // The 28x28 DCGAN has fixed widths (and refuses --ngf/--ndf).
     for model in [
         &[
             "--model",
@@ -671,6 +687,10 @@ fn pack_is_stored_checked_and_kept_on_resume() {
             "edges2digits",
             "--image-size",
             "32",
+            "--ngf",
+            "4",
+            "--ndf",
+            "4",
         ][..],
         &["--model", "dcgan", "--data", "mnist"][..],
     ] {
@@ -679,10 +699,6 @@ fn pack_is_stored_checked_and_kept_on_resume() {
             "train",
             "--pack",
             "2",
-            "--ngf",
-            "4",
-            "--ndf",
-            "4",
             "--steps",
             "2",
             "--batch-size",

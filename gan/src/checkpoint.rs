@@ -22,6 +22,135 @@ use std::path::Path;
 
 const FORMAT: &str = "gantry-checkpoint-1";
 
+/// The widest convolutional layer (`ngf`, `ndf`) gantry builds: a 64x64 DCGAN at this width
+/// holds about 0.7e9 parameters (2.9 GB), far past what trains on a CPU.
+pub const MAX_CONV_WIDTH: usize = 1024;
+/// The widest latent code or embedding (`nz`, `latent`, `embed_dim`).
+pub const MAX_LATENT: usize = 4096;
+/// The widest hidden layer of an MLP.
+pub const MAX_HIDDEN: usize = 16384;
+/// The most hidden layers of an MLP player.
+pub const MAX_LAYERS: usize = 16;
+/// The most parameters of one MLP player (2^28, 1 GiB of `f32`).
+pub const MAX_MLP_PARAMS: u128 = 1 << 28;
+/// The largest image side of any model, and of the data pipeline.
+pub const MAX_IMAGE_SIZE: usize = 1024;
+/// The most channels of an image.
+pub const MAX_CHANNELS: usize = 16;
+/// The most classes of a label-conditional model (its discriminator sees one plane each).
+pub const MAX_CLASSES: usize = 1000;
+/// The most samples one discriminator input packs (PacGAN).
+pub const MAX_PACK: usize = 64;
+/// The most discriminator steps per generator step (Algorithm 1's `k`).
+pub const MAX_K: usize = 100;
+
+/// Refuses a model configuration with a size beyond the limits above, before anything is
+/// built: a size comes from a flag or a checkpoint's metadata, and an absurd one would
+/// otherwise abort the process with an allocation of terabytes. The model's own validation
+/// (positive widths, supported image sizes) still runs when it is built.
+///
+/// # Errors
+/// [`GanError::Config`] naming the field, its value and the limit.
+pub fn check_sizes(config: &ModelConfig) -> Result<()> {
+    let model = config.kind();
+    let at_most = |field: &str, value: usize, limit: usize| {
+        if value > limit {
+            Err(crate::error::config_error(
+                model,
+                format!("{field} {value} is larger than the limit {limit}"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    at_most("pack", config.pack(), MAX_PACK)?;
+    match config {
+        ModelConfig::Mlp(c) => {
+            at_most("latent", c.latent, MAX_LATENT)?;
+            at_most("sample_shape length", c.sample_shape.len(), 3)?;
+            for &side in &c.sample_shape {
+                at_most("sample_shape entry", side, MAX_IMAGE_SIZE)?;
+            }
+            for hidden in [&c.g_hidden, &c.d_hidden] {
+                at_most("number of hidden layers", hidden.len(), MAX_LAYERS)?;
+                for &h in hidden {
+                    at_most("hidden width", h, MAX_HIDDEN)?;
+                }
+            }
+            let data: u128 = c.sample_shape.iter().map(|&d| d as u128).product();
+            let weights = |input: u128, hidden: &[usize], output: u128| {
+                let mut widths = vec![input];
+                widths.extend(hidden.iter().map(|&h| h as u128));
+                widths.push(output);
+                widths.windows(2).map(|w| (w[0] + 1) * w[1]).sum::<u128>()
+            };
+            let g = weights(c.latent as u128, &c.g_hidden, data);
+            let d = weights(data * c.pack as u128, &c.d_hidden, 1);
+            at_most(
+                "parameter count of a player",
+                g.max(d).min(usize::MAX as u128) as usize,
+                MAX_MLP_PARAMS as usize,
+            )?;
+        }
+        ModelConfig::Dcgan(c) => dcgan_sizes(c, &at_most)?,
+        ModelConfig::Cdcgan(c) => {
+            dcgan_sizes(&c.dcgan, &at_most)?;
+            at_most("num_classes", c.num_classes, MAX_CLASSES)?;
+            at_most("embed_dim", c.embed_dim, MAX_LATENT)?;
+        }
+        ModelConfig::Pix2Pix(c) => {
+            at_most("image_size", c.image_size, MAX_IMAGE_SIZE)?;
+            at_most("in_channels", c.in_channels, MAX_CHANNELS)?;
+            at_most("out_channels", c.out_channels, MAX_CHANNELS)?;
+            at_most("ngf", c.ngf, MAX_CONV_WIDTH)?;
+            at_most("ndf", c.ndf, MAX_CONV_WIDTH)?;
+            // Each PatchGAN layer halves the image; past log2(size) - 2 nothing is left.
+            let layers = c.image_size.max(4).ilog2() as usize - 2;
+            at_most("d_layers", c.d_layers, layers)?;
+        }
+    }
+    Ok(())
+}
+
+fn dcgan_sizes(
+    c: &crate::models::DcganConfig,
+    at_most: &dyn Fn(&str, usize, usize) -> Result<()>,
+) -> Result<()> {
+    at_most("image_size", c.image_size, MAX_IMAGE_SIZE)?;
+    at_most("channels", c.channels, MAX_CHANNELS)?;
+    at_most("nz", c.nz, MAX_LATENT)?;
+    at_most("ngf", c.ngf, MAX_CONV_WIDTH)?;
+    at_most("ndf", c.ndf, MAX_CONV_WIDTH)
+}
+
+/// Refuses a trainer whose weights, buffers or optimizer state hold a NaN or an infinity:
+/// a diverged run whose losses still look finite (an overflowing Adam moment, a weight at
+/// infinity behind a saturated sigmoid) must not be saved over a good checkpoint.
+///
+/// # Errors
+/// [`GanError::NonFiniteState`] naming the first tensor found.
+pub fn check_finite(trainer: &Trainer) -> Result<()> {
+    let (g, d) = (trainer.gan.generator(), trainer.gan.discriminator());
+    let groups = [
+        ("G", state_dict(g)),
+        ("D", state_dict(d)),
+        ("opt_g", trainer.opt_g.state(g)),
+        ("opt_d", trainer.opt_d.state(d)),
+    ];
+    for (group, tensors) in &groups {
+        if let Some((name, _)) = tensors
+            .iter()
+            .find(|(_, t)| t.as_slice().iter().any(|x| !x.is_finite()))
+        {
+            return Err(GanError::NonFiniteState {
+                step: trainer.step,
+                name: format!("{group}.{name}"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The position of a ChaCha stream, serialisable.
 #[derive(Serialize, Deserialize)]
 struct RngState {
@@ -155,6 +284,13 @@ pub fn load(path: &Path) -> Result<(Trainer, Extras)> {
     let rng = rng_state
         .restore()
         .ok_or_else(|| bad("metadata `rng` is invalid"))?;
+    check_sizes(&model).map_err(|e| bad(&format!("metadata `model`: {e}")))?;
+    if !(1..=MAX_K).contains(&train.k) {
+        return Err(bad(&format!(
+            "metadata `train`: k {} is not in 1..={MAX_K}",
+            train.k
+        )));
+    }
 
     let mut groups: HashMap<&str, HashMap<String, Tensor>> = HashMap::new();
     for (key, t) in &file.tensors {
@@ -165,6 +301,21 @@ pub fn load(path: &Path) -> Result<(Trainer, Extras)> {
             .entry(group)
             .or_default()
             .insert(name.to_string(), t.clone());
+    }
+    for (group, tensors) in &groups {
+        if !group.starts_with("opt_") {
+            continue;
+        }
+        for (name, t) in tensors {
+            let v = t.as_slice();
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(bad(&format!("{group}.{name} holds a non-finite value")));
+            }
+            // A step counter that is not a count would be read as 0 (a fresh optimizer).
+            if name == "step" && v.iter().any(|&x| x < 0.0 || x.fract() != 0.0) {
+                return Err(bad(&format!("{group}.step {v:?} is not a count of steps")));
+            }
+        }
     }
     let mut take = |g: &str| groups.remove(g).unwrap_or_default();
     // The stored weights replace these, so the initial draw does not matter.
@@ -191,4 +342,73 @@ pub fn load(path: &Path) -> Result<(Trainer, Extras)> {
             extra,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{CdcganConfig, DcganConfig, MlpConfig, Pix2PixConfig};
+
+    #[test]
+    fn the_shipped_configurations_are_within_the_limits() {
+        for config in [
+            ModelConfig::Mlp(MlpConfig::points()),
+            ModelConfig::Mlp(MlpConfig::digits()),
+            ModelConfig::Dcgan(DcganConfig::dcgan28()),
+            ModelConfig::Cdcgan(CdcganConfig::new(DcganConfig::dcgan28(), 10)),
+            ModelConfig::Pix2Pix(Pix2PixConfig::new(256)),
+        ] {
+            check_sizes(&config).unwrap_or_else(|e| panic!("{config:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_naming_the_field() {
+        let refused = |config: ModelConfig, field: &str| {
+            let err = check_sizes(&config).unwrap_err().to_string();
+            assert!(err.contains(field), "{err}");
+        };
+        let mlp = MlpConfig::points();
+        refused(
+            ModelConfig::Mlp(MlpConfig {
+                g_hidden: vec![1_000_000_000],
+                ..mlp.clone()
+            }),
+            "hidden width 1000000000",
+        );
+        // Each width allowed, their product not.
+        refused(
+            ModelConfig::Mlp(MlpConfig {
+                g_hidden: vec![MAX_HIDDEN; 4],
+                ..mlp.clone()
+            }),
+            "parameter count",
+        );
+        refused(
+            ModelConfig::Mlp(MlpConfig {
+                sample_shape: vec![1, 100_000, 100_000],
+                ..mlp
+            }),
+            "sample_shape entry 100000",
+        );
+        let dcgan = DcganConfig::dcgan28();
+        refused(
+            ModelConfig::Dcgan(DcganConfig {
+                ngf: 1 << 62,
+                ..dcgan.clone()
+            }),
+            "ngf 4611686018427387904",
+        );
+        refused(
+            ModelConfig::Cdcgan(CdcganConfig::new(dcgan, 1_000_000)),
+            "num_classes 1000000",
+        );
+        refused(
+            ModelConfig::Pix2Pix(Pix2PixConfig {
+                d_layers: 9,
+                ..Pix2PixConfig::new(64)
+            }),
+            "d_layers 9",
+        );
+    }
 }

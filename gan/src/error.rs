@@ -25,6 +25,17 @@ pub enum GanError {
         /// Its value.
         value: f32,
     },
+    /// A weight, buffer or optimizer state became NaN or infinite (the losses may still be
+    /// finite); training stopped before saving it.
+    #[error(
+        "step {step}: {name} holds a non-finite value; training stopped, the last checkpoint is intact"
+    )]
+    NonFiniteState {
+        /// The step after which it was found.
+        step: u64,
+        /// The tensor, as the checkpoint names it (`opt_d.net.0.weight.exp_avg_sq`).
+        name: String,
+    },
     /// A batch does not fit the model: its size is not a multiple of the discriminator's
     /// packing, or a label-conditional model got no labels or one out of range.
     #[error("step {step}: {message}")]

@@ -8,6 +8,9 @@
 //! pass is never luck and a wrong or missing term cannot hide below the tolerance.
 
 use gantry_tensor::{Conv2dParams, ConvTranspose2dParams, Tensor};
+mod prop_config;
+
+use prop_config::config;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rand::{Rng, SeedableRng};
@@ -398,7 +401,7 @@ fn check_fd(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(config(128))]
 
     /// conv2d (with and without bias) equals the direct 7-loop definition.
     #[test]

@@ -5,6 +5,9 @@
 //! axis, with 0 on the operand's length-1 axes.
 
 use gantry_tensor::Tensor;
+mod prop_config;
+
+use prop_config::config;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rand::{Rng, SeedableRng};
@@ -153,7 +156,7 @@ fn broadcast_pair() -> impl Strategy<Value = (Vec<usize>, Vec<usize>, u64)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(config(128))]
 
     /// Every broadcasting binary operation equals its explicit-index definition bit for bit.
     #[test]

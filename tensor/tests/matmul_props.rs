@@ -5,6 +5,9 @@
 //! `gamma(k) * sum |a_ip b_pj|`, so any wrong or missing term fails the test.
 
 use gantry_tensor::Tensor;
+mod prop_config;
+
+use prop_config::config;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rand::SeedableRng;
@@ -146,7 +149,7 @@ fn check_case(c: &MatmulCase) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(config(128))]
 
     /// Small products in every layout: the shape logic, transposes and batch strides.
     #[test]
@@ -156,7 +159,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(16))]
+    #![proptest_config(config(16))]
 
     /// Larger products reach the blocked, packed and multi-threaded GEMM paths.
     #[test]

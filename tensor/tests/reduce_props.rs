@@ -3,6 +3,9 @@
 //! broadcasting.
 
 use gantry_tensor::Tensor;
+mod prop_config;
+
+use prop_config::config;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rand::seq::SliceRandom;
@@ -108,7 +111,7 @@ fn check_reductions(x: &Tensor, axes: &[usize], keepdim: bool) -> Result<(), Tes
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(config(128))]
 
     /// Sums, means and maxima over any subset of axes, in any order, equal the reference.
     #[test]

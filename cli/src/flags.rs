@@ -1,0 +1,50 @@
+//! Range checks of `gantry train`'s flags, shared by new and resumed runs: a value out of
+//! range is one line before anything is loaded, built or written.
+
+use crate::train::{ModelArg, TrainArgs};
+use anyhow::{Result, bail};
+use gantry_gan::checkpoint;
+
+/// The largest accepted `--batch-size` (and `run.batch_size` of a resumed run).
+pub const MAX_BATCH: usize = 65536;
+
+/// Refuses flags out of range before anything is loaded or built: `--k` outside
+/// 1..=100, a batch size outside 1..=65536, a learning rate that is not a positive number, a
+/// step target of 0.
+pub fn check_flags(args: &TrainArgs) -> Result<()> {
+    if let Some(k) = args.k.filter(|k| !(1..=checkpoint::MAX_K).contains(k)) {
+        bail!(
+            "--k {k} must be in 1..={}: the discriminator takes k steps per generator step",
+            checkpoint::MAX_K
+        );
+    }
+    if let Some(b) = args.batch_size.filter(|b| !(1..=MAX_BATCH).contains(b)) {
+        bail!("--batch-size {b} must be in 1..={MAX_BATCH}");
+    }
+    if let Some(lr) = args.lr.filter(|lr| !(lr.is_finite() && *lr > 0.0)) {
+        bail!("--lr {lr} must be a finite number > 0");
+    }
+    if args.steps == Some(0) || args.epochs == Some(0) {
+        bail!("--steps and --epochs must be at least 1");
+    }
+    if let Some(n) = args.image_size.filter(|n| *n > checkpoint::MAX_IMAGE_SIZE) {
+        bail!(
+            "--image-size {n} is larger than the limit {}",
+            checkpoint::MAX_IMAGE_SIZE
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a mode-seeking weight that is negative or not finite, or any for pix2pix.
+pub fn check_mode_seeking(weight: f32, model: ModelArg) -> Result<()> {
+    if !(weight >= 0.0 && weight.is_finite()) {
+        bail!("--mode-seeking {weight} must be a finite weight >= 0");
+    }
+    if weight > 0.0 && model == ModelArg::Pix2pix {
+        bail!(
+            "--mode-seeking: pix2pix draws no noise, so there are no two samples of one input to compare"
+        );
+    }
+    Ok(())
+}
