@@ -30,14 +30,19 @@
 //! New ops are checked in one line with [`gradcheck`].
 #![warn(missing_docs)]
 
+mod calc;
+mod custom;
+mod error;
 mod gradcheck;
 mod op;
 mod ops;
 mod tape;
 
-pub use gradcheck::{GradcheckConfig, GradcheckError, gradcheck};
+pub use custom::CustomOp;
+pub use error::GradError;
+pub use gradcheck::{Check, GradcheckConfig, GradcheckError, gradcheck, gradgradcheck};
 pub use op::Reduction;
 pub use ops::BatchNormOutput;
-pub use tape::{Gradients, Tape, Var};
+pub use tape::{CreateGraph, Gradients, Tape, Var};
 
 pub use gantry_tensor as tensor;

@@ -3,8 +3,14 @@
 //!
 //! Each arm receives the output gradient `gy` (same shape as the output `y`) and returns the
 //! gradient of each input that needs one. The forward passes are the `Var` methods in `ops/`.
+//! Every rule is written once over [`Calc`]: on tensors it is the first-order pass; on `Var`s
+//! it records itself, so the gradient it makes can be differentiated again. An op whose rule
+//! is not expressible in other ops (a convolution's input and weight gradients) is an op of its
+//! own here, with its own rule.
 
-use crate::tape::Node;
+use crate::calc::Calc;
+use crate::custom::{self, Recorded};
+use crate::error::GradError;
 use gantry_tensor::{Conv2dParams, ConvTranspose2dParams, Tensor};
 
 /// How a loss combines its per-element terms.
@@ -79,7 +85,20 @@ pub(crate) enum Op {
         x: usize,
         pads: Vec<(usize, usize)>,
     },
-    Matmul(usize, usize),
+    Softplus(usize),
+    SumTo(usize),
+    BroadcastTo(usize),
+    Unpad {
+        x: usize,
+        pads: Vec<(usize, usize)>,
+    },
+    /// `op(a) · op(b)`, `op` transposing the last two axes where the flag is set.
+    Matmul {
+        a: usize,
+        b: usize,
+        ta: bool,
+        tb: bool,
+    },
     Linear {
         x: usize,
         w: usize,
@@ -106,9 +125,26 @@ pub(crate) enum Op {
         eps: f32,
         batch_stats: bool,
     },
+    /// The input gradient of a convolution, `conv2d_grad_input(gy, w)`: bilinear, so its own
+    /// rule is a convolution and a weight gradient.
+    Conv2dGradInput {
+        gy: usize,
+        w: usize,
+        p: Conv2dParams,
+    },
+    /// The weight gradient of a convolution, `conv2d_grad_weight(x, gy)`.
+    Conv2dGradWeight {
+        x: usize,
+        gy: usize,
+        p: Conv2dParams,
+    },
     Dropout {
         x: usize,
         mask: Tensor,
+    },
+    Custom {
+        op: Recorded,
+        inputs: Vec<usize>,
     },
     BceWithLogits {
         logits: usize,
@@ -133,27 +169,30 @@ pub(crate) enum Op {
 }
 
 /// The sign of each element, 0 at 0 (PyTorch's convention for `abs` and L1).
-fn sign(t: &Tensor) -> Tensor {
-    t.map(|v| {
-        if v > 0.0 {
-            1.0
-        } else if v < 0.0 {
-            -1.0
-        } else {
-            0.0
-        }
-    })
+fn sign(v: f32) -> f32 {
+    if v > 0.0 {
+        1.0
+    } else if v < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// The shape a reduction over `axes` leaves when its reduced axes are kept with length 1.
+fn kept_shape(x_shape: &[usize], axes: &[usize]) -> Vec<usize> {
+    (0..x_shape.len())
+        .map(|i| if axes.contains(&i) { 1 } else { x_shape[i] })
+        .collect()
 }
 
 /// `gy` of a reduction over `axes`, given back the reduced axes as length-1 axes.
-fn unreduce(gy: &Tensor, x_shape: &[usize], axes: &[usize], keepdim: bool) -> Tensor {
+fn unreduce<C: Calc>(gy: &C, x_shape: &[usize], axes: &[usize], keepdim: bool) -> C {
     if keepdim {
-        return gy.clone();
+        gy.clone()
+    } else {
+        gy.reshape(&kept_shape(x_shape, axes))
     }
-    let kept: Vec<usize> = (0..x_shape.len())
-        .map(|i| if axes.contains(&i) { 1 } else { x_shape[i] })
-        .collect();
-    gy.reshape(&kept)
 }
 
 impl Op {
@@ -162,7 +201,7 @@ impl Op {
         use Op::*;
         match self {
             Leaf | Constant => vec![],
-            Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | Matmul(a, b) => vec![*a, *b],
+            Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | Matmul { a, b, .. } => vec![*a, *b],
             Neg(x)
             | AddScalar(x)
             | MulScalar(x, _)
@@ -176,6 +215,9 @@ impl Op {
             | LeakyRelu(x, _)
             | Sigmoid(x)
             | Tanh(x)
+            | Softplus(x)
+            | SumTo(x)
+            | BroadcastTo(x)
             | Reshape(x)
             | Permute(x, _) => vec![*x],
             SumAxes { x, .. }
@@ -183,11 +225,15 @@ impl Op {
             | LogSoftmax { x, .. }
             | SliceAxis { x, .. }
             | Pad { x, .. }
+            | Unpad { x, .. }
             | Dropout { x, .. } => vec![*x],
             Concat { parts, .. } => parts.clone(),
+            Custom { inputs, .. } => inputs.clone(),
             Linear { x, w, b } | Conv2d { x, w, b, .. } | ConvTranspose2d { x, w, b, .. } => {
                 [Some(*x), Some(*w), *b].into_iter().flatten().collect()
             }
+            Conv2dGradInput { gy, w, .. } => vec![*gy, *w],
+            Conv2dGradWeight { x, gy, .. } => vec![*x, *gy],
             BatchNorm { x, gamma, beta, .. } => vec![*x, *gamma, *beta],
             BceWithLogits { logits: x, .. }
             | Bce { probs: x, .. }
@@ -198,11 +244,20 @@ impl Op {
         }
     }
 
-    /// The gradients of the inputs that need one, given the output `y` and its gradient `gy`.
-    pub fn backward(&self, gy: &Tensor, y: &Tensor, nodes: &[Node]) -> Vec<(usize, Tensor)> {
+    /// The gradients of the inputs that need one, given the output `y`, its gradient `gy`,
+    /// each input's value (`val`) and whether it wants a gradient (`want`).
+    ///
+    /// # Errors
+    /// On `Var`s, [`GradError::NoSecondDerivative`] for an op whose rule is first-order only.
+    pub(crate) fn backward<C: Calc>(
+        &self,
+        gy: &C,
+        y: &C,
+        val: &dyn Fn(usize) -> C,
+        want: &dyn Fn(usize) -> bool,
+    ) -> Result<Vec<(usize, C)>, GradError> {
         use Op::*;
-        let val = |i: usize| &nodes[i].value;
-        let want = |i: usize| nodes[i].needs_grad;
+        let shape = |i: usize| val(i).shape();
         let mut out = Vec::with_capacity(3);
         // Computes a gradient only for an input that needs one (a frozen discriminator's
         // weights, the data): the expensive arms are skipped entirely.
@@ -216,73 +271,77 @@ impl Op {
         match self {
             Leaf | Constant => {}
             Add(a, b) => {
-                put!(*a, gy.sum_to(val(*a).shape()));
-                put!(*b, gy.sum_to(val(*b).shape()));
+                put!(*a, gy.sum_to(&shape(*a)));
+                put!(*b, gy.sum_to(&shape(*b)));
             }
             Sub(a, b) => {
-                put!(*a, gy.sum_to(val(*a).shape()));
-                put!(*b, gy.neg().sum_to(val(*b).shape()));
+                put!(*a, gy.sum_to(&shape(*a)));
+                put!(*b, gy.neg().sum_to(&shape(*b)));
             }
             Mul(a, b) => {
-                put!(*a, gy.mul(val(*b)).sum_to(val(*a).shape()));
-                put!(*b, gy.mul(val(*a)).sum_to(val(*b).shape()));
+                put!(*a, gy.mul(&val(*b)).sum_to(&shape(*a)));
+                put!(*b, gy.mul(&val(*a)).sum_to(&shape(*b)));
             }
             Div(a, b) => {
                 // d(a/b)/da = 1/b, d(a/b)/db = -a/b² = -y/b
-                put!(*a, gy.div(val(*b)).sum_to(val(*a).shape()));
-                put!(*b, gy.mul(y).div(val(*b)).neg().sum_to(val(*b).shape()));
+                put!(*a, gy.div(&val(*b)).sum_to(&shape(*a)));
+                put!(*b, gy.mul(y).div(&val(*b)).neg().sum_to(&shape(*b)));
             }
             Neg(x) => put!(*x, gy.neg()),
             AddScalar(x) => put!(*x, gy.clone()),
             MulScalar(x, c) => put!(*x, gy.mul_scalar(*c)),
             Exp(x) => put!(*x, gy.mul(y)),
-            Ln(x) => put!(*x, gy.div(val(*x))),
-            Sqrt(x) => put!(*x, gy.zip_map(y, "sqrt_backward", |g, s| 0.5 * g / s)),
-            Powf(x, p) => put!(*x, {
-                gy.zip_map(val(*x), "powf_backward", |g, v| g * p * v.powf(p - 1.0))
-            }),
-            Abs(x) => put!(*x, gy.mul(&sign(val(*x)))),
+            Ln(x) => put!(*x, gy.div(&val(*x))),
+            // d√x = 1 / (2√x) = 0.5 / y
+            Sqrt(x) => put!(*x, gy.div(y).mul_scalar(0.5)),
+            Powf(x, p) => put!(*x, gy.mul(&val(*x).powf(p - 1.0)).mul_scalar(*p)),
+            Abs(x) => put!(*x, gy.mul_step(&val(*x), "abs_backward", sign)),
             Clamp(x, lo, hi) => put!(*x, {
-                gy.zip_map(val(*x), "clamp_backward", |g, v| {
-                    if v >= *lo && v <= *hi { g } else { 0.0 }
-                })
+                let (lo, hi) = (*lo, *hi);
+                let inside = move |v: f32| if v >= lo && v <= hi { 1.0 } else { 0.0 };
+                gy.mul_step(&val(*x), "clamp_backward", inside)
             }),
-            Relu(x) => put!(
-                *x,
-                gy.zip_map(val(*x), "relu_backward", |g, v| if v > 0.0 {
-                    g
-                } else {
-                    0.0
-                })
-            ),
+            Relu(x) => put!(*x, {
+                gy.mul_step(
+                    &val(*x),
+                    "relu_backward",
+                    |v| if v > 0.0 { 1.0 } else { 0.0 },
+                )
+            }),
             LeakyRelu(x, s) => put!(*x, {
-                gy.zip_map(val(*x), "leaky_relu_backward", |g, v| {
-                    if v > 0.0 { g } else { g * s }
+                let s = *s;
+                gy.mul_step(&val(*x), "leaky_relu_backward", move |v| {
+                    if v > 0.0 { 1.0 } else { s }
                 })
             }),
-            Sigmoid(x) => put!(
-                *x,
-                gy.zip_map(y, "sigmoid_backward", |g, s| g * s * (1.0 - s))
-            ),
-            Tanh(x) => put!(*x, gy.zip_map(y, "tanh_backward", |g, t| g * (1.0 - t * t))),
+            // σ' = σ (1 - σ)
+            Sigmoid(x) => put!(*x, gy.mul(&y.mul(&y.neg().add_scalar(1.0)))),
+            // tanh' = 1 - tanh²
+            Tanh(x) => put!(*x, gy.mul(&y.mul(y).neg().add_scalar(1.0))),
+            // softplus' = σ
+            Softplus(x) => put!(*x, gy.mul(&val(*x).sigmoid())),
             LogSoftmax { x, axis } => put!(*x, {
                 // y = x - logsumexp(x): dx = gy - softmax(x) * sum(gy), softmax(x) = e^y
                 let total = gy.sum_axes(&[*axis], true);
                 gy.sub(&y.exp().mul(&total))
             }),
             SumAxes { x, axes, keepdim } => put!(*x, {
-                let shape = val(*x).shape();
-                unreduce(gy, shape, axes, *keepdim).broadcast_to(shape)
+                let shape = shape(*x);
+                unreduce(gy, &shape, axes, *keepdim).broadcast_to(&shape)
             }),
             MaxAxes { x, axes, keepdim } => put!(*x, {
-                // Ties share the gradient equally, as torch.amax.
-                let shape = val(*x).shape();
-                let y_keep = unreduce(y, shape, axes, *keepdim);
-                let mask = val(*x).eq_mask(&y_keep);
-                let ties = mask.sum_axes(axes, true);
-                mask.mul(&unreduce(gy, shape, axes, *keepdim).div(&ties))
+                // Ties share the gradient equally, as torch.amax; which element is the
+                // maximum is a constant.
+                let xv = val(*x);
+                let shape = xv.shape();
+                let y_keep = unreduce(&y.value(), &shape, axes, *keepdim);
+                let mask = xv.value().eq_mask(&y_keep);
+                let share = mask.div(&mask.sum_axes(axes, true));
+                unreduce(gy, &shape, axes, *keepdim).mul(&gy.lift(share))
             }),
-            Reshape(x) => put!(*x, gy.reshape(val(*x).shape())),
+            SumTo(x) => put!(*x, gy.broadcast_to(&shape(*x))),
+            BroadcastTo(x) => put!(*x, gy.sum_to(&shape(*x))),
+            Reshape(x) => put!(*x, gy.reshape(&shape(*x))),
             Permute(x, axes) => put!(*x, {
                 let mut inverse = vec![0; axes.len()];
                 for (i, &a) in axes.iter().enumerate() {
@@ -296,54 +355,78 @@ impl Op {
                 start,
                 end,
             } => put!(*x, {
-                let mut pads = vec![(0, 0); gy.ndim()];
-                pads[*axis] = (*start, val(*x).shape()[*axis] - end);
-                gy.pad(&pads, 0.0)
+                let mut pads = vec![(0, 0); gy.shape().len()];
+                pads[*axis] = (*start, shape(*x)[*axis] - end);
+                gy.pad(&pads)
             }),
             Concat { parts, axis } => {
-                let sizes: Vec<usize> = parts.iter().map(|&p| val(p).shape()[*axis]).collect();
-                for (&p, g) in parts.iter().zip(gy.split(*axis, &sizes)) {
-                    if want(p) {
-                        out.push((p, g));
-                    }
+                let mut start = 0;
+                for &p in parts {
+                    let len = shape(p)[*axis];
+                    put!(p, gy.slice_axis(*axis, start, start + len));
+                    start += len;
                 }
             }
             Pad { x, pads } => put!(*x, gy.unpad(pads)),
-            Matmul(a, b) => {
-                put!(
-                    *a,
-                    gy.matmul_t(val(*b), false, true).sum_to(val(*a).shape())
-                );
-                put!(
-                    *b,
-                    val(*a).matmul_t(gy, true, false).sum_to(val(*b).shape())
-                );
+            Unpad { x, pads } => put!(*x, gy.pad(pads)),
+            Matmul { a, b, ta, tb } => {
+                let (va, vb) = (val(*a), val(*b));
+                // C = op(A) op(B): dA = G op(B)ᵀ (transposed back if A was), likewise dB.
+                put!(*a, {
+                    let g = if *ta {
+                        vb.matmul_t(gy, *tb, true)
+                    } else {
+                        gy.matmul_t(&vb, false, !*tb)
+                    };
+                    g.sum_to(&va.shape())
+                });
+                put!(*b, {
+                    let g = if *tb {
+                        gy.matmul_t(&va, true, *ta)
+                    } else {
+                        va.matmul_t(gy, !*ta, false)
+                    };
+                    g.sum_to(&vb.shape())
+                });
             }
             Linear { x, w, b } => {
-                put!(*x, gy.matmul(val(*w)));
-                put!(*w, gy.matmul_t(val(*x), true, false));
+                put!(*x, gy.matmul_t(&val(*w), false, false));
+                put!(*w, gy.matmul_t(&val(*x), true, false));
                 if let Some(b) = b {
                     put!(*b, gy.sum_axes(&[0], false));
                 }
             }
             Conv2d { x, w, b, p } => {
-                let (xs, ws) = (val(*x).shape(), val(*w).shape());
-                put!(*x, gy.conv2d_grad_input(val(*w), [xs[2], xs[3]], *p));
+                let (xs, ws) = (shape(*x), shape(*w));
+                put!(*x, gy.conv2d_grad_input(&val(*w), [xs[2], xs[3]], *p));
                 put!(*w, val(*x).conv2d_grad_weight(gy, [ws[2], ws[3]], *p));
                 if let Some(b) = b {
                     put!(*b, gy.sum_axes(&[0, 2, 3], false));
                 }
             }
             ConvTranspose2d { x, w, b, p } => {
-                let ws = val(*w).shape();
-                put!(*x, gy.conv_transpose2d_grad_input(val(*w), *p));
+                // y = conv2d_grad_input(x, w): the adjoint of a convolution.
+                let ws = shape(*w);
+                put!(*x, gy.conv2d(&val(*w), p.as_conv()));
                 put!(
                     *w,
-                    val(*x).conv_transpose2d_grad_weight(gy, [ws[2], ws[3]], *p)
+                    gy.conv2d_grad_weight(&val(*x), [ws[2], ws[3]], p.as_conv())
                 );
                 if let Some(b) = b {
                     put!(*b, gy.sum_axes(&[0, 2, 3], false));
                 }
+            }
+            Conv2dGradInput { gy: a, w, p } => {
+                // <G, gi(a, w)> = <conv(G, w), a>: linear in each of a and w.
+                let ws = shape(*w);
+                put!(*a, gy.conv2d(&val(*w), *p));
+                put!(*w, gy.conv2d_grad_weight(&val(*a), [ws[2], ws[3]], *p));
+            }
+            Conv2dGradWeight { x, gy: a, p } => {
+                // <G, gw(x, a)> = <conv(x, G), a>.
+                let xs = shape(*x);
+                put!(*x, val(*a).conv2d_grad_input(gy, [xs[2], xs[3]], *p));
+                put!(*a, val(*x).conv2d(gy, *p));
             }
             BatchNorm {
                 x,
@@ -354,23 +437,35 @@ impl Op {
                 eps,
                 batch_stats,
             } => {
-                let (dx, dgamma, dbeta) =
-                    val(*x).batch_norm_backward(gy, val(*gamma), mean, var, *eps, *batch_stats);
+                let (dx, dgamma, dbeta) = C::batch_norm_backward(
+                    &val(*x),
+                    gy,
+                    &val(*gamma),
+                    mean,
+                    var,
+                    *eps,
+                    *batch_stats,
+                )?;
                 put!(*x, dx);
                 put!(*gamma, dgamma);
                 put!(*beta, dbeta);
             }
-            Dropout { x, mask } => put!(*x, gy.mul(mask)),
+            Dropout { x, mask } => put!(*x, gy.mul(&gy.lift(mask.clone()))),
+            Custom { op, inputs } => {
+                let values: Vec<C> = inputs.iter().map(|&i| val(i)).collect();
+                let shapes: Vec<Vec<usize>> = values.iter().map(Calc::shape).collect();
+                let grads = C::custom_backward(op.0.as_ref(), &values, y, gy)?;
+                out = custom::collect(op.0.name(), inputs, &shapes, grads, want);
+            }
             BceWithLogits {
                 logits,
                 target,
                 reduction,
             } => put!(*logits, {
                 // d/dx [max(x,0) - x t + ln(1 + e^-|x|)] = sigmoid(x) - t
-                let k = gy.item() * reduction.scale(target.len());
-                val(*logits).zip_map(target, "bce_with_logits_backward", |x, t| {
-                    k * (gantry_tensor::sigmoid(x) - t)
-                })
+                let x = val(*logits);
+                let k = reduction.scale(target.len());
+                x.sigmoid().sub(&x.lift(target.clone())).scale_by(gy, k)
             }),
             Bce {
                 probs,
@@ -378,28 +473,30 @@ impl Op {
                 reduction,
             } => put!(*probs, {
                 // PyTorch's rule: (p - t) / max(p (1 - p), 1e-12), finite at p = 0 and 1.
-                let k = gy.item() * reduction.scale(target.len());
-                val(*probs).zip_map(target, "bce_backward", |p, t| {
-                    k * (p - t) / (p * (1.0 - p)).max(1e-12)
-                })
+                let p = val(*probs);
+                let k = reduction.scale(target.len());
+                let var = p.mul(&p.neg().add_scalar(1.0)).clamp(1e-12, f32::INFINITY);
+                p.sub(&p.lift(target.clone())).div(&var).scale_by(gy, k)
             }),
             L1 {
                 pred,
                 target,
                 reduction,
             } => put!(*pred, {
-                let k = gy.item() * reduction.scale(target.len());
-                sign(&val(*pred).sub(target)).mul_scalar(k)
+                let p = val(*pred);
+                let k = reduction.scale(target.len());
+                p.lift(p.value().sub(target).map(sign)).scale_by(gy, k)
             }),
             Mse {
                 pred,
                 target,
                 reduction,
             } => put!(*pred, {
-                let k = 2.0 * gy.item() * reduction.scale(target.len());
-                val(*pred).sub(target).mul_scalar(k)
+                let p = val(*pred);
+                let k = 2.0 * reduction.scale(target.len());
+                p.sub(&p.lift(target.clone())).scale_by(gy, k)
             }),
         }
-        out
+        Ok(out)
     }
 }

@@ -1,5 +1,7 @@
 //! The arena tape, variable handles, and the reverse pass.
 
+use crate::calc::Calc;
+use crate::error::GradError;
 use crate::op::Op;
 use gantry_tensor::Tensor;
 use rand::SeedableRng;
@@ -137,25 +139,49 @@ impl Tape {
         self.nodes.borrow()
     }
 
-    /// Runs the reverse pass from `root`, seeded with `seed` (ones for a scalar root).
-    fn backward_from(&self, root: usize, seed: Tensor) -> Gradients {
-        let nodes = self.nodes.borrow();
-        let mut grads: Vec<Option<Tensor>> = vec![None; root + 1];
-        grads[root] = Some(seed);
-        for id in (0..=root).rev() {
-            let node = &nodes[id];
-            if !node.needs_grad {
-                grads[id] = None;
-                continue;
-            }
-            if matches!(node.op, Op::Leaf) {
-                continue;
-            }
-            let Some(gy) = grads[id].take() else { continue };
-            for (input, g) in node.op.backward(&gy, &node.value, &nodes) {
-                if !nodes[input].needs_grad {
+    /// The reverse pass from `roots`, each seeded with its gradient, on tensors (the
+    /// first-order path, recording nothing) or on `Var`s (recorded, so differentiable again).
+    ///
+    /// Only nodes that need a gradient and, if `relevant` is given, lie on a path to one of
+    /// the wanted inputs are visited. The gradient of a node in `keep` is left in the result;
+    /// every other non-leaf node's gradient is dropped once it has been passed on.
+    fn reverse<C: Calc>(
+        &self,
+        roots: Vec<(usize, C)>,
+        relevant: Option<&[bool]>,
+        keep: &[usize],
+        val: &dyn Fn(usize) -> C,
+    ) -> Result<Vec<Option<C>>, GradError> {
+        let top = roots.iter().map(|(id, _)| *id).max().unwrap_or(0);
+        let mut grads: Vec<Option<C>> = vec![None; top + 1];
+        for (id, seed) in roots {
+            grads[id] = Some(match grads[id].take() {
+                Some(acc) => acc.add(&seed),
+                None => seed,
+            });
+        }
+        let on_path = |i: usize| relevant.is_none_or(|r| r.get(i).copied().unwrap_or(false));
+        for id in (0..=top).rev() {
+            let op = {
+                let nodes = self.nodes.borrow();
+                let node = &nodes[id];
+                if !node.needs_grad || !on_path(id) {
+                    grads[id] = None;
                     continue;
                 }
+                if matches!(node.op, Op::Leaf) {
+                    continue;
+                }
+                node.op.clone()
+            };
+            let gy = if keep.contains(&id) {
+                grads[id].clone()
+            } else {
+                grads[id].take()
+            };
+            let Some(gy) = gy else { continue };
+            let want = |i: usize| on_path(i) && self.nodes.borrow()[i].needs_grad;
+            for (input, g) in op.backward(&gy, &val(id), val, &want)? {
                 // A value used more than once sums the gradients of its uses.
                 grads[input] = Some(match grads[input].take() {
                     Some(acc) => acc.add(&g),
@@ -163,10 +189,143 @@ impl Tape {
                 });
             }
         }
+        Ok(grads)
+    }
+
+    /// The first-order pass from one root (what [`Var::backward`] runs).
+    fn backward_from(&self, root: usize, seed: Tensor) -> Gradients {
+        let val = |i: usize| self.nodes.borrow()[i].value.clone();
+        let grads = self
+            .reverse(vec![(root, seed)], None, &[], &val)
+            .expect("a first-order pass has no second-order rule to miss");
         Gradients {
             grads,
             keyed: self.keyed.borrow().clone(),
         }
+    }
+
+    /// The gradients of the sum of every element of `outputs` with respect to each of
+    /// `inputs`, as variables on this tape (PyTorch's `torch.autograd.grad` with
+    /// `grad_outputs` of ones).
+    ///
+    /// With [`CreateGraph::Yes`] every step of the reverse pass is recorded, so a loss built
+    /// from the gradients (a gradient penalty, R1) can be differentiated again, with respect to
+    /// anything the gradients depend on (a discriminator's weights). With [`CreateGraph::No`]
+    /// the gradients are constants. An input that the outputs do not depend on gets zeros.
+    /// Only the part of the tape between the inputs and the outputs is visited.
+    ///
+    /// ```
+    /// use gantry_autodiff::{CreateGraph, Tape};
+    /// use gantry_autodiff::tensor::Tensor;
+    ///
+    /// // d/dx (x³) = 3x², and d/dx of that is 6x.
+    /// let tape = Tape::new();
+    /// let x = tape.leaf(Tensor::from_vec(&[2], vec![1., 2.]));
+    /// let y = x.mul(x).mul(x);
+    /// let dy = tape.grad(&[y], &[x], CreateGraph::Yes).unwrap()[0];
+    /// assert_eq!(dy.value().to_vec(), vec![3., 12.]);
+    /// let d2y = tape.grad(&[dy], &[x], CreateGraph::No).unwrap()[0];
+    /// assert_eq!(d2y.value().to_vec(), vec![6., 12.]);
+    /// ```
+    ///
+    /// # Errors
+    /// [`GradError::NoSecondDerivative`] naming the op when a differentiable gradient would
+    /// pass through an op that has none (batch norm); [`GradError::ConstantInput`] when an
+    /// input is a constant.
+    ///
+    /// # Panics
+    /// If a variable comes from another tape, or `outputs` is empty.
+    #[track_caller]
+    pub fn grad<'t>(
+        &'t self,
+        outputs: &[Var<'t>],
+        inputs: &[Var<'t>],
+        create: CreateGraph,
+    ) -> Result<Vec<Var<'t>>, GradError> {
+        assert!(!outputs.is_empty(), "grad: no outputs to differentiate");
+        for v in outputs.iter().chain(inputs) {
+            assert!(
+                std::ptr::eq(v.tape, self),
+                "grad: a variable comes from another tape"
+            );
+        }
+        if let Some(index) = inputs.iter().position(|v| !v.needs_grad()) {
+            return Err(GradError::ConstantInput { index });
+        }
+        let relevant = self.between(inputs, outputs);
+        let keep: Vec<usize> = inputs.iter().map(|v| v.id).collect();
+        let grads: Vec<Option<Var<'t>>> = match create {
+            CreateGraph::Yes => {
+                let roots = outputs
+                    .iter()
+                    .map(|o| (o.id, self.constant(Tensor::ones(&o.shape()))))
+                    .collect();
+                let val = |i: usize| Var { id: i, tape: self };
+                self.reverse(roots, Some(&relevant), &keep, &val)?
+            }
+            CreateGraph::No => {
+                let roots = outputs
+                    .iter()
+                    .map(|o| (o.id, Tensor::ones(&o.shape())))
+                    .collect();
+                let val = |i: usize| self.nodes.borrow()[i].value.clone();
+                let grads = self.reverse(roots, Some(&relevant), &keep, &val)?;
+                grads
+                    .into_iter()
+                    .map(|g| g.map(|t| self.constant(t)))
+                    .collect()
+            }
+        };
+        Ok(inputs
+            .iter()
+            .map(|x| {
+                grads
+                    .get(x.id)
+                    .copied()
+                    .flatten()
+                    .unwrap_or_else(|| self.constant(Tensor::zeros(&x.shape())))
+            })
+            .collect())
+    }
+
+    /// Which nodes lie on a path from one of `inputs` to one of `outputs`' ancestors: those
+    /// that depend on an input (an input itself included).
+    fn between(&self, inputs: &[Var<'_>], outputs: &[Var<'_>]) -> Vec<bool> {
+        let nodes = self.nodes.borrow();
+        let top = outputs.iter().map(|o| o.id).max().unwrap_or(0);
+        let mut depends = vec![false; top + 1];
+        for x in inputs {
+            if x.id <= top {
+                depends[x.id] = true;
+            }
+        }
+        let first = inputs.iter().map(|x| x.id).min().unwrap_or(top + 1);
+        for id in first..=top {
+            if !depends[id] {
+                depends[id] = nodes[id].op.inputs().iter().any(|&i| depends[i]);
+            }
+        }
+        depends
+    }
+}
+
+/// Whether [`Tape::grad`] records its gradients so that they can be differentiated again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateGraph {
+    /// Record the reverse pass: the gradients are differentiable (gradient penalties).
+    Yes,
+    /// Compute the gradients as constants (the fast first-order path).
+    No,
+}
+
+/// Panics, naming `op`, unless every variable lives on the first one's tape.
+#[track_caller]
+pub(crate) fn same_tape(op: &str, vars: &[Var<'_>]) {
+    if let Some(first) = vars.first() {
+        assert!(
+            vars.iter().all(|v| std::ptr::eq(v.tape, first.tape)),
+            "{op}: variables come from different tapes"
+        );
     }
 }
 

@@ -7,86 +7,18 @@
 
 use gantry_autodiff::tensor::{Conv2dParams, ConvTranspose2dParams, Tensor};
 use gantry_autodiff::{Gradients, Reduction, Tape, Var};
-use safetensors::{Dtype, SafeTensors};
+
+mod fixtures;
+use fixtures::Fixtures;
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::OnceLock;
 
 /// Relative tolerance of every comparison (against `max(1, max |reference|)`).
 const RTOL: f32 = 1e-5;
 
-/// The fixture file, read once.
-fn bytes() -> &'static [u8] {
-    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
-    BYTES.get_or_init(|| {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../fixtures/torch/ops.safetensors"
-        );
-        std::fs::read(path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
-    })
-}
-
-/// The tensors and per-case settings of the fixture file.
-struct Fixtures {
-    tensors: SafeTensors<'static>,
-    metadata: HashMap<String, String>,
-}
-
-impl Fixtures {
-    /// Parses the fixture file.
-    fn load() -> Self {
-        let tensors = SafeTensors::deserialize(bytes()).expect("ops.safetensors parses");
-        let (_, meta) = SafeTensors::read_metadata(bytes()).expect("ops.safetensors header");
-        let metadata = meta.metadata().clone().unwrap_or_default();
-        Fixtures { tensors, metadata }
-    }
-
-    /// Tensor `case/key` as an `f32` tensor.
-    #[track_caller]
-    fn get(&self, case: &str, key: &str) -> Tensor {
-        let name = format!("{case}/{key}");
-        let view = self
-            .tensors
-            .tensor(&name)
-            .unwrap_or_else(|e| panic!("fixture {name}: {e}"));
-        assert_eq!(view.dtype(), Dtype::F32, "fixture {name} is not f32");
-        let data = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        Tensor::from_vec(view.shape(), data)
-    }
-
-    /// Whether `case/key` exists (optional keys such as a bias).
-    fn has(&self, case: &str, key: &str) -> bool {
-        self.tensors.tensor(&format!("{case}/{key}")).is_ok()
-    }
-
-    /// The JSON settings of `case`.
-    #[track_caller]
-    fn settings(&self, case: &str) -> Value {
-        let raw = self
-            .metadata
-            .get(&format!("case:{case}"))
-            .unwrap_or_else(|| panic!("no settings for case {case}"));
-        serde_json::from_str(raw).unwrap_or_else(|e| panic!("settings of {case}: {e}"))
-    }
-
-    /// The names of the cases under `family/` (e.g. `conv2d`), sorted.
-    fn cases(&self, family: &str) -> Vec<String> {
-        let prefix = format!("{family}/");
-        let mut cases: Vec<String> = self
-            .metadata
-            .keys()
-            .filter_map(|k| k.strip_prefix("case:"))
-            .filter(|c| c.starts_with(&prefix))
-            .map(str::to_owned)
-            .collect();
-        cases.sort();
-        cases
-    }
+/// [`fixtures::assert_close`] at this file's tolerance.
+#[track_caller]
+fn assert_close(case: &str, key: &str, ours: &Tensor, torch: &Tensor) -> f32 {
+    fixtures::assert_close(case, key, ours, torch, RTOL, 1.0)
 }
 
 /// An integer setting.
@@ -105,32 +37,6 @@ fn num(settings: &Value, key: &str) -> f32 {
         .unwrap_or_else(|| panic!("setting {key} missing in {settings}")) as f32
 }
 
-/// Asserts `ours` matches `torch` in shape and within [`RTOL`], prints the error, returns it.
-/// A scalar matches a one-element reference (PyTorch stores losses as `[1]`).
-#[track_caller]
-fn assert_close(case: &str, key: &str, ours: &Tensor, torch: &Tensor) -> f32 {
-    let same_shape = ours.shape() == torch.shape() || (ours.len() == 1 && torch.len() == 1);
-    assert!(
-        same_shape,
-        "{case}/{key}: shape {:?}, torch {:?}",
-        ours.shape(),
-        torch.shape()
-    );
-    let (a, b) = (ours.to_vec(), torch.to_vec());
-    let err = a
-        .iter()
-        .zip(&b)
-        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
-    let scale = b.iter().fold(1.0f32, |m, y| m.max(y.abs()));
-    let tol = RTOL * scale;
-    println!("{case:32} {key:18} max abs err {err:.3e}  (tol {tol:.1e}, max|ref| {scale:.3})");
-    assert!(
-        a.iter().all(|v| v.is_finite()) && err <= tol,
-        "{case}/{key}: max abs error {err:e} > {tol:e}"
-    );
-    err
-}
-
 /// The gradient of `var`, which must exist.
 #[track_caller]
 fn grad(grads: &Gradients, var: Var<'_>, name: &str) -> Tensor {
@@ -142,7 +48,7 @@ fn grad(grads: &Gradients, var: Var<'_>, name: &str) -> Tensor {
 
 #[test]
 fn linear() {
-    let fx = Fixtures::load();
+    let fx = Fixtures::load("ops");
     let case = "linear";
     let tape = Tape::new();
     let [x, w, b] = ["x", "w", "b"].map(|k| tape.leaf(fx.get(case, k)));
@@ -184,7 +90,7 @@ fn conv_case(fx: &Fixtures, case: &str, transposed: bool) {
 
 #[test]
 fn conv2d() {
-    let fx = Fixtures::load();
+    let fx = Fixtures::load("ops");
     let cases = fx.cases("conv2d");
     assert_eq!(cases.len(), 5, "conv2d cases: {cases:?}");
     for case in &cases {
@@ -194,7 +100,7 @@ fn conv2d() {
 
 #[test]
 fn conv_transpose2d() {
-    let fx = Fixtures::load();
+    let fx = Fixtures::load("ops");
     let cases = fx.cases("conv_transpose2d");
     assert_eq!(cases.len(), 5, "conv_transpose2d cases: {cases:?}");
     for case in &cases {
@@ -238,17 +144,17 @@ fn batch_norm_train_case(fx: &Fixtures, case: &str) {
 
 #[test]
 fn batch_norm2d_train() {
-    batch_norm_train_case(&Fixtures::load(), "batch_norm2d/train");
+    batch_norm_train_case(&Fixtures::load("ops"), "batch_norm2d/train");
 }
 
 #[test]
 fn batch_norm1d_train() {
-    batch_norm_train_case(&Fixtures::load(), "batch_norm1d/train");
+    batch_norm_train_case(&Fixtures::load("ops"), "batch_norm1d/train");
 }
 
 #[test]
 fn batch_norm2d_eval() {
-    let fx = Fixtures::load();
+    let fx = Fixtures::load("ops");
     let case = "batch_norm2d/eval";
     let s = fx.settings(case);
     assert_eq!(s["training"], Value::Bool(false), "{case}");
@@ -263,7 +169,7 @@ fn batch_norm2d_eval() {
 
 #[test]
 fn activations() {
-    let fx = Fixtures::load();
+    let fx = Fixtures::load("ops");
     let cases = fx.cases("act");
     assert_eq!(cases.len(), 4, "activation cases: {cases:?}");
     for case in &cases {
@@ -305,7 +211,7 @@ fn loss_case(fx: &Fixtures, case: &str, input: &str, ginput: &str) -> (Tensor, T
 
 #[test]
 fn bce_with_logits() {
-    let fx = Fixtures::load();
+    let fx = Fixtures::load("ops");
     for kind in ["hard", "soft", "extreme"] {
         let case = format!("loss/bce_with_logits_{kind}");
         let (loss, g) = loss_case(&fx, &case, "logits", "glogits");
@@ -315,7 +221,7 @@ fn bce_with_logits() {
 
 #[test]
 fn l1_and_mse() {
-    let fx = Fixtures::load();
+    let fx = Fixtures::load("ops");
     loss_case(&fx, "loss/l1", "pred", "gpred");
     loss_case(&fx, "loss/mse", "pred", "gpred");
 }
@@ -323,7 +229,7 @@ fn l1_and_mse() {
 #[test]
 fn every_op_case_is_covered() {
     // A case added to the fixtures without a test here should not go unnoticed.
-    let fx = Fixtures::load();
+    let fx = Fixtures::load("ops");
     let covered = [
         "linear",
         "conv2d/",
@@ -335,7 +241,7 @@ fn every_op_case_is_covered() {
         "loss/",
         "optim/", // optimizers are gantry-nn's to check
     ];
-    for case in fx.metadata.keys().filter_map(|k| k.strip_prefix("case:")) {
+    for case in fx.all_cases() {
         assert!(
             covered
                 .iter()

@@ -24,6 +24,14 @@ impl<'t> Var<'t> {
         self.unary(Op::Tanh(self.id), |x| x.tanh())
     }
 
+    /// `ln(1 + eˣ)`, written `max(x, 0) + ln(1 + e^-|x|)` so that it neither overflows nor
+    /// loses precision for large `|x|`. Backward: `gy * sigmoid(x)`.
+    pub fn softplus(self) -> Var<'t> {
+        self.unary(Op::Softplus(self.id), |x| {
+            x.map(|v| v.max(0.0) + (-v.abs()).exp().ln_1p())
+        })
+    }
+
     /// `log softmax` along `axis`: `y = x - ln Σ_axis e^x`, computed with the maximum
     /// subtracted first so that no exponential overflows.
     /// Backward: `gy - e^y · Σ_axis gy` (`e^y` is the softmax).

@@ -60,6 +60,7 @@ impl<'t> Var<'t> {
         eps: f32,
         batch_stats: bool,
     ) -> Var<'t> {
+        crate::tape::same_tape("batch_norm", &[self, gamma, beta]);
         let y = self
             .value()
             .batch_norm(&gamma.value(), &beta.value(), mean, var, eps);

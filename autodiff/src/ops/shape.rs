@@ -55,6 +55,40 @@ impl<'t> Var<'t> {
         self.unary(op, |x| x.pad(pads, value))
     }
 
+    /// Removes `pads[i] = (before, after)` elements from each end of axis `i`: the inverse of
+    /// [`Var::pad`]. Backward: `gy` padded with zeros.
+    ///
+    /// # Panics
+    /// If a crop is larger than its axis.
+    #[track_caller]
+    pub fn unpad(self, pads: &[(usize, usize)]) -> Var<'t> {
+        let op = Op::Unpad {
+            x: self.id,
+            pads: pads.to_vec(),
+        };
+        self.unary(op, |x| x.unpad(pads))
+    }
+
+    /// The value repeated along broadcast axes to `shape` (NumPy's rules).
+    /// Backward: `gy` summed back to this shape.
+    ///
+    /// # Panics
+    /// If the shape does not broadcast to `shape`.
+    #[track_caller]
+    pub fn broadcast_to(self, shape: &[usize]) -> Var<'t> {
+        self.unary(Op::BroadcastTo(self.id), |x| x.broadcast_to(shape))
+    }
+
+    /// Sums over the axes along which `shape` broadcasts to this value's shape: the inverse of
+    /// [`Var::broadcast_to`]. Backward: `gy` broadcast back.
+    ///
+    /// # Panics
+    /// If `shape` does not broadcast to this value's shape.
+    #[track_caller]
+    pub fn sum_to(self, shape: &[usize]) -> Var<'t> {
+        self.unary(Op::SumTo(self.id), |x| x.sum_to(shape))
+    }
+
     /// Joins variables of one tape along `axis` (the U-Net's skip connections).
     /// Backward: `gy` split into the parts.
     ///
