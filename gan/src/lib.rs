@@ -7,9 +7,9 @@
 //! (Algorithm 1 with `k` discriminator steps) that asks an [`objective`] for each player's
 //! loss as named parts (non-saturating, minimax, hinge, least-squares or Wasserstein loss;
 //! penalties, pix2pix's L1, mode seeking), an [`ema`] of the generator's weights,
-//! differentiable augmentation ([`diffaug`]), atomic checkpoints that resume bit for bit, PNG sample grids, and the
-//! [`metrics`] that score samples (mode coverage, a digit classifier's scores and Fréchet
-//! distance, L1 / PSNR / SSIM).
+//! differentiable augmentation ([`diffaug`]), atomic checkpoints that resume bit for bit,
+//! PNG sample grids, and the [`metrics`] that score samples (mode coverage, a digit
+//! classifier's scores and Fréchet distance, L1 / PSNR / SSIM).
 //!
 //! ```
 //! use gantry_gan::models::{Batch, MlpConfig, ModelConfig};

@@ -6,6 +6,11 @@
 //! the discriminator sees the fake batch as a constant, and is frozen (its weights enter as
 //! constants) while the generator learns, so no gradient leaks either way and none is
 //! computed that is not needed.
+//!
+//! What each player minimises is the [`crate::objective`]'s: the loop sums the named parts it
+//! returns and logs each by name. Where configured, everything D sees (real and fake) goes
+//! through [`crate::diffaug`] on the tape, and the generator's weights are averaged
+//! ([`Ema`]) after each of its updates.
 
 use crate::diffaug::{self, DiffAug};
 use crate::ema::Ema;

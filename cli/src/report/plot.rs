@@ -93,7 +93,8 @@ pub fn specs(run: &Run) -> Vec<Spec> {
             .into(),
     }];
     let outputs = pick(&|k| k.starts_with("d_"));
-    if !outputs.is_empty() {
+    // A run with no row yet shows both usual plots, saying there is no data.
+    if !outputs.is_empty() || keys.is_empty() {
         let probabilities = outputs.iter().any(|(k, _)| k == "d_real");
         specs.push(Spec {
             title: "Discriminator outputs".into(),
