@@ -253,7 +253,7 @@ fn nonsense_knobs_are_one_line_before_anything_is_written() {
             "--lr 0 must be a finite learning rate > 0",
         ),
         (
-            vec!["--lr-g", "-1"],
+            vec!["--lr-g=-1"],
             "--lr-g -1 must be a finite learning rate > 0",
         ),
         (
@@ -265,7 +265,7 @@ fn nonsense_knobs_are_one_line_before_anything_is_written() {
             "--lr-d inf must be a finite learning rate > 0",
         ),
         (vec!["--beta2", "1"], "--beta2 1 must be in [0, 1)"),
-        (vec!["--gp", "-2"], "--gp -2 must be a finite weight >= 0"),
+        (vec!["--gp=-2"], "--gp -2 must be a finite weight >= 0"),
         (vec!["--r1-every", "0", "--r1", "1"], "--r1-every 0"),
         (vec!["--r1-every", "4"], "--r1-every needs --r1"),
         // DCGAN's discriminator has batch norm, which has no second derivative.
@@ -356,7 +356,16 @@ fn runs_from_before_objectives_resume_and_report() {
         html.contains("minimax") && html.contains("D(x), real"),
         "old summary and plots"
     );
-    ok(&["train", "--quiet", "--steps", "4", "--resume", s(&run)]);
+    ok(&[
+        "train",
+        "--quiet",
+        "--steps",
+        "4",
+        "--log-every",
+        "1",
+        "--resume",
+        s(&run),
+    ]);
     let rows = rows(&run);
     assert_eq!(rows.len(), 4);
     // The resumed steps log the minimax loss under the new names.
