@@ -198,10 +198,10 @@ impl Objective {
 
     /// The terms active at `step`, with their effective weights.
     fn active(&self, step: u64) -> impl Iterator<Item = (&TermSpec, &dyn term::Term, f32)> {
-        self.terms.iter().filter_map(move |(spec, t)| {
-            (step.is_multiple_of(spec.every) && spec.weight > 0.0)
-                .then(|| (spec, t.as_ref(), spec.weight * spec.every as f32))
-        })
+        self.terms
+            .iter()
+            .filter(move |(spec, _)| step.is_multiple_of(spec.every) && spec.weight > 0.0)
+            .map(|(spec, t)| (spec, t.as_ref(), spec.weight * spec.every as f32))
     }
 
     /// The discriminator's loss parts for one of its steps.
