@@ -27,7 +27,33 @@
 //! assert!(grads.get(x).is_none()); // constants get no gradient
 //! ```
 //!
-//! New ops are checked in one line with [`gradcheck`].
+//! ## Gradients of gradients
+//!
+//! [`Tape::grad`] with [`CreateGraph::Yes`] returns gradients as variables recorded on the same
+//! tape: a loss built from them (WGAN-GP's gradient penalty, R1) differentiates back to the
+//! weights. Every backward rule is written once and runs either on tensors (the fast
+//! first-order path) or on variables (recorded); an op without a second derivative (batch norm)
+//! makes such a gradient a [`GradError`] naming it.
+//!
+//! ```
+//! use gantry_autodiff::{CreateGraph, Tape};
+//! use gantry_autodiff::tensor::Tensor;
+//!
+//! // R1 on a linear "critic" D(x) = Σ w x: the penalty ‖dD/dx‖² = Σ w² depends on w.
+//! let tape = Tape::new();
+//! let w = tape.leaf(Tensor::from_vec(&[3], vec![1., -2., 0.5]));
+//! let x = tape.leaf(Tensor::from_vec(&[3], vec![0.3, 0.1, -0.4]));
+//! let d = x.mul(w).sum();
+//! let g = tape.grad(&[d], &[x], CreateGraph::Yes).unwrap()[0];
+//! let r1 = g.mul(g).sum();
+//! assert_eq!(r1.backward().get(w).unwrap().to_vec(), vec![2., -4., 1.]); // d(Σ w²)/dw
+//! ```
+//!
+//! ## Checking and extending
+//!
+//! New ops are checked in one line with [`gradcheck`], and their second derivatives with
+//! [`gradgradcheck`]. An op from another crate implements [`CustomOp`] and is recorded with
+//! [`Var::custom`] (see `examples/custom_op.rs`).
 #![warn(missing_docs)]
 
 mod calc;

@@ -1,5 +1,7 @@
-//! A layer defined outside `gantry-nn` with only its public API: minibatch standard deviation
-//! (Karras et al., "Progressive Growing of GANs", 2018, section 3).
+//! Minibatch standard deviation (Karras et al., "Progressive Growing of GANs", 2018, section 3),
+//! first written here as a layer outside `gantry-nn` and since promoted to
+//! [`gantry_nn::MinibatchStdDev`] (with the paper's groups); `custom_module.rs` now shows a
+//! model built outside the crate.
 //!
 //! A discriminator that sees one sample at a time cannot tell a collapsed generator (every
 //! sample nearly the same) from a healthy one when each sample on its own looks real. The layer
@@ -16,57 +18,12 @@
 
 use gantry_autodiff::{GradcheckConfig, Reduction, Tape, Var, gradcheck};
 use gantry_nn::optim::{AdamConfig, Optimizer};
-use gantry_nn::{LeakyReLU, Linear, LinearConfig, Mode, Module, Param, join, loss};
+use gantry_nn::{
+    LeakyReLU, Linear, LinearConfig, MinibatchStdDev, Mode, Module, Param, join, loss,
+};
 use gantry_tensor::Tensor;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-
-/// Minibatch standard deviation: `[N, C, ...] -> [N, C + 1, ...]`.
-///
-/// `s = mean over (C, ...) of sqrt(var over N + eps)` (biased variance, as the paper), then
-/// `concat(x, s broadcast to [N, 1, ...])` along axis 1. No parameters; the same in training and
-/// evaluation (it describes the batch it is given).
-#[derive(Clone, Copy, Debug)]
-pub struct MinibatchStdDev {
-    /// Added to the variance before the square root, so the gradient stays finite when every
-    /// sample is equal.
-    pub eps: f32,
-}
-
-impl Default for MinibatchStdDev {
-    fn default() -> Self {
-        MinibatchStdDev { eps: 1e-8 }
-    }
-}
-
-impl Module for MinibatchStdDev {
-    // No parameters: nothing to visit.
-    fn visit<'a>(&'a self, _prefix: &str, _f: &mut dyn FnMut(&str, &'a Param)) {}
-
-    fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
-        let shape = x.shape();
-        assert!(
-            shape.len() >= 2,
-            "MinibatchStdDev: input {shape:?} needs [N, C, ...]"
-        );
-        let centred = x.sub(x.mean_axes(&[0], true));
-        let std = centred
-            .mul(centred)
-            .mean_axes(&[0], true)
-            .add_scalar(self.eps)
-            .sqrt();
-        // One number for the batch, broadcast to one extra channel of every sample.
-        let s = std.mean().reshape(&vec![1; shape.len()]);
-        let mut feature_shape = shape;
-        feature_shape[1] = 1;
-        let ones = x.tape().constant(Tensor::ones(&feature_shape));
-        Var::concat(&[x, ones.mul(s)], 1)
-    }
-
-    fn describe(&self) -> String {
-        format!("MinibatchStdDev(eps={:e})", self.eps)
-    }
-}
 
 /// A two-layer critic on 2-D points, optionally with the batch statistic: names
 /// `hidden.weight`, `hidden.bias`, `out.weight`, `out.bias`.
@@ -201,7 +158,11 @@ mod tests {
         let tape = Tape::new();
         // Two samples of two features: stds 1 and 3 over the batch, average 2.
         let x = tape.constant(Tensor::from_vec(&[2, 2], vec![0.0, 1.0, 2.0, 7.0]));
-        let y = MinibatchStdDev { eps: 0.0 }.forward(x, Mode::Eval);
+        let y = MinibatchStdDev {
+            eps: 0.0,
+            group_size: None,
+        }
+        .forward(x, Mode::Eval);
         assert_eq!(y.shape(), [2, 3]);
         assert_eq!(y.value().to_vec(), vec![0.0, 1.0, 2.0, 2.0, 7.0, 2.0]);
     }

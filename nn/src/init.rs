@@ -52,3 +52,56 @@ pub fn pix2pix<R: Rng + ?Sized>(module: &dyn Module, rng: &mut R) {
         _ => None,
     });
 }
+
+/// A (semi-)orthogonal matrix of `shape`, as `torch.nn.init.orthogonal_`: the `[rows, cols]`
+/// view (`rows = shape[0]`, the rest flattened) has orthonormal rows if `rows <= cols`, or
+/// orthonormal columns otherwise, times `gain`. Drawn as PyTorch does: the QR factorisation
+/// of a standard normal matrix (transposed when wide), `Q` multiplied by the signs of `R`'s
+/// diagonal so that the result is uniformly (Haar) distributed.
+///
+/// # Panics
+/// If `shape` has fewer than two axes or no element (as PyTorch).
+#[track_caller]
+pub fn orthogonal<R: Rng + ?Sized>(shape: &[usize], gain: f32, rng: &mut R) -> Tensor {
+    assert!(
+        shape.len() >= 2 && shape.iter().all(|&d| d > 0),
+        "init::orthogonal: shape {shape:?} needs at least two non-empty axes"
+    );
+    let rows = shape[0];
+    let cols: usize = shape[1..].iter().product();
+    let (m, n) = (rows.max(cols), rows.min(cols));
+    // A tall m x n standard normal matrix (the transpose of the wide one when rows < cols).
+    let draws = Tensor::randn(&[m, n], 0.0, 1.0, rng).to_vec();
+    let a = nalgebra::DMatrix::from_row_slice(m, n, &draws).map(f64::from);
+    let qr = a.qr();
+    let mut q = qr.q();
+    let r = qr.r();
+    for j in 0..n {
+        if r[(j, j)] < 0.0 {
+            q.column_mut(j).neg_mut();
+        }
+    }
+    let mut out = Vec::with_capacity(rows * cols);
+    for i in 0..rows {
+        for j in 0..cols {
+            // Tall case: element (i, j) of Q; wide case: of Qᵀ.
+            let v = if rows >= cols { q[(i, j)] } else { q[(j, i)] };
+            out.push(v as f32 * gain);
+        }
+    }
+    Tensor::from_vec(shape, out)
+}
+
+/// BigGAN's `init='ortho'`: every linear, convolution and embedding weight of `module` set to
+/// [`orthogonal`] with `gain` (1 in BigGAN), in visiting order; other parameters are left
+/// alone. A reparameterised weight's stored value (`NAME_orig`) is what is set.
+pub fn orthogonal_weights<R: Rng + ?Sized>(module: &dyn Module, gain: f32, rng: &mut R) {
+    for (_, p) in named_params(module) {
+        if matches!(
+            p.role(),
+            ParamRole::LinearWeight | ParamRole::ConvWeight | ParamRole::Embedding
+        ) {
+            p.set(orthogonal(&p.shape(), gain, rng));
+        }
+    }
+}

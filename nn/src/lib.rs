@@ -43,11 +43,13 @@ pub mod loss;
 mod module;
 pub mod optim;
 mod param;
+pub mod reparam;
 pub mod state_dict;
 
 pub use error::{NnError, Result};
 pub use layers::*;
 pub use module::{
-    Mode, Module, join, named_params, param_count, set_requires_grad, summary, visit_weight_bias,
+    Features, Mode, Module, forward_with_features, join, named_params, param_count,
+    set_requires_grad, summary, visit_list, visit_weight_bias,
 };
 pub use param::{Param, ParamId, ParamKind, ParamRole};

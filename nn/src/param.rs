@@ -1,8 +1,10 @@
 //! Parameters: trainable weights and saved-only buffers, each with a unique id.
 
+use crate::module::Mode;
+use crate::reparam::Reparam;
 use gantry_autodiff::{Tape, Var};
 use gantry_tensor::Tensor;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -46,6 +48,11 @@ pub enum ParamRole {
 ///
 /// The value sits behind a `RefCell` so that a forward pass (`&self`) can update running
 /// statistics, and an optimizer can write new weights through a shared module reference.
+///
+/// A parameter may carry one [`Reparam`] (spectral normalisation, the equalised learning
+/// rate): layers read their weights through [`Param::read`], which applies it, so one
+/// mechanism covers every layer, built-in or not, and can be attached to a network that is
+/// already built (see [`crate::reparam`]).
 #[derive(Debug)]
 pub struct Param {
     id: ParamId,
@@ -53,6 +60,10 @@ pub struct Param {
     role: ParamRole,
     requires_grad: Cell<bool>,
     value: RefCell<Tensor>,
+    out_axis: usize,
+    // A `OnceCell` hands out references that live as long as the parameter, so the visitor
+    // can name the reparameterisation's buffers; PyTorch too refuses a second hook.
+    reparam: OnceCell<Box<dyn Reparam>>,
 }
 
 impl Param {
@@ -64,7 +75,31 @@ impl Param {
             role,
             requires_grad: Cell::new(true),
             value: RefCell::new(value),
+            out_axis: 0,
+            reparam: OnceCell::new(),
         }
+    }
+
+    /// With the axis that indexes output channels set to `axis` (default 0; 1 for a
+    /// transposed convolution's `[in, out, k, k]` weight, as PyTorch's `spectral_norm`
+    /// assumes for `ConvTranspose*`).
+    ///
+    /// # Panics
+    /// If the value has no such axis.
+    #[track_caller]
+    pub fn with_out_axis(mut self, axis: usize) -> Self {
+        assert!(
+            axis < self.value.borrow().shape().len(),
+            "Param::with_out_axis: axis {axis} out of range for shape {:?}",
+            self.value.borrow().shape()
+        );
+        self.out_axis = axis;
+        self
+    }
+
+    /// The axis that indexes output channels (see [`Param::with_out_axis`]).
+    pub fn out_axis(&self) -> usize {
+        self.out_axis
     }
 
     /// A trainable parameter.
@@ -147,9 +182,52 @@ impl Param {
     }
 
     /// This parameter on `tape`: a leaf if trained, a constant otherwise; the same node if
-    /// lifted twice on one tape.
+    /// lifted twice on one tape. This is the raw value: layers read weights with
+    /// [`Param::read`], which applies a reparameterisation if one is attached.
     pub fn var<'t>(&self, tape: &'t Tape) -> Var<'t> {
         tape.keyed(self.id.0, self.is_trained(), || self.value())
+    }
+
+    /// The value a layer computes with: the raw [`Param::var`], or, if a [`Reparam`] is
+    /// attached, its function of it (which may update the reparameterisation's buffers in
+    /// [`Mode::Train`], as spectral normalisation's power iteration does). Gradients flow to
+    /// the raw parameter, keyed by its id as usual.
+    pub fn read<'t>(&self, tape: &'t Tape, mode: Mode) -> Var<'t> {
+        let raw = self.var(tape);
+        match self.reparam.get() {
+            Some(r) => r.apply(raw, mode),
+            None => raw,
+        }
+    }
+
+    /// The attached reparameterisation, if any.
+    pub fn reparam(&self) -> Option<&dyn Reparam> {
+        self.reparam.get().map(|r| r.as_ref())
+    }
+
+    /// Attaches a reparameterisation; later [`Param::read`]s apply it, and the state dict
+    /// names this parameter `NAME_orig` beside the reparameterisation's buffers.
+    ///
+    /// # Errors
+    /// If one is attached already (PyTorch also refuses two `spectral_norm` hooks on one
+    /// weight), or this is a buffer.
+    pub fn set_reparam(&self, r: Box<dyn Reparam>) -> crate::Result<()> {
+        if self.kind == ParamKind::Buffer {
+            return Err(crate::error::config_error(
+                "reparam",
+                format!("{} cannot reparameterise a buffer", r.describe()),
+            ));
+        }
+        self.reparam.set(r).map_err(|r| {
+            crate::error::config_error(
+                "reparam",
+                format!(
+                    "cannot attach {}: the parameter already has {}",
+                    r.describe(),
+                    self.reparam().map(|o| o.describe()).unwrap_or_default()
+                ),
+            )
+        })
     }
 }
 
@@ -169,5 +247,13 @@ mod tests {
             "a tape's copy changed"
         );
         assert_eq!(p.shape(), vec![3]);
+    }
+
+    /// A model may move to another thread (a trainer's worker): a reparameterisation must not
+    /// take that away.
+    #[test]
+    fn params_are_send() {
+        fn is_send<T: Send>() {}
+        is_send::<Param>();
     }
 }

@@ -340,3 +340,38 @@ impl Gan for Dcgan {
         self.config.pack
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gantry_autodiff::Tape;
+    use gantry_nn::forward_with_features;
+    use rand::SeedableRng;
+
+    /// The discriminator's features (every layer's output, by `nn.Sequential` index) are the
+    /// activations of a layer-by-layer forward pass, and its output is the last of them: a
+    /// feature-matching loss needs no second forward pass.
+    #[test]
+    fn discriminator_features_equal_a_manual_forward() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let config = DcganConfig {
+            image_size: 16,
+            ndf: 4,
+            ngf: 4,
+            ..DcganConfig::dcgan64(3)
+        };
+        let (_, d) = players(&config, 3, &mut rng).unwrap();
+        let x = Tensor::randn(&[2, 3, 16, 16], 0.0, 1.0, &mut rng);
+        let tape = Tape::new();
+        let (y, features) = forward_with_features(&d, tape.constant(x.clone()), Mode::Eval);
+        assert_eq!(features.len(), d.len());
+        let mut h = tape.constant(x);
+        for (i, layer) in d.children().iter().enumerate() {
+            h = layer.forward(h, Mode::Eval);
+            let f = features.get(&i.to_string()).expect("one feature per layer");
+            assert_eq!(f.shape(), h.shape(), "feature {i}");
+            assert_eq!(f.value().to_vec(), h.value().to_vec(), "feature {i}");
+        }
+        assert_eq!(y.value().to_vec(), h.value().to_vec());
+    }
+}

@@ -323,3 +323,35 @@ impl Gan for Pix2Pix {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gantry_autodiff::Tape;
+    use gantry_nn::forward_with_features;
+    use rand::SeedableRng;
+
+    /// The PatchGAN's features (every layer's output, by `nn.Sequential` index, the taps of
+    /// pix2pixHD's feature matching) equal a layer-by-layer forward pass in training mode, and
+    /// recording them changes neither the output nor the gradient.
+    #[test]
+    fn patchgan_features_equal_a_manual_forward() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+        let d = PatchGan::build(6, 4, 3, &mut rng).unwrap();
+        let x = Tensor::randn(&[2, 6, 32, 32], 0.0, 1.0, &mut rng);
+        let tape = Tape::new();
+        let (y, features) = forward_with_features(&d, tape.constant(x.clone()), Mode::Train);
+        assert_eq!(features.len(), d.len());
+        let mut h = tape.constant(x.clone());
+        for (i, layer) in d.children().iter().enumerate() {
+            h = layer.forward(h, Mode::Train);
+            let f = features.get(&i.to_string()).expect("one feature per layer");
+            assert_eq!(f.value().to_vec(), h.value().to_vec(), "feature {i}");
+        }
+        assert_eq!(y.value().to_vec(), h.value().to_vec());
+        assert_eq!(
+            y.value().to_vec(),
+            d.forward(tape.constant(x), Mode::Train).value().to_vec()
+        );
+    }
+}

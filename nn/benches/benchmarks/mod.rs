@@ -1,5 +1,6 @@
 //! One module per family of benches.
 
+pub mod gan_layers;
 pub mod layers;
 pub mod optim;
 

@@ -134,10 +134,10 @@ impl Module for Conv2d {
         visit_weight_bias(prefix, &self.weight, self.bias.as_ref(), f);
     }
 
-    fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
+    fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
         let tape = x.tape();
         let bias = self.bias.as_ref().map(|b| b.var(tape));
-        x.conv2d(self.weight.var(tape), bias, self.config.params())
+        x.conv2d(self.weight.read(tape, mode), bias, self.config.params())
     }
 
     fn describe(&self) -> String {

@@ -108,7 +108,9 @@ impl ConvTranspose2dConfig {
         }
         let fan_in = c.out_channels * c.kernel * c.kernel;
         let shape = [c.in_channels, c.out_channels, c.kernel, c.kernel];
-        let weight = Param::trainable(kaiming_uniform(&shape, fan_in, rng), ParamRole::ConvWeight);
+        // Output channels are axis 1 of this layout: spectral norm reads the weight that way.
+        let weight = Param::trainable(kaiming_uniform(&shape, fan_in, rng), ParamRole::ConvWeight)
+            .with_out_axis(1);
         let bias = c.bias.then(|| {
             Param::trainable(
                 kaiming_uniform(&[c.out_channels], fan_in, rng),
@@ -148,10 +150,10 @@ impl Module for ConvTranspose2d {
         visit_weight_bias(prefix, &self.weight, self.bias.as_ref(), f);
     }
 
-    fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
+    fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
         let tape = x.tape();
         let bias = self.bias.as_ref().map(|b| b.var(tape));
-        x.conv_transpose2d(self.weight.var(tape), bias, self.config.params())
+        x.conv_transpose2d(self.weight.read(tape, mode), bias, self.config.params())
     }
 
     fn describe(&self) -> String {

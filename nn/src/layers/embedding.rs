@@ -51,8 +51,8 @@ impl Module for Embedding {
     }
 
     /// `x` is one-hot `[N, num]`; the result is `[N, dim]`.
-    fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
-        x.matmul(self.weight.var(x.tape()))
+    fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
+        x.matmul(self.weight.read(x.tape(), mode))
     }
 
     fn describe(&self) -> String {

@@ -76,10 +76,10 @@ impl Module for Linear {
         visit_weight_bias(prefix, &self.weight, self.bias.as_ref(), f);
     }
 
-    fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
+    fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
         let tape = x.tape();
         x.linear(
-            self.weight.var(tape),
+            self.weight.read(tape, mode),
             self.bias.as_ref().map(|b| b.var(tape)),
         )
     }

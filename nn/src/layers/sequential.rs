@@ -1,6 +1,6 @@
 //! A chain of modules named by index, as `nn.Sequential`.
 
-use crate::module::{Mode, Module, join};
+use crate::module::{Features, Mode, Module, join};
 use crate::param::Param;
 use gantry_autodiff::Var;
 
@@ -54,6 +54,16 @@ impl Module for Sequential {
 
     fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
         self.children.iter().fold(x, |h, c| c.forward(h, mode))
+    }
+
+    /// Records the output of every child under its index (`"0"`, `"1"`, ...), as the
+    /// discriminators of pix2pixHD hand each block's output to feature matching.
+    fn forward_features<'t>(&self, x: Var<'t>, mode: Mode, features: &mut Features<'t>) -> Var<'t> {
+        self.children.iter().enumerate().fold(x, |h, (i, c)| {
+            let y = c.forward(h, mode);
+            features.push(i.to_string(), y);
+            y
+        })
     }
 
     fn describe(&self) -> String {
