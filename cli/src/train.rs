@@ -105,6 +105,10 @@ pub struct TrainArgs {
     /// paper), which keeps a Wasserstein critic's outputs near 0.
     #[arg(long)]
     pub drift: Option<f32>,
+    /// Weight of feature matching (Salimans et al. 2016) in G's loss: G matches the batch
+    /// means of D's intermediate activations on real data.
+    #[arg(long)]
+    pub feature_matching: Option<f32>,
     /// Keep an exponential moving average of G's weights with this decay (0.999 is usual;
     /// warmed up as min(D, (1+t)/(10+t))); samples, `gantry sample`, `eval` and `translate`
     /// use the average.
@@ -355,6 +359,7 @@ fn check_knobs(args: &TrainArgs) -> Result<()> {
         ("--gp", args.gp),
         ("--r1", args.r1),
         ("--drift", args.drift),
+        ("--feature-matching", args.feature_matching),
     ] {
         if let Some(w) = w
             && !(w >= 0.0 && w.is_finite())
@@ -414,6 +419,9 @@ fn objective(args: &TrainArgs, model: &ModelConfig, mode_seeking: f32) -> Object
     }
     if let Some(w) = args.drift {
         terms.push(TermSpec::new("drift", w));
+    }
+    if let Some(w) = args.feature_matching {
+        terms.push(TermSpec::new("feature_matching", w));
     }
     ObjectiveConfig {
         loss: args
@@ -699,6 +707,7 @@ fn resume(args: &TrainArgs, dir: &std::path::Path) -> Result<Started> {
         ("--gp", args.gp.is_some()),
         ("--r1", args.r1.is_some()),
         ("--drift", args.drift.is_some()),
+        ("--feature-matching", args.feature_matching.is_some()),
         ("--ema", args.ema.is_some()),
         ("--diffaug", args.diffaug.is_some()),
     ] {

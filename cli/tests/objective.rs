@@ -61,8 +61,8 @@ fn every_loss_trains_and_logs_its_parts_by_name() {
         ),
         (
             "lsgan",
-            vec![],
-            vec!["loss_d_real", "d_out_fake"],
+            vec!["--feature-matching", "1"],
+            vec!["loss_d_real", "d_out_fake", "feature_matching"],
             vec!["d_real"],
         ),
         (

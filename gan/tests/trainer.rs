@@ -770,3 +770,27 @@ fn nonsense_settings_are_refused_by_name() {
     }));
     assert!(e.contains("no sample has a target"), "{e}");
 }
+
+#[test]
+fn feature_matching_trains_and_logs_its_term() {
+    for model in [
+        ModelConfig::Mlp(MlpConfig::points()),
+        ModelConfig::Mlp(MlpConfig::points()).with_pack(2),
+        ModelConfig::Dcgan(tiny_dcgan()),
+    ] {
+        let config = TrainConfig {
+            objective: ObjectiveConfig {
+                terms: vec![TermSpec::new("feature_matching", 1.0)],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let gan = model.build(&mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let mut trainer = Trainer::new(gan, config).unwrap();
+        let m = trainer.train_step(&mut || batch_for(&model, 1)).unwrap();
+        let fm = m.get("feature_matching").expect("the term is logged");
+        assert!(fm.is_finite() && fm > 0.0, "{}: {m:?}", model.kind());
+        let gan_part = m.get("loss_g_gan").unwrap();
+        assert!((gan_part + fm - m.loss_g).abs() < 1e-4 * (1.0 + m.loss_g.abs()));
+    }
+}

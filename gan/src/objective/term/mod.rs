@@ -5,14 +5,11 @@
 //! by its weight (times `every` on the steps a lazy term runs) and logs the product under the
 //! term's name.
 //!
-//! Feature matching (Salimans et al. 2016: `|mean f(x) - mean f(G(z))|²` over an intermediate
-//! layer `f` of D, in G's loss) is not registered yet: it needs discriminators that return
-//! their features beside their output, which `nn` does not offer yet. When they do, it is a
-//! generator term whose [`Term::check`] refuses a model without features and whose
-//! [`Term::generator`] runs D's feature pass on `cx.batch.real` and `cx.fake` through
-//! `cx.gan`.
+//! Feature matching (Salimans et al. 2016) reads the activations a discriminator records
+//! with `Module::forward_features`; a model whose discriminator records none is refused.
 
 mod drift;
+mod feature_matching;
 mod gp;
 mod l1;
 mod mode_seeking;
@@ -23,8 +20,11 @@ pub use penalty::{gradient_penalty, r1_penalty};
 
 use super::{DContext, GContext, objective_error};
 use crate::error::Result;
-use crate::models::Gan;
-use gantry_autodiff::Var;
+use crate::models::{Batch, Gan, ModelConfig};
+use gantry_autodiff::{CreateGraph, Tape, Var};
+use gantry_nn::{Mode, forward_with_features, named_params};
+use gantry_tensor::Tensor;
+use rand::SeedableRng;
 
 /// One extra term of an objective.
 pub trait Term {
@@ -80,6 +80,7 @@ pub const TERMS: &[TermEntry] = &[
     gp::ENTRY,
     r1::ENTRY,
     drift::ENTRY,
+    feature_matching::ENTRY,
 ];
 
 /// The term called `name`.
@@ -98,26 +99,14 @@ pub fn build(name: &str) -> Result<Box<dyn Term>> {
 
 /// Whether `gan` draws its samples from noise (pix2pix does not).
 pub(crate) fn draws_noise(gan: &dyn Gan) -> bool {
-    use rand::SeedableRng;
     gan.noise(1, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0))
         .is_some()
 }
 
-/// Whether a gradient through the discriminator can be differentiated again, found by trying:
-/// one packed group of samples from the generator goes through D in training mode and the
-/// gradient of its output with respect to them is asked for with `CreateGraph::Yes`. D's
-/// buffers (batch-norm running statistics) are put back afterwards, so the probe changes
-/// nothing.
-///
-/// # Errors
-/// The op on the path that has no second derivative (batch norm), and what to do instead.
-pub(crate) fn check_second_derivatives(gan: &dyn Gan) -> std::result::Result<(), String> {
-    use crate::models::{Batch, ModelConfig};
-    use gantry_autodiff::{CreateGraph, Tape};
-    use gantry_nn::{Mode, named_params};
-    use gantry_tensor::Tensor;
-    use rand::SeedableRng;
-
+/// A probe for checks: one packed group of samples from the generator (in evaluation mode)
+/// and the batch they belong to, or `None` for a model that draws neither noise nor a known
+/// condition.
+fn probe(gan: &dyn Gan) -> Option<Batch> {
     let n = gan.pack();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let labels = gan.num_classes().map(|_| vec![0; n]);
@@ -133,33 +122,68 @@ pub(crate) fn check_second_derivatives(gan: &dyn Gan) -> std::result::Result<(),
     let input = match (&condition, gan.noise(n, &mut rng)) {
         (Some(a), _) => a.clone(),
         (None, Some(z)) => gan.latent_input(z, labels.as_deref()),
-        (None, None) => return Ok(()),
+        (None, None) => return None,
     };
-    let d = gan.discriminator();
-    let saved: Vec<Tensor> = named_params(d).iter().map(|(_, p)| p.value()).collect();
     let tape = Tape::new();
     let x = gan
         .generator()
         .forward(tape.constant(input), Mode::Eval)
         .value();
-    let batch = Batch {
+    Some(Batch {
         condition,
         labels,
-        ..Batch::new(x.clone())
-    };
-    let leaf = tape.leaf(x);
-    let out = d.forward(gan.discriminator_input(leaf, &batch), Mode::Train);
-    let probe = tape
-        .grad(&[out.sum()], &[leaf], CreateGraph::Yes)
-        .map(|_| ());
-    drop(tape);
+        ..Batch::new(x)
+    })
+}
+
+/// Runs `f` on the discriminator and puts its buffers (batch-norm running statistics that a
+/// training-mode pass updates) back afterwards, so a check changes nothing.
+fn keeping_buffers<R>(gan: &dyn Gan, f: impl FnOnce() -> R) -> R {
+    let d = gan.discriminator();
+    let saved: Vec<Tensor> = named_params(d).iter().map(|(_, p)| p.value()).collect();
+    let out = f();
     for ((_, p), v) in named_params(d).iter().zip(saved) {
         p.set(v);
     }
-    probe.map_err(|e| {
+    out
+}
+
+/// Whether a gradient through the discriminator can be differentiated again, found by trying:
+/// a probe goes through D in training mode and the gradient of its output with respect to
+/// the samples is asked for with `CreateGraph::Yes`.
+///
+/// # Errors
+/// The op on the path that has no second derivative (batch norm), and what to do instead.
+pub(crate) fn check_second_derivatives(gan: &dyn Gan) -> std::result::Result<(), String> {
+    let Some(batch) = probe(gan) else {
+        return Ok(());
+    };
+    let result = keeping_buffers(gan, || {
+        let tape = Tape::new();
+        let leaf = tape.leaf(batch.real.clone());
+        let out = gan
+            .discriminator()
+            .forward(gan.discriminator_input(leaf, &batch), Mode::Train);
+        tape.grad(&[out.sum()], &[leaf], CreateGraph::Yes)
+            .map(|_| ())
+    });
+    result.map_err(|e| {
         format!(
             "the discriminator of {} cannot be differentiated twice: {e}",
             gan.config().kind()
         )
+    })
+}
+
+/// How many activations the discriminator records besides its output.
+pub(crate) fn feature_count(gan: &dyn Gan) -> usize {
+    let Some(batch) = probe(gan) else {
+        return 0;
+    };
+    keeping_buffers(gan, || {
+        let tape = Tape::new();
+        let x = gan.discriminator_input(tape.constant(batch.real.clone()), &batch);
+        let (_, features) = forward_with_features(gan.discriminator(), x, Mode::Train);
+        features.len().saturating_sub(1)
     })
 }
