@@ -104,7 +104,7 @@ fn eval_run(dir: &Path, args: &EvalArgs) -> Result<()> {
             path.display()
         );
     }
-    let (trainer, _) = checkpoint::load(&path)
+    let (trainer, _) = checkpoint::load_for_sampling(&path)
         .with_context(|| format!("cannot load the run in {}", dir.display()))?;
     let gan = trainer.gan.as_ref();
     let mut out = json!({

@@ -31,6 +31,8 @@ struct Cli {
     command: Option<Command>,
 }
 
+// Parsed once per process: the size of `train`'s many flags costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Train a GAN (with no arguments: DCGAN on the bundled MNIST).

@@ -2,19 +2,22 @@
 //!
 //! Every flag is applied or refused, never ignored: what the run's data order and weights
 //! depend on (`--data`, `--batch-size`, `--seed`, `--k`, `--pack`, the model's sizes) must
-//! match the run; what only steers this process (`--lr`, `--mode-seeking`, `--sample-every`,
-//! `--checkpoint-every`, `--steps`) is applied and recorded. The run's files are checked
+//! match the run, and the objective (`--loss`, the penalties, `--ema`, `--diffaug`) is fixed
+//! when the run starts; what only steers this process (`--lr`, `--lr-g`, `--lr-d`,
+//! `--mode-seeking`, `--sample-every`, `--checkpoint-every`, `--steps`) is applied and
+//! recorded. The run's files are checked
 //! against each other (settings, model, stored tensors) before anything is trained, so an
 //! edited or damaged run is a one-line error rather than a panic deep in a layer.
 
 use crate::data::{self, Kind};
 use crate::flags::{MAX_BATCH, check_flags, check_mode_seeking};
 use crate::run::RunDir;
-use crate::train::{ModelArg, RunSettings, Started, TrainArgs};
+use crate::train::{ModelArg, RunSettings, Started, TrainArgs, check_knobs};
 use anyhow::{Context, Result, bail};
 use gantry_datasets::Split;
 use gantry_gan::checkpoint;
 use gantry_gan::models::ModelConfig;
+use gantry_gan::objective::TermSpec;
 use gantry_tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -28,6 +31,25 @@ use std::path::Path;
 /// asks for a change the run cannot take.
 pub fn resume(args: &TrainArgs, dir: &Path) -> Result<Started> {
     check_flags(args)?;
+    check_knobs(args)?;
+    // The objective is part of what the run is: fixed when it starts.
+    for (flag, given) in [
+        ("--loss", args.loss.is_some()),
+        ("--gp", args.gp.is_some()),
+        ("--r1", args.r1.is_some()),
+        ("--r1-every", args.r1_every.is_some()),
+        ("--drift", args.drift.is_some()),
+        ("--feature-matching", args.feature_matching.is_some()),
+        ("--ema", args.ema.is_some()),
+        ("--diffaug", args.diffaug.is_some()),
+    ] {
+        if given {
+            bail!(
+                "{flag} is fixed when a run starts; the run in {} keeps its own (see its config.json)",
+                dir.display()
+            );
+        }
+    }
     if !dir.join("config.json").is_file() {
         bail!("--resume {}: no run there (no config.json)", dir.display());
     }
@@ -93,9 +115,22 @@ pub fn resume(args: &TrainArgs, dir: &Path) -> Result<Started> {
     if let Some(lr) = args.lr {
         trainer.set_lr(lr);
     }
+    if let Some(lr) = args.lr_g {
+        trainer.set_lr_g(lr);
+    }
+    if let Some(lr) = args.lr_d {
+        trainer.set_lr_d(lr);
+    }
     if let Some(w) = args.mode_seeking {
         check_mode_seeking(w, settings.model)?;
-        trainer.config.mode_seeking = w;
+        let mut objective = trainer.config.objective.clone();
+        objective.terms.retain(|t| t.name != "loss_g_ms");
+        if w > 0.0 {
+            objective.terms.push(TermSpec::new("loss_g_ms", w));
+        }
+        trainer
+            .set_objective(objective)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     check_run(dir, &settings, &model)?;
     let data = data::load(&settings.data, Split::Train, true)?;
@@ -120,7 +155,11 @@ pub fn resume(args: &TrainArgs, dir: &Path) -> Result<Started> {
     let intervals = (settings.sample_every, settings.checkpoint_every);
     settings.sample_every = args.sample_every.unwrap_or(settings.sample_every);
     settings.checkpoint_every = args.checkpoint_every.unwrap_or(settings.checkpoint_every);
-    if intervals != (settings.sample_every, settings.checkpoint_every) || args.lr.is_some() {
+    let steered = args.lr.is_some()
+        || args.lr_g.is_some()
+        || args.lr_d.is_some()
+        || args.mode_seeking.is_some();
+    if intervals != (settings.sample_every, settings.checkpoint_every) || steered {
         config["run"] = serde_json::to_value(&settings)?;
         config["train"] = serde_json::to_value(&trainer.config)?;
         run_dir.write_config(&config)?;

@@ -48,7 +48,7 @@ pub fn run(args: SampleArgs) -> Result<()> {
     let dir = RunDir {
         root: args.run.clone(),
     };
-    let (trainer, _) = checkpoint::load(&dir.checkpoint())
+    let (trainer, _) = checkpoint::load_for_sampling(&dir.checkpoint())
         .with_context(|| format!("cannot load the run in {}", args.run.display()))?;
     let gan = trainer.gan.as_ref();
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);

@@ -10,10 +10,12 @@ use crate::sampling;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use gantry_datasets::Split;
+use gantry_gan::diffaug::DiffAug;
 use gantry_gan::models::{
     CdcganConfig, DcganConfig, DcganVariant, MlpConfig, ModelConfig, Pix2PixConfig,
 };
-use gantry_gan::{GenLoss, OptimConfig, TrainConfig, Trainer, checkpoint};
+use gantry_gan::objective::{ObjectiveConfig, TermSpec, model_terms};
+use gantry_gan::{OptimConfig, StepMetrics, TrainConfig, Trainer, checkpoint};
 use gantry_tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -48,13 +50,9 @@ pub enum OptimizerArg {
     Sgd,
 }
 
-/// The generator's objective.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LossArg {
-    /// Maximise log D(G(z)) (strong early gradients).
-    NonSaturating,
-    /// Minimise log(1 - D(G(z))), the minimax game as written.
-    Minimax,
+/// The names `--loss` takes: every registered loss.
+fn loss_names() -> impl Iterator<Item = &'static str> {
+    gantry_gan::objective::loss::LOSSES.iter().map(|e| e.name)
 }
 
 /// `gantry train`.
@@ -89,18 +87,62 @@ pub struct TrainArgs {
     /// resumed run keeps its own].
     #[arg(long)]
     pub k: Option<usize>,
-    /// Generator loss.
-    #[arg(long, value_enum, default_value = "non-saturating")]
-    pub loss: LossArg,
+    /// The adversarial loss of both players: non-saturating (D: cross-entropy, G: maximise
+    /// log D(G(z))), minimax (G: minimise log(1 - D(G(z)))), hinge (SAGAN, BigGAN), lsgan
+    /// (least squares), wasserstein (a critic; pair it with --gp) [default: non-saturating].
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(loss_names()))]
+    pub loss: Option<String>,
+    /// Weight of the gradient penalty of WGAN-GP in D's loss: (|grad D(x^)| - 1)^2 on random
+    /// interpolates x^ between real and fake samples (10 in the paper). Needs a discriminator
+    /// without batch norm (mlp).
+    #[arg(long)]
+    pub gp: Option<f32>,
+    /// Weight of the R1 penalty in D's loss: |grad D(x)|^2 / 2 on real data (Mescheder et
+    /// al. 2018; StyleGAN uses 10 at 1024^2, less for small images).
+    #[arg(long)]
+    pub r1: Option<f32>,
+    /// Apply R1 every N steps only, with its weight times N (StyleGAN2's lazy regularisation,
+    /// N = 16) [default: 1].
+    #[arg(long)]
+    pub r1_every: Option<u64>,
+    /// Weight of ProGAN's drift term, mean D(x)^2 on real data, in D's loss (0.001 in the
+    /// paper), which keeps a Wasserstein critic's outputs near 0.
+    #[arg(long)]
+    pub drift: Option<f32>,
+    /// Weight of feature matching (Salimans et al. 2016) in G's loss: G matches the batch
+    /// means of D's intermediate activations on real data.
+    #[arg(long)]
+    pub feature_matching: Option<f32>,
+    /// Keep an exponential moving average of G's weights with this decay (0.999 is usual;
+    /// warmed up as min(D, (1+t)/(10+t))); samples, `gantry sample`, `eval` and `translate`
+    /// use the average.
+    #[arg(long)]
+    pub ema: Option<f32>,
+    /// Differentiable augmentation of everything D sees, real and fake (DiffAugment, Zhao et
+    /// al. 2020), as a comma-separated list of color, translation, cutout; for small image
+    /// datasets such as the emoji.
+    #[arg(long)]
+    pub diffaug: Option<String>,
     /// Optimizer of both players.
     #[arg(long, value_enum, default_value = "adam")]
     pub optimizer: OptimizerArg,
-    /// Learning rate [default: 2e-4 for Adam, 0.01 for SGD]; with --resume, changes the run's.
+    /// Learning rate of both players [default: 2e-4 for Adam, 0.01 for SGD]; with --resume,
+    /// changes the run's.
     #[arg(long)]
     pub lr: Option<f32>,
+    /// The generator's learning rate, over --lr (TTUR, Heusel et al. 2017: e.g. --lr-g 1e-4
+    /// --lr-d 4e-4); with --resume, changes the run's.
+    #[arg(long)]
+    pub lr_g: Option<f32>,
+    /// The discriminator's learning rate, over --lr; with --resume, changes the run's.
+    #[arg(long)]
+    pub lr_d: Option<f32>,
     /// Adam's beta1.
     #[arg(long, default_value_t = 0.5)]
     pub beta1: f32,
+    /// Adam's beta2.
+    #[arg(long, default_value_t = 0.999)]
+    pub beta2: f32,
     /// SGD's momentum.
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f32,
@@ -309,17 +351,115 @@ fn model_name(model: ModelArg) -> String {
         .map_or_else(|| format!("{model:?}"), |v| v.get_name().to_string())
 }
 
-fn optim(args: &TrainArgs) -> OptimConfig {
+/// The optimizer of a player whose own learning rate flag holds `own`.
+fn optim(args: &TrainArgs, own: Option<f32>) -> OptimConfig {
     match args.optimizer {
         OptimizerArg::Adam => OptimConfig::Adam {
-            lr: args.lr.unwrap_or(2e-4),
+            lr: own.or(args.lr).unwrap_or(2e-4),
             beta1: args.beta1,
-            beta2: 0.999,
+            beta2: args.beta2,
         },
         OptimizerArg::Sgd => OptimConfig::Sgd {
-            lr: args.lr.unwrap_or(0.01),
+            lr: own.or(args.lr).unwrap_or(0.01),
             momentum: args.momentum,
         },
+    }
+}
+
+/// Refuses learning rates, betas, weights and decays that make no sense, and unknown
+/// augmentations, before anything is read or written.
+pub(crate) fn check_knobs(args: &TrainArgs) -> Result<()> {
+    for (flag, lr) in [
+        ("--lr", args.lr),
+        ("--lr-g", args.lr_g),
+        ("--lr-d", args.lr_d),
+    ] {
+        if let Some(lr) = lr
+            && !(lr > 0.0 && lr.is_finite())
+        {
+            bail!("{flag} {lr} must be a finite learning rate > 0");
+        }
+    }
+    for (flag, beta) in [("--beta1", args.beta1), ("--beta2", args.beta2)] {
+        if !(0.0..1.0).contains(&beta) {
+            bail!("{flag} {beta} must be in [0, 1)");
+        }
+    }
+    for (flag, w) in [
+        ("--gp", args.gp),
+        ("--r1", args.r1),
+        ("--drift", args.drift),
+        ("--feature-matching", args.feature_matching),
+    ] {
+        if let Some(w) = w
+            && !(w >= 0.0 && w.is_finite())
+        {
+            bail!("{flag} {w} must be a finite weight >= 0");
+        }
+    }
+    if args.r1_every == Some(0) {
+        bail!("--r1-every 0: R1 runs every N >= 1 steps");
+    }
+    if args.r1_every.is_some() && args.r1.is_none() {
+        bail!("--r1-every needs --r1 (the penalty's weight)");
+    }
+    if let Some(d) = args.ema
+        && !(d > 0.0 && d < 1.0)
+    {
+        bail!("--ema {d} must be a decay in (0, 1), such as 0.999");
+    }
+    diffaug_policy(args)?;
+    Ok(())
+}
+
+/// The `--diffaug` list.
+fn diffaug_policy(args: &TrainArgs) -> Result<Vec<DiffAug>> {
+    let Some(list) = &args.diffaug else {
+        return Ok(Vec::new());
+    };
+    let mut policy = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        let Some(a) = DiffAug::parse(name) else {
+            bail!(
+                "--diffaug: unknown augmentation {name:?}; choose from color, translation, cutout (comma-separated)"
+            );
+        };
+        if !policy.contains(&a) {
+            policy.push(a);
+        }
+    }
+    Ok(policy)
+}
+
+/// The objective of a new run from the flags: the loss, the model's own terms (pix2pix's
+/// L1), then mode seeking and the penalties.
+fn objective(args: &TrainArgs, model: &ModelConfig, mode_seeking: f32) -> ObjectiveConfig {
+    let mut terms = model_terms(model);
+    if mode_seeking > 0.0 {
+        terms.push(TermSpec::new("loss_g_ms", mode_seeking));
+    }
+    if let Some(w) = args.gp {
+        terms.push(TermSpec::new("gp", w));
+    }
+    if let Some(w) = args.r1 {
+        terms.push(TermSpec {
+            every: args.r1_every.unwrap_or(1),
+            ..TermSpec::new("r1", w)
+        });
+    }
+    if let Some(w) = args.drift {
+        terms.push(TermSpec::new("drift", w));
+    }
+    if let Some(w) = args.feature_matching {
+        terms.push(TermSpec::new("feature_matching", w));
+    }
+    ObjectiveConfig {
+        loss: args
+            .loss
+            .clone()
+            .unwrap_or_else(|| ObjectiveConfig::default().loss),
+        real_label: args.real_label,
+        terms,
     }
 }
 
@@ -433,16 +573,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
             }
         };
         bar.set_position(m.step);
-        bar.set_message(format!(
-            "D {:.3} G {:.3} D(x) {:.2} D(G(z)) {:.2}",
-            m.loss_d, m.loss_g, m.d_real, m.d_fake
-        ));
+        bar.set_message(progress_message(&m));
         let every = |n: u64| n > 0 && m.step.is_multiple_of(n);
         if every(args.log_every) || m.step == target {
             log.write(&m, started.elapsed().as_secs_f64())?;
         }
         if every(settings.sample_every) {
-            sampling::write_step_samples(&run_dir, &trainer, &fixed, &data.kind, m.step)?;
+            trainer.with_sampling_weights(|t| {
+                sampling::write_step_samples(&run_dir, t, &fixed, &data.kind, m.step)
+            })?;
         }
         if every(settings.checkpoint_every) {
             save(&trainer, consumed)?;
@@ -464,7 +603,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
     }
     save(&trainer, consumed)?;
-    let last = sampling::write_step_samples(&run_dir, &trainer, &fixed, &data.kind, trainer.step)?;
+    let step = trainer.step;
+    let last = trainer.with_sampling_weights(|t| {
+        sampling::write_step_samples(&run_dir, t, &fixed, &data.kind, step)
+    })?;
     bar.finish_and_clear();
     if !args.quiet {
         println!(
@@ -478,6 +620,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The progress bar's line: both losses, and D's mean outputs where they are probabilities
+/// (the critic's estimate for Wasserstein).
+fn progress_message(m: &StepMetrics) -> String {
+    let mut text = format!("D {:.3} G {:.3}", m.loss_d, m.loss_g);
+    if let (Some(r), Some(f)) = (m.get("d_real"), m.get("d_fake")) {
+        text += &format!(" D(x) {r:.2} D(G(z)) {f:.2}");
+    } else if let Some(w) = m.get("w_estimate") {
+        text += &format!(" W {w:.3}");
+    }
+    text
 }
 
 /// What training starts from: the locked run directory, its settings, the trainer, the fixed
@@ -495,6 +649,7 @@ pub type Started = (
 /// (the model built, the data loaded) before the run directory is created or locked.
 fn start(args: &TrainArgs) -> Result<Started> {
     check_flags(args)?;
+    check_knobs(args)?;
     let model_arg = args.model.unwrap_or(ModelArg::Dcgan);
     let data_name = args
         .data
@@ -530,17 +685,15 @@ fn start(args: &TrainArgs) -> Result<Started> {
     }
     let train = TrainConfig {
         k: args.k.unwrap_or(1),
-        gen_loss: match args.loss {
-            LossArg::NonSaturating => GenLoss::NonSaturating,
-            LossArg::Minimax => GenLoss::Minimax,
-        },
-        real_label: args.real_label,
-        optim_g: optim(args),
-        optim_d: optim(args),
+        objective: objective(args, &model, mode_seeking),
+        optim_g: optim(args, args.lr_g),
+        optim_d: optim(args, args.lr_d),
         seed,
-        mode_seeking,
+        ema: args.ema,
+        diffaug: diffaug_policy(args)?,
     };
-    let trainer = Trainer::new(gan, train.clone());
+    // Refuses an objective that does not fit the model before anything is written.
+    let trainer = Trainer::new(gan, train.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let stem = format!(
         "{}-{}",
         model.kind(),

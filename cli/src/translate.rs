@@ -73,7 +73,7 @@ pub fn run(args: TranslateArgs) -> Result<()> {
     let dir = RunDir {
         root: args.run.clone(),
     };
-    let (trainer, _) = checkpoint::load(&dir.checkpoint())
+    let (trainer, _) = checkpoint::load_for_sampling(&dir.checkpoint())
         .with_context(|| format!("cannot load the run in {}", args.run.display()))?;
     let ModelConfig::Pix2Pix(config) = trainer.gan.config() else {
         bail!(

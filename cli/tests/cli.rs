@@ -527,7 +527,10 @@ fn cdcgan_draws_a_row_per_class_and_samples_one_label() {
     let config = run_config(&run);
     assert_eq!(config["model"]["model"], "cdcgan");
     // Mode seeking is on by default for the conditional model only.
-    assert_eq!(config["train"]["mode_seeking"], 1.0);
+    assert_eq!(
+        config["train"]["objective"]["terms"],
+        serde_json::json!([{"name": "loss_g_ms", "weight": 1.0, "every": 1}])
+    );
     assert_eq!(config["model"]["num_classes"], 10);
     assert_eq!(config["model"]["dcgan"]["variant"], "dcgan28");
     // Ten rows (one per digit) of ten 28x28 tiles.
@@ -606,7 +609,7 @@ fn cdcgan_draws_a_row_per_class_and_samples_one_label() {
         s(&plain),
     ]);
     let config = run_config(&plain);
-    assert_eq!(config["train"]["mode_seeking"], 0.0);
+    assert_eq!(config["train"]["objective"]["terms"], serde_json::json!([]));
     let err = fails(&[
         "sample",
         "--run",

@@ -171,7 +171,14 @@ fn an_mlp_run_gets_a_self_contained_page_with_plots_samples_and_eval() {
     assert!(config.contains(&("model.g_hidden".into(), "[128, 128, 128]".into())));
 
     let plots = plots(&doc);
-    assert_eq!(plots.len(), 2);
+    // Both losses, D's outputs, then each logged part in a plot of its own.
+    assert_eq!(plots.len(), 5, "{plots:?}");
+    for (plot, part) in plots[2..]
+        .iter()
+        .zip(["loss_d_fake", "loss_d_real", "loss_g_gan"])
+    {
+        assert!(plot.contains(part), "{part} missing from {plot}");
+    }
     for label in [
         "Losses",
         "loss_d (discriminator)",
@@ -277,12 +284,14 @@ fn a_pix2pix_run_plots_its_l1_term_apart() {
     let plots = plots(&doc);
     assert_eq!(
         plots.len(),
-        3,
-        "adversarial losses, loss with L1, D outputs"
+        6,
+        "losses, D outputs, and loss_d_fake, loss_d_real, loss_g_gan, loss_g_l1 each alone"
     );
-    assert!(plots[0].contains("loss_d") && plots[0].contains("loss_g_gan"));
-    assert!(plots[1].contains("loss_g (GAN + L1)") && plots[1].contains("loss_g_l1"));
-    assert!(plots[2].contains("D(x)"));
+    assert!(plots[0].contains("loss_d") && plots[0].contains("loss_g (generator)"));
+    assert!(plots[1].contains("D(x)"));
+    // The L1 term, a hundred times the others, has a plot of its own.
+    let l1 = plots.iter().find(|p| p.contains("loss_g_l1")).unwrap();
+    assert!(!l1.contains("loss_g_gan"));
     let header = text(doc.select(&sel("header")).next().unwrap());
     assert!(header.contains("pix2pix on edges2digits") && header.contains("4 steps"));
 }

@@ -1,7 +1,8 @@
 //! Checkpoints: everything needed to resume training exactly, in one safetensors file.
 //!
 //! Tensors: the generator (`G.*`) and discriminator (`D.*`) state dicts, both optimizers'
-//! state (`opt_g.*`, `opt_d.*`) and any fixed tensors the caller keeps (the sample noise).
+//! state (`opt_g.*`, `opt_d.*`), the generator's averaged weights where training keeps an
+//! average (`ema.*`) and any fixed tensors the caller keeps (the sample noise).
 //! Metadata: the model and training configurations as JSON, the step counter, the noise
 //! stream's position, and a free-form JSON object for the caller (where the data iterator
 //! stands). The file is written to a temporary sibling and renamed, so a crash while saving
@@ -9,6 +10,7 @@
 
 use crate::error::{GanError, Result};
 use crate::models::ModelConfig;
+use crate::objective::TermSpec;
 use crate::train::{TrainConfig, Trainer};
 use gantry_nn::state_dict::{
     LoadOptions, load_tensors, read_safetensors, state_dict, write_safetensors,
@@ -217,6 +219,9 @@ pub fn save(
     tensors.extend(prefixed("D", state_dict(d)));
     tensors.extend(prefixed("opt_g", trainer.opt_g.state(g)));
     tensors.extend(prefixed("opt_d", trainer.opt_d.state(d)));
+    if let Some(ema) = &trainer.ema {
+        tensors.extend(prefixed("ema", ema.tensors().to_vec()));
+    }
     tensors.extend(prefixed("fixed", fixed.to_vec()));
     let mut meta = BTreeMap::new();
     meta.insert("format".to_string(), FORMAT.to_string());
@@ -263,6 +268,50 @@ fn parse_meta<T: for<'de> Deserialize<'de>>(
     serde_json::from_str(raw).map_err(|e| bad(format!("metadata `{key}` is invalid: {e}")))
 }
 
+/// The training configuration in `meta`. Checkpoints written before objectives existed
+/// store `gen_loss`, `real_label` and `mode_seeking` instead, and pix2pix's L1 weight in the
+/// model: they become the equivalent objective.
+fn train_config(
+    path: &Path,
+    meta: &BTreeMap<String, String>,
+    model: &ModelConfig,
+) -> Result<TrainConfig> {
+    let mut raw: serde_json::Value = parse_meta(path, meta, "train")?;
+    let bad = |message: String| GanError::Checkpoint {
+        path: path.to_path_buf(),
+        message,
+    };
+    if let Some(old) = raw.as_object_mut().filter(|o| !o.contains_key("objective")) {
+        let loss = old
+            .remove("gen_loss")
+            .unwrap_or_else(|| "non-saturating".into());
+        let real_label = old.remove("real_label").unwrap_or(1.0.into());
+        let mut terms = crate::objective::model_terms(model);
+        let ms = old.remove("mode_seeking").and_then(|v| v.as_f64());
+        if let Some(w) = ms.filter(|w| *w > 0.0) {
+            terms.push(TermSpec::new("loss_g_ms", w as f32));
+        }
+        let objective = serde_json::json!({
+            "loss": loss,
+            "real_label": real_label,
+            "terms": terms,
+        });
+        old.insert("objective".into(), objective);
+    }
+    serde_json::from_value(raw).map_err(|e| bad(format!("metadata `train` is invalid: {e}")))
+}
+
+/// Loads a checkpoint for sampling: as [`load`], with the generator holding its averaged
+/// weights where training kept an average.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_for_sampling(path: &Path) -> Result<(Trainer, Extras)> {
+    let (mut trainer, extras) = load(path)?;
+    trainer.use_sampling_weights();
+    Ok((trainer, extras))
+}
+
 /// Loads a checkpoint: rebuilds the model from its stored configuration, restores weights,
 /// buffers, both optimizers, the step counter and the noise stream.
 ///
@@ -273,7 +322,7 @@ pub fn load(path: &Path) -> Result<(Trainer, Extras)> {
     let file = read_safetensors(path)?;
     let meta = &file.metadata;
     let model: ModelConfig = parse_meta(path, meta, "model")?;
-    let train: TrainConfig = parse_meta(path, meta, "train")?;
+    let train = train_config(path, meta, &model)?;
     let step: u64 = parse_meta(path, meta, "step")?;
     let rng_state: RngState = parse_meta(path, meta, "rng")?;
     let extra: serde_json::Value = parse_meta(path, meta, "extra")?;
@@ -326,13 +375,20 @@ pub fn load(path: &Path) -> Result<(Trainer, Extras)> {
     };
     load_tensors(gan.generator(), &take("G"), &strict, path)?;
     load_tensors(gan.discriminator(), &take("D"), &strict, path)?;
-    let mut trainer = Trainer::new(gan, train);
+    let mut trainer = Trainer::new(gan, train)?;
     trainer
         .opt_g
         .load_state(trainer.gan.generator(), &take("opt_g"))?;
     trainer
         .opt_d
         .load_state(trainer.gan.discriminator(), &take("opt_d"))?;
+    if let Some(ema) = &mut trainer.ema {
+        // A run that turned the average on at resume has none saved: it starts from G.
+        let saved = take("ema");
+        if !saved.is_empty() {
+            ema.load(&saved).map_err(|e| bad(&e.to_string()))?;
+        }
+    }
     trainer.step = step;
     trainer.rng = rng;
     Ok((

@@ -45,6 +45,13 @@ pub enum GanError {
         /// What is wrong.
         message: String,
     },
+    /// An objective names an unknown loss or term, has a nonsensical setting, or does not fit
+    /// the model.
+    #[error("objective: {message}")]
+    Objective {
+        /// What is wrong and what would work.
+        message: String,
+    },
     /// A layer, optimizer or state-dict error.
     #[error(transparent)]
     Nn(#[from] gantry_nn::NnError),

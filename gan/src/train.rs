@@ -6,27 +6,25 @@
 //! the discriminator sees the fake batch as a constant, and is frozen (its weights enter as
 //! constants) while the generator learns, so no gradient leaks either way and none is
 //! computed that is not needed.
+//!
+//! What each player minimises is the [`crate::objective`]'s: the loop sums the named parts it
+//! returns and logs each by name. Where configured, everything D sees (real and fake) goes
+//! through [`crate::diffaug`] on the tape, and the generator's weights are averaged
+//! ([`Ema`]) after each of its updates.
 
+use crate::diffaug::{self, DiffAug};
+use crate::ema::Ema;
 use crate::error::{GanError, Result};
-use crate::models::{Batch, Gan};
-use gantry_autodiff::{Reduction, Tape, Var};
+use crate::models::{Batch, Gan, ModelConfig};
+use crate::objective::{DContext, GContext, Objective, ObjectiveConfig, score};
+use gantry_autodiff::{Tape, Var};
 use gantry_nn::optim::{AdamConfig, Optimizer, SgdConfig};
-use gantry_nn::{Mode, loss, set_requires_grad};
+use gantry_nn::{Mode, set_requires_grad};
 use gantry_tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-
-/// The generator's objective.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum GenLoss {
-    /// Maximise `log D(G(z))`: strong gradients early in training (the paper's advice).
-    #[default]
-    NonSaturating,
-    /// Minimise `log(1 - D(G(z)))`: the minimax game as written.
-    Minimax,
-}
+use std::collections::BTreeMap;
 
 /// An optimizer's settings, serialisable into checkpoints.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,63 +90,62 @@ impl OptimConfig {
 pub struct TrainConfig {
     /// Discriminator steps per generator step (Algorithm 1's `k`).
     pub k: usize,
-    /// The generator's objective.
-    pub gen_loss: GenLoss,
-    /// Target for real samples in D's loss: 1, or less for one-sided label smoothing (0.9).
-    pub real_label: f32,
+    /// What each player minimises: an adversarial loss and extra terms.
+    pub objective: ObjectiveConfig,
     /// The generator's optimizer.
     pub optim_g: OptimConfig,
     /// The discriminator's optimizer.
     pub optim_d: OptimConfig,
     /// Seed of the noise and of every tape's random stream.
     pub seed: u64,
-    /// Weight of the mode-seeking term of Mao et al. (2019) in the generator's loss; 0 for
-    /// none. With a weight `w`, the generator's step draws two noise batches `z1`, `z2` for
-    /// the same batch (same labels) and adds `w / (mean|G(z1) - G(z2)| / mean|z1 - z2| + 1e-5)`:
-    /// samples must differ as their noise does, which counters a label-conditional generator
-    /// that learns to ignore `z`. Needs a model driven by noise (not pix2pix).
-    #[serde(default)]
-    pub mode_seeking: f32,
+    /// Decay of an exponential moving average of the generator's weights (0.999, with a
+    /// warm-up; see [`Ema`]), used for samples; `None`: no average.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema: Option<f32>,
+    /// Differentiable augmentation of everything the discriminator sees (DiffAugment).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diffaug: Vec<DiffAug>,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             k: 1,
-            gen_loss: GenLoss::NonSaturating,
-            real_label: 1.0,
+            objective: ObjectiveConfig::default(),
             optim_g: OptimConfig::adam_gan(),
             optim_d: OptimConfig::adam_gan(),
             seed: 0,
-            mode_seeking: 0.0,
+            ema: None,
+            diffaug: Vec::new(),
         }
     }
 }
 
-/// What one iteration measured.
+/// What one iteration measured: both players' losses and every named part and figure the
+/// objective reported (`loss_d_real`, `loss_d_fake`, `gp`, `d_real`, `w_estimate`, ...).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
     /// The iteration number (1-based).
     pub step: u64,
     /// The discriminator's loss (of its last step).
     pub loss_d: f32,
-    /// The generator's loss (GAN term plus L1 term).
+    /// The generator's loss.
     pub loss_g: f32,
-    /// Mean `D(x)` on the real batch (probability).
-    pub d_real: f32,
-    /// Mean `D(G(z))` before the discriminator's update.
-    pub d_fake: f32,
-    /// Mean `D(G(z))` after it, as the generator's step saw it.
-    pub d_fake_g: f32,
-    /// The generator's GAN term, where an L1 term is added (pix2pix).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub loss_g_gan: Option<f32>,
-    /// The generator's weighted L1 term (pix2pix).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub loss_g_l1: Option<f32>,
-    /// The generator's weighted mode-seeking term, where [`TrainConfig::mode_seeking`] is on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loss_g_ms: Option<f32>,
+    /// The parts of both losses and the logged figures, by name. The discriminator's are
+    /// from its last step of the iteration.
+    #[serde(flatten)]
+    pub parts: BTreeMap<String, f32>,
+}
+
+impl StepMetrics {
+    /// The value logged under `name`, if the objective logged it.
+    pub fn get(&self, name: &str) -> Option<f32> {
+        match name {
+            "loss_d" => Some(self.loss_d),
+            "loss_g" => Some(self.loss_g),
+            _ => self.parts.get(name).copied(),
+        }
+    }
 }
 
 /// A model, its two optimizers, and where training stands.
@@ -165,6 +162,9 @@ pub struct Trainer {
     pub step: u64,
     /// The stream noise is drawn from.
     pub rng: ChaCha8Rng,
+    /// The moving average of the generator's weights, where [`TrainConfig::ema`] is set.
+    pub ema: Option<Ema>,
+    objective: Objective,
 }
 
 /// A seed for the tape of one phase of one step, so that dropout masks depend only on the
@@ -177,10 +177,6 @@ fn tape_seed(seed: u64, step: u64, phase: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn mean_prob(logits: &Tensor) -> f32 {
-    logits.sigmoid().mean_all()
-}
-
 fn check(step: u64, what: &'static str, value: f32) -> Result<()> {
     if value.is_finite() {
         Ok(())
@@ -191,23 +187,92 @@ fn check(step: u64, what: &'static str, value: f32) -> Result<()> {
 
 impl Trainer {
     /// A trainer at step 0 with fresh optimizers.
-    pub fn new(gan: Box<dyn Gan>, config: TrainConfig) -> Self {
-        Trainer {
+    ///
+    /// # Errors
+    /// [`GanError::Objective`] if the objective names an unknown loss or term, has a
+    /// nonsensical setting or does not fit the model (mode seeking without noise, a penalty
+    /// through a discriminator without second derivatives), or the EMA decay or augmentation
+    /// does not fit.
+    pub fn new(gan: Box<dyn Gan>, config: TrainConfig) -> Result<Self> {
+        let objective = config.objective.build()?;
+        objective.check(gan.as_ref())?;
+        if let Some(d) = config.ema
+            && !(d > 0.0 && d < 1.0)
+        {
+            return Err(GanError::Objective {
+                message: format!("the EMA decay {d} must be in (0, 1), such as 0.999"),
+            });
+        }
+        if !config.diffaug.is_empty() {
+            check_diffaug(gan.as_ref())?;
+        }
+        Ok(Trainer {
             opt_g: config.optim_g.build(),
             opt_d: config.optim_d.build(),
             rng: ChaCha8Rng::seed_from_u64(config.seed ^ 0x6761_6e74_7279),
+            ema: config.ema.map(|d| Ema::new(d, gan.generator())),
             gan,
             config,
             step: 0,
-        }
+            objective,
+        })
     }
 
-    /// Changes both optimizers' learning rate (e.g. when resuming with another one).
-    pub fn set_lr(&mut self, lr: f32) {
+    /// Changes the generator's learning rate (e.g. when resuming with another one).
+    pub fn set_lr_g(&mut self, lr: f32) {
         self.opt_g.set_lr(lr);
-        self.opt_d.set_lr(lr);
         self.config.optim_g = self.config.optim_g.with_lr(lr);
+    }
+
+    /// Changes the discriminator's learning rate.
+    pub fn set_lr_d(&mut self, lr: f32) {
+        self.opt_d.set_lr(lr);
         self.config.optim_d = self.config.optim_d.with_lr(lr);
+    }
+
+    /// Changes both optimizers' learning rate.
+    pub fn set_lr(&mut self, lr: f32) {
+        self.set_lr_g(lr);
+        self.set_lr_d(lr);
+    }
+
+    /// Changes the objective (e.g. another mode-seeking weight on resume).
+    ///
+    /// # Errors
+    /// As [`Trainer::new`]; the trainer is unchanged then.
+    pub fn set_objective(&mut self, objective: ObjectiveConfig) -> Result<()> {
+        let built = objective.build()?;
+        built.check(self.gan.as_ref())?;
+        self.objective = built;
+        self.config.objective = objective;
+        Ok(())
+    }
+
+    /// Whether the discriminator's outputs through a sigmoid are probabilities under this
+    /// objective (the cross-entropy losses).
+    pub fn d_outputs_are_probabilities(&self) -> bool {
+        self.objective.probabilities()
+    }
+
+    /// Runs `f` with the generator holding its averaged weights where there is an average
+    /// (samples are drawn from it), its own otherwise; the trained weights are back after.
+    pub fn with_sampling_weights<R>(&mut self, f: impl FnOnce(&Trainer) -> R) -> R {
+        let Some(mut ema) = self.ema.take() else {
+            return f(self);
+        };
+        ema.swap(self.gan.generator());
+        let out = f(self);
+        ema.swap(self.gan.generator());
+        self.ema = Some(ema);
+        out
+    }
+
+    /// Puts the averaged weights into the generator for good, where there is an average: for
+    /// sampling from a loaded checkpoint that will not train on.
+    pub fn use_sampling_weights(&mut self) {
+        if let Some(mut ema) = self.ema.take() {
+            ema.swap(self.gan.generator());
+        }
     }
 
     /// One iteration: `k` discriminator steps on batches from `next_batch`, then one generator
@@ -224,85 +289,150 @@ impl Trainer {
             config,
             step,
             rng,
+            ema,
+            objective,
         } = self;
         let (gan, opt_d) = (gan.as_ref(), opt_d.as_mut());
         let (g, d) = (gan.generator(), gan.discriminator());
         let now = *step + 1;
         let k = config.k.max(1) as u64;
-        // Refused before any discriminator step can change the model.
-        if config.mode_seeking > 0.0 && gan.noise(1, &mut ChaCha8Rng::seed_from_u64(0)).is_none() {
-            return Err(GanError::Batch {
-                step: now,
-                message: format!(
-                    "mode seeking compares samples of two noise batches; {} draws no noise",
-                    gan.config().kind()
-                ),
-            });
-        }
+        let run = Run {
+            gan,
+            objective,
+            config,
+            step: now,
+        };
         // Algorithm 1's extra discriminator steps, each on its own real and fake batch.
         for j in 0..k - 1 {
             let batch = checked(gan, next_batch(), now)?;
             let tape = Tape::with_seed(tape_seed(config.seed, now, 2 * j));
             let fake = generate(gan, &tape, &batch, rng).value();
-            discriminator_step(gan, opt_d, config, &batch, &fake, now, j)?;
+            run.discriminator_step(opt_d, &batch, &fake, j)?;
         }
         // The last one shares its fake batch with the generator's step.
         let batch = checked(gan, next_batch(), now)?;
         let tape = Tape::with_seed(tape_seed(config.seed, now, 2 * (k - 1)));
-        let (fake, mode_seeking) = if config.mode_seeking > 0.0 {
-            let (fake, term) = generate_twins(gan, &tape, &batch, rng);
-            (fake, Some(term.mul_scalar(config.mode_seeking)))
+        let (fake, twin) = if objective.needs_twins() {
+            let (fake, twin, dz) = generate_twins(gan, &tape, &batch, rng);
+            (fake, Some((twin, dz)))
         } else {
             (generate(gan, &tape, &batch, rng), None)
         };
-        let (loss_d, d_real, d_fake) =
-            discriminator_step(gan, opt_d, config, &batch, &fake.value(), now, k - 1)?;
+        let (loss_d, mut parts) = run.discriminator_step(opt_d, &batch, &fake.value(), k - 1)?;
 
         set_requires_grad(d, false);
-        let logits = d.forward(gan.discriminator_input(fake, &batch), Mode::Train);
+        let seen = run.augmented(fake, &tape);
+        let fake_logits = score(gan, &batch, seen);
+        let g_parts = objective.generator(&GContext {
+            gan,
+            batch: &batch,
+            tape: &tape,
+            fake,
+            fake_logits,
+            twin,
+            step: now,
+        });
         set_requires_grad(d, true);
-        let gan_term = match config.gen_loss {
-            GenLoss::NonSaturating => {
-                loss::bce_with_logits(logits, &loss::full_like(&logits, 1.0), Reduction::Mean)
-            }
-            GenLoss::Minimax => {
-                loss::bce_with_logits(logits, &loss::full_like(&logits, 0.0), Reduction::Mean).neg()
-            }
-        };
-        let (loss_g, parts) = match gan.l1_weight() {
-            w if w > 0.0 => {
-                let l1 = loss::l1(fake, &batch.real, Reduction::Mean).mul_scalar(w);
-                (
-                    gan_term.add(l1),
-                    Some((gan_term.value().item(), l1.value().item())),
-                )
-            }
-            _ => (gan_term, None),
-        };
-        let loss_g = match mode_seeking {
-            Some(term) => loss_g.add(term),
-            None => loss_g,
-        };
+        let g_parts = g_parts?;
+        let loss_g = g_parts.total(1.0);
         let loss_g_value = loss_g.value().item();
-        let loss_g_ms = mode_seeking.map(|t| t.value().item());
         check(now, "loss_g", loss_g_value)?;
         let grads = loss_g.backward();
-        let d_fake_g = mean_prob(&logits.value());
+        parts.extend(g_parts.values(1.0));
         // The tape holds the parameters' values: without it the optimizer updates them in place.
         drop(tape);
         opt_g.step(g, &grads)?;
+        if let Some(ema) = ema {
+            ema.update(g, now - 1);
+        }
         *step = now;
         Ok(StepMetrics {
             step: now,
             loss_d,
             loss_g: loss_g_value,
-            d_real,
-            d_fake,
-            d_fake_g,
-            loss_g_gan: parts.map(|p| p.0),
-            loss_g_l1: parts.map(|p| p.1),
-            loss_g_ms,
+            parts: parts.into_iter().collect(),
         })
+    }
+}
+
+/// Refuses augmentation for a model whose discriminator does not judge plain images.
+fn check_diffaug(gan: &dyn Gan) -> Result<()> {
+    let refuse = |why: String| {
+        Err(GanError::Objective {
+            message: format!("diffaug: {why}"),
+        })
+    };
+    match gan.config() {
+        ModelConfig::Pix2Pix(_) => refuse(
+            "pix2pix's discriminator judges an input beside its output; augmenting the output alone would break the pair".into(),
+        ),
+        ModelConfig::Mlp(c) if c.sample_shape.len() != 3 => refuse(format!(
+            "the samples are points of shape {:?}, not images; colour, translation and cutout need [C, H, W] images",
+            c.sample_shape
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What every discriminator step of one iteration shares.
+struct Run<'a> {
+    gan: &'a dyn Gan,
+    objective: &'a Objective,
+    config: &'a TrainConfig,
+    step: u64,
+}
+
+impl Run<'_> {
+    /// `x` as the discriminator sees it: augmented where DiffAugment is on, with a draw from
+    /// the tape's stream.
+    fn augmented<'t>(&self, x: Var<'t>, tape: &'t Tape) -> Var<'t> {
+        if self.config.diffaug.is_empty() {
+            return x;
+        }
+        let mut rng = tape.rng();
+        diffaug::augment(x, &self.config.diffaug, &mut *rng)
+    }
+
+    /// One discriminator update on a real batch and a (constant) fake batch: returns the loss
+    /// and its named parts.
+    fn discriminator_step(
+        &self,
+        opt_d: &mut dyn Optimizer,
+        batch: &Batch,
+        fake: &Tensor,
+        j: u64,
+    ) -> Result<(f32, Vec<(String, f32)>)> {
+        let gan = self.gan;
+        let tape = Tape::with_seed(tape_seed(self.config.seed, self.step, 2 * j + 1));
+        let real = self.augmented(tape.constant(batch.real.clone()), &tape);
+        let fake = self.augmented(tape.constant(fake.clone()), &tape);
+        let (real_logits, fake_logits) = if gan.fake_first() {
+            let f = score(gan, batch, fake);
+            (score(gan, batch, real), f)
+        } else {
+            let r = score(gan, batch, real);
+            (r, score(gan, batch, fake))
+        };
+        let parts = self.objective.discriminator(&DContext {
+            gan,
+            batch,
+            tape: &tape,
+            real: real.value(),
+            fake: fake.value(),
+            real_logits,
+            fake_logits,
+            step: self.step,
+        })?;
+        let scale = gan.d_loss_scale();
+        let loss_d = parts.total(scale);
+        let value = loss_d.value().item();
+        check(self.step, "loss_d", value)?;
+        let grads = loss_d.backward();
+        let values = parts.values(scale);
+        // The tape holds the parameters' values: without it the optimizer updates them in place.
+        drop(tape);
+        opt_d.step(gan.discriminator(), &grads)?;
+        Ok((value, values))
     }
 }
 
@@ -344,20 +474,20 @@ fn generate<'t>(gan: &dyn Gan, tape: &'t Tape, batch: &Batch, rng: &mut ChaCha8R
     gan.generator().forward(tape.constant(input), Mode::Train)
 }
 
-/// Mode seeking: the generator's output for `batch` from noise `z1` (the fake batch of the
-/// step), and the unweighted term `1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + 1e-5)` for a
-/// second noise batch `z2` with the same labels. Both run as one batch of `2N`, so batch
-/// norm sees one set of statistics per step, as without the term.
+/// For mode seeking: the generator's output for `batch` from noise `z1` (the fake batch of
+/// the step), its output for a second noise batch `z2` with the same labels, and `mean|z1 -
+/// z2|`. Both run as one batch of `2N`, so batch norm sees one set of statistics per step,
+/// as without the term.
 fn generate_twins<'t>(
     gan: &dyn Gan,
     tape: &'t Tape,
     batch: &Batch,
     rng: &mut ChaCha8Rng,
-) -> (Var<'t>, Var<'t>) {
+) -> (Var<'t>, Var<'t>, f32) {
     let n = batch.len();
     let mut noise = || {
         gan.noise(n, rng)
-            .expect("train_step refuses mode seeking for a model without noise")
+            .expect("the objective refuses mode seeking for a model without noise")
     };
     let (z1, z2) = (noise(), noise());
     let dz = mean_abs_diff(&z1, &z2);
@@ -367,19 +497,7 @@ fn generate_twins<'t>(
         &[&gan.latent_input(z1, labels), &gan.latent_input(z2, labels)],
     );
     let both = gan.generator().forward(tape.constant(input), Mode::Train);
-    let (fake, twin) = (both.slice_axis(0, 0, n), both.slice_axis(0, n, 2 * n));
-    (fake, mode_seeking_term(fake, twin, dz))
-}
-
-/// `1 / (mean|a - b| / dz + 1e-5)`: large when two samples of different noise (`dz` apart
-/// on average) are alike.
-fn mode_seeking_term<'t>(a: Var<'t>, b: Var<'t>, dz: f32) -> Var<'t> {
-    a.sub(b)
-        .abs()
-        .mean()
-        .mul_scalar(1.0 / dz)
-        .add_scalar(1e-5)
-        .powf(-1.0)
+    (both.slice_axis(0, 0, n), both.slice_axis(0, n, 2 * n), dz)
 }
 
 /// `mean|a - b|` of two tensors of one shape.
@@ -393,76 +511,9 @@ fn mean_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     (sum / a.len().max(1) as f64) as f32
 }
 
-/// The discriminator's logits for sample `x` of `batch`, in training mode.
-fn score<'t>(gan: &dyn Gan, batch: &Batch, x: Var<'t>) -> Var<'t> {
-    gan.discriminator()
-        .forward(gan.discriminator_input(x, batch), Mode::Train)
-}
-
-/// One discriminator update on a real batch and a (constant) fake batch: returns the loss,
-/// mean `D(x)` and mean `D(G(z))`.
-fn discriminator_step(
-    gan: &dyn Gan,
-    opt_d: &mut dyn Optimizer,
-    config: &TrainConfig,
-    batch: &Batch,
-    fake: &Tensor,
-    step: u64,
-    j: u64,
-) -> Result<(f32, f32, f32)> {
-    let tape = Tape::with_seed(tape_seed(config.seed, step, 2 * j + 1));
-    let (real_logits, fake_logits) = if gan.fake_first() {
-        let f = score(gan, batch, tape.constant(fake.clone()));
-        (score(gan, batch, tape.constant(batch.real.clone())), f)
-    } else {
-        let r = score(gan, batch, tape.constant(batch.real.clone()));
-        (r, score(gan, batch, tape.constant(fake.clone())))
-    };
-    let real_target = loss::full_like(&real_logits, config.real_label);
-    let loss_real = loss::bce_with_logits(real_logits, &real_target, Reduction::Mean);
-    let loss_fake = loss::bce_with_logits(
-        fake_logits,
-        &loss::full_like(&fake_logits, 0.0),
-        Reduction::Mean,
-    );
-    let loss_d = loss_real.add(loss_fake).mul_scalar(gan.d_loss_scale());
-    let value = loss_d.value().item();
-    check(step, "loss_d", value)?;
-    let grads = loss_d.backward();
-    let (d_real, d_fake) = (
-        mean_prob(&real_logits.value()),
-        mean_prob(&fake_logits.value()),
-    );
-    // The tape holds the parameters' values: without it the optimizer updates them in place.
-    drop(tape);
-    opt_d.step(gan.discriminator(), &grads)?;
-    Ok((value, d_real, d_fake))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_mode_seeking_term_is_large_for_alike_samples_and_pushes_them_apart() {
-        let tape = Tape::new();
-        let same = tape.constant(Tensor::from_vec(&[2], vec![0.5, -0.5]));
-        let t = mode_seeking_term(same, same, 1.0).value().item();
-        assert!((t - 1e5).abs() < 1.0, "{t}");
-
-        let a = tape.leaf(Tensor::from_vec(&[2], vec![1.0, -3.0]));
-        let b = tape.constant(Tensor::zeros(&[2]));
-        // mean|a - b| = 2, noise 4 apart: 1 / (0.5 + 1e-5).
-        let term = mode_seeking_term(a, b, 4.0);
-        assert!((term.value().item() - 1.0 / 0.50001).abs() < 1e-5);
-        let g = term.backward().get(a).unwrap().to_vec();
-        // Descending the term moves each element of `a` away from `b`.
-        assert!(g[0] < 0.0 && g[1] > 0.0, "{g:?}");
-        assert!(
-            (g[0] + 0.5).abs() < 1e-3,
-            "d/da0 = -1/(4 * 0.25 * 2) = -0.5, got {g:?}"
-        );
-    }
 
     #[test]
     fn mean_abs_diff_of_known_tensors() {

@@ -25,6 +25,7 @@
 
 use crate::error::{Result, config_error};
 use crate::models::{Batch, DcganConfig, MlpConfig, MlpOutput, ModelConfig, Pix2PixConfig};
+use crate::objective::ObjectiveConfig;
 use crate::train::{OptimConfig, TrainConfig, Trainer};
 use gantry_tensor::Tensor;
 use rand::SeedableRng;
@@ -355,9 +356,11 @@ impl Workload {
             gan,
             TrainConfig {
                 seed,
+                // pix2pix's L1 term, as the reference's.
+                objective: ObjectiveConfig::default_for(&model),
                 ..self.train_config()
             },
-        );
+        )?;
         let mut image =
             |c: usize| Tensor::rand_uniform(&[batch, c, size, size], -1.0, 1.0, &mut rng);
         let data = match self {

@@ -1,9 +1,12 @@
 //! The trainer and checkpoints: resuming is exact, bad losses stop training, models validate.
 
+use gantry_gan::diffaug::DiffAug;
 use gantry_gan::models::{
-    Batch, CdcganConfig, DcganConfig, DcganVariant, MlpConfig, ModelConfig, Pix2PixConfig,
+    Batch, CdcganConfig, DcganConfig, DcganVariant, MlpConfig, MlpOutput, ModelConfig,
+    Pix2PixConfig,
 };
-use gantry_gan::{GanError, GenLoss, OptimConfig, TrainConfig, Trainer, checkpoint};
+use gantry_gan::objective::{ObjectiveConfig, TermSpec};
+use gantry_gan::{GanError, OptimConfig, TrainConfig, Trainer, checkpoint};
 use gantry_nn::state_dict::state_dict;
 use gantry_tensor::Tensor;
 use rand::SeedableRng;
@@ -105,6 +108,13 @@ fn run(trainer: &mut Trainer, model: &ModelConfig, steps: u64, consumed: &mut u6
 fn everything(trainer: &Trainer) -> Vec<(String, Vec<f32>)> {
     let (g, d) = (trainer.gan.generator(), trainer.gan.discriminator());
     let mut all: Vec<(String, Vec<f32>)> = Vec::new();
+    if let Some(ema) = &trainer.ema {
+        all.extend(
+            ema.tensors()
+                .iter()
+                .map(|(k, t)| (format!("ema.{k}"), t.to_vec())),
+        );
+    }
     for (prefix, items) in [
         ("G", state_dict(g)),
         ("D", state_dict(d)),
@@ -134,6 +144,7 @@ fn save_resume_continue_equals_training_straight() {
                 model.build(&mut ChaCha8Rng::seed_from_u64(9)).unwrap(),
                 config.clone(),
             )
+            .unwrap()
         };
 
         let mut straight = build();
@@ -170,7 +181,7 @@ fn save_resume_continue_equals_training_straight() {
 fn a_non_finite_loss_stops_before_any_update() {
     let model = ModelConfig::Mlp(MlpConfig::points());
     let gan = model.build(&mut ChaCha8Rng::seed_from_u64(0)).unwrap();
-    let mut trainer = Trainer::new(gan, TrainConfig::default());
+    let mut trainer = Trainer::new(gan, TrainConfig::default()).unwrap();
     let mut consumed = 0;
     run(&mut trainer, &model, 2, &mut consumed);
     let before = everything(&trainer);
@@ -198,7 +209,10 @@ fn k_discriminator_steps_consume_k_batches_and_minimax_is_negative() {
     let gan = model.build(&mut ChaCha8Rng::seed_from_u64(0)).unwrap();
     let config = TrainConfig {
         k: 3,
-        gen_loss: GenLoss::Minimax,
+        objective: ObjectiveConfig {
+            loss: "minimax".into(),
+            ..Default::default()
+        },
         optim_g: OptimConfig::Sgd {
             lr: 0.01,
             momentum: 0.9,
@@ -209,7 +223,7 @@ fn k_discriminator_steps_consume_k_batches_and_minimax_is_negative() {
         },
         ..Default::default()
     };
-    let mut trainer = Trainer::new(gan, config);
+    let mut trainer = Trainer::new(gan, config).unwrap();
     let mut consumed = 0;
     run(&mut trainer, &model, 2, &mut consumed);
     assert_eq!(consumed, 6);
@@ -217,7 +231,8 @@ fn k_discriminator_steps_consume_k_batches_and_minimax_is_negative() {
     let m = trainer.train_step(&mut next).unwrap();
     // log(1 - D(G(z))) < 0, and it is what the minimax generator reports.
     assert!(m.loss_g < 0.0, "minimax loss {}", m.loss_g);
-    assert!((m.loss_g - (1.0 - m.d_fake_g).ln()).abs() < 0.05, "{m:?}");
+    let d_fake_g = m.get("d_fake_g").unwrap();
+    assert!((m.loss_g - (1.0 - d_fake_g).ln()).abs() < 0.05, "{m:?}");
 }
 
 #[test]
@@ -225,11 +240,15 @@ fn pix2pix_reports_its_loss_parts() {
     let model = models().swap_remove(1);
     let mut trainer = Trainer::new(
         model.build(&mut ChaCha8Rng::seed_from_u64(1)).unwrap(),
-        TrainConfig::default(),
-    );
+        TrainConfig {
+            objective: ObjectiveConfig::default_for(&model),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut next = || batch_for(&model, 0);
     let m = trainer.train_step(&mut next).unwrap();
-    let (gan, l1) = (m.loss_g_gan.unwrap(), m.loss_g_l1.unwrap());
+    let (gan, l1) = (m.get("loss_g_gan").unwrap(), m.get("loss_g_l1").unwrap());
     assert!((gan + l1 - m.loss_g).abs() < 1e-4);
     // 100 * mean |G(A) - B| with B uniform in [-1, 1] and G(A) near 0 at the start.
     assert!(l1 > 20.0 && l1 < 80.0, "weighted L1 {l1}");
@@ -340,7 +359,7 @@ fn checkpoints_name_what_is_wrong() {
     let e = checkpoint::load(&plain).err().unwrap().to_string();
     assert!(e.contains("not a gantry checkpoint"), "{e}");
     // Truncated: the first half of a real checkpoint.
-    let trainer = Trainer::new(gan, TrainConfig::default());
+    let trainer = Trainer::new(gan, TrainConfig::default()).unwrap();
     let good = dir.join("good.safetensors");
     checkpoint::save(&good, &trainer, &[], &serde_json::json!({})).unwrap();
     let bytes = std::fs::read(&good).unwrap();
@@ -379,7 +398,7 @@ fn packed_models_train_with_finite_losses_and_packed_discriminators() {
         let logits = gan.discriminator().forward(x, gantry_nn::Mode::Eval);
         assert_eq!(logits.shape()[0], n / 2, "{what}");
 
-        let mut trainer = Trainer::new(gan, TrainConfig::default());
+        let mut trainer = Trainer::new(gan, TrainConfig::default()).unwrap();
         let mut consumed = 0;
         for _ in 0..2 {
             let mut next = || {
@@ -387,7 +406,8 @@ fn packed_models_train_with_finite_losses_and_packed_discriminators() {
                 batch_for(&model, consumed)
             };
             let m = trainer.train_step(&mut next).unwrap();
-            for v in [m.loss_d, m.loss_g, m.d_real, m.d_fake, m.d_fake_g] {
+            for key in ["loss_d", "loss_g", "d_real", "d_fake", "d_fake_g"] {
+                let v = m.get(key).unwrap();
                 assert!(v.is_finite(), "{what}: {m:?}");
             }
         }
@@ -398,7 +418,7 @@ fn packed_models_train_with_finite_losses_and_packed_discriminators() {
 fn a_batch_that_does_not_fit_is_an_error_before_any_update() {
     let model = ModelConfig::Mlp(MlpConfig::points()).with_pack(3);
     let gan = model.build(&mut ChaCha8Rng::seed_from_u64(0)).unwrap();
-    let mut trainer = Trainer::new(gan, TrainConfig::default());
+    let mut trainer = Trainer::new(gan, TrainConfig::default()).unwrap();
     let before = everything(&trainer);
     let mut eight = || batch_for(&model, 0);
     let e = trainer.train_step(&mut eight).err().unwrap().to_string();
@@ -411,7 +431,7 @@ fn a_batch_that_does_not_fit_is_an_error_before_any_update() {
 
     let model = ModelConfig::Cdcgan(tiny_cdcgan());
     let gan = model.build(&mut ChaCha8Rng::seed_from_u64(0)).unwrap();
-    let mut trainer = Trainer::new(gan, TrainConfig::default());
+    let mut trainer = Trainer::new(gan, TrainConfig::default()).unwrap();
     let mut unlabelled = || Batch {
         labels: None,
         ..batch_for(&model, 0)
@@ -488,11 +508,14 @@ fn mode_seeking_adds_its_term_deterministically_and_needs_noise() {
         let trained = |weight: f32| {
             let config = TrainConfig {
                 seed: 3,
-                mode_seeking: weight,
+                objective: ObjectiveConfig {
+                    terms: vec![TermSpec::new("loss_g_ms", weight)],
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             let gan = model.build(&mut ChaCha8Rng::seed_from_u64(9)).unwrap();
-            let mut trainer = Trainer::new(gan, config);
+            let mut trainer = Trainer::new(gan, config).unwrap();
             let mut consumed = 0;
             let mut metrics = Vec::new();
             for _ in 0..2 {
@@ -506,7 +529,7 @@ fn mode_seeking_adds_its_term_deterministically_and_needs_noise() {
         };
         let (with, weights) = trained(2.0);
         for m in &with {
-            let ms = m.loss_g_ms.expect("the weighted term is reported");
+            let ms = m.get("loss_g_ms").expect("the weighted term is reported");
             assert!(ms.is_finite() && ms > 0.0, "{}: {ms}", model.kind());
             assert!(m.loss_g > ms, "loss_g includes the term");
         }
@@ -514,7 +537,7 @@ fn mode_seeking_adds_its_term_deterministically_and_needs_noise() {
         assert_eq!(with, again, "{}: not deterministic", model.kind());
         assert!(weights == same_weights);
         let (without, _) = trained(0.0);
-        assert!(without.iter().all(|m| m.loss_g_ms.is_none()));
+        assert!(without.iter().all(|m| m.get("loss_g_ms").is_none()));
     }
 
     let model = models()
@@ -522,21 +545,252 @@ fn mode_seeking_adds_its_term_deterministically_and_needs_noise() {
         .find(|m| matches!(m, ModelConfig::Pix2Pix(_)))
         .unwrap();
     let config = TrainConfig {
-        mode_seeking: 1.0,
+        objective: ObjectiveConfig {
+            terms: vec![TermSpec::new("loss_g_ms", 1.0)],
+            ..Default::default()
+        },
         ..Default::default()
     };
-    let mut trainer = Trainer::new(
+    let err = Trainer::new(
         model.build(&mut ChaCha8Rng::seed_from_u64(9)).unwrap(),
         config,
-    );
-    let before = everything(&trainer);
-    let err = trainer
-        .train_step(&mut || batch_for(&model, 1))
-        .unwrap_err()
-        .to_string();
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains("draws no noise"), "{err}");
-    assert!(
-        everything(&trainer) == before,
-        "a refused step changed the model"
+}
+
+/// A small MLP GAN on 8x8 images: no batch norm (penalties apply), images (DiffAugment
+/// applies).
+fn small_image_mlp() -> ModelConfig {
+    ModelConfig::Mlp(MlpConfig {
+        latent: 4,
+        sample_shape: vec![1, 8, 8],
+        g_hidden: vec![16],
+        d_hidden: vec![16],
+        leaky_slope: 0.2,
+        d_dropout: 0.2,
+        output: MlpOutput::Tanh,
+        pack: 1,
+    })
+}
+
+fn image_batch(i: u64) -> Batch {
+    Batch::new(Tensor::rand_uniform(
+        &[4, 1, 8, 8],
+        -1.0,
+        1.0,
+        &mut ChaCha8Rng::seed_from_u64(500 + i),
+    ))
+}
+
+#[test]
+fn resuming_is_exact_with_ema_penalties_and_augmentation() {
+    let dir = temp_dir("resume-knobs");
+    let model = small_image_mlp();
+    let config = TrainConfig {
+        k: 2,
+        objective: ObjectiveConfig {
+            loss: "wasserstein".into(),
+            terms: vec![
+                TermSpec::new("gp", 10.0),
+                TermSpec {
+                    every: 3,
+                    ..TermSpec::new("r1", 0.5)
+                },
+                TermSpec::new("drift", 0.001),
+                TermSpec::new("loss_g_ms", 0.1),
+            ],
+            ..Default::default()
+        },
+        optim_g: OptimConfig::Adam {
+            lr: 1e-4,
+            beta1: 0.0,
+            beta2: 0.9,
+        },
+        optim_d: OptimConfig::Adam {
+            lr: 4e-4,
+            beta1: 0.0,
+            beta2: 0.9,
+        },
+        seed: 11,
+        ema: Some(0.99),
+        diffaug: DiffAug::ALL.to_vec(),
+    };
+    let build = || {
+        Trainer::new(
+            model.build(&mut ChaCha8Rng::seed_from_u64(4)).unwrap(),
+            config.clone(),
+        )
+        .unwrap()
+    };
+    let steps = |t: &mut Trainer, n: u64, consumed: &mut u64| {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let mut next = || {
+                *consumed += 1;
+                image_batch(*consumed)
+            };
+            out.push(t.train_step(&mut next).unwrap());
+        }
+        out
+    };
+    let mut straight = build();
+    let mut consumed = 0;
+    let all = steps(&mut straight, 6, &mut consumed);
+
+    let mut first = build();
+    let mut consumed_b = 0;
+    steps(&mut first, 3, &mut consumed_b);
+    let path = dir.join("knobs.safetensors");
+    let extra = serde_json::json!({ "batches_consumed": consumed_b });
+    checkpoint::save(&path, &first, &[], &extra).unwrap();
+    drop(first);
+    let (mut resumed, extras) = checkpoint::load(&path).unwrap();
+    assert_eq!(resumed.config, config);
+    let mut consumed_b = extras.extra["batches_consumed"].as_u64().unwrap();
+    let rest = steps(&mut resumed, 3, &mut consumed_b);
+    assert_eq!(
+        &all[3..],
+        &rest[..],
+        "the logged metrics differ after resuming"
     );
+    assert!(all.iter().all(|m| m.get("gp").is_some()));
+    assert!(all[2].get("r1").is_some() && all[3].get("r1").is_none());
+    let (a, b) = (everything(&straight), everything(&resumed));
+    assert!(a.iter().any(|(k, _)| k.starts_with("ema.")));
+    assert_eq!(a.len(), b.len());
+    for ((ka, va), (kb, vb)) in a.iter().zip(&b) {
+        assert_eq!(ka, kb);
+        assert!(va == vb, "{ka} differs after resuming");
+    }
+    // The average is not the live generator, and sampling sees the average.
+    let ema = resumed.ema.as_ref().unwrap().tensors()[0].clone();
+    let live = gantry_nn::named_params(resumed.gan.generator())[0]
+        .1
+        .value();
+    assert_ne!(ema.1.to_vec(), live.to_vec());
+    let seen = resumed.with_sampling_weights(|t| {
+        gantry_nn::named_params(t.gan.generator())[0]
+            .1
+            .value()
+            .to_vec()
+    });
+    assert_eq!(seen, ema.1.to_vec());
+    let back = gantry_nn::named_params(resumed.gan.generator())[0]
+        .1
+        .value();
+    assert_eq!(back.to_vec(), live.to_vec());
+    let (sampling, _) = checkpoint::load_for_sampling(&path).unwrap();
+    assert!(
+        sampling.ema.is_none(),
+        "the average is in the generator for good"
+    );
+}
+
+#[test]
+fn checkpoints_from_before_objectives_load_as_the_same_objective() {
+    let dir = temp_dir("legacy");
+    let model = models().swap_remove(1); // pix2pix
+    let gan = model.build(&mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+    let trainer = Trainer::new(gan, TrainConfig::default()).unwrap();
+    let path = dir.join("old.safetensors");
+    checkpoint::save(&path, &trainer, &[], &serde_json::json!({})).unwrap();
+    // Rewrite the training settings as they were stored before objectives.
+    let file = gantry_nn::state_dict::read_safetensors(&path).unwrap();
+    let mut meta = file.metadata.clone();
+    meta.insert(
+        "train".into(),
+        r#"{"k":1,"gen_loss":"minimax","real_label":0.9,"optim_g":{"kind":"adam","lr":0.0002,"beta1":0.5,"beta2":0.999},"optim_d":{"kind":"adam","lr":0.0002,"beta1":0.5,"beta2":0.999},"seed":0,"mode_seeking":0.0}"#.into(),
+    );
+    let tensors: Vec<(String, Tensor)> = file.tensors.into_iter().collect();
+    gantry_nn::state_dict::write_safetensors(&path, &tensors, &meta).unwrap();
+    let (old, _) = checkpoint::load(&path).unwrap();
+    let o = &old.config.objective;
+    assert_eq!((o.loss.as_str(), o.real_label), ("minimax", 0.9));
+    assert_eq!(o.terms, vec![TermSpec::new("loss_g_l1", 100.0)]);
+    assert!(old.ema.is_none() && old.config.diffaug.is_empty());
+}
+
+#[test]
+fn nonsense_settings_are_refused_by_name() {
+    let model = ModelConfig::Mlp(MlpConfig::points());
+    let refuse = |config: TrainConfig| -> String {
+        let gan = model.build(&mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        match Trainer::new(gan, config) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted"),
+        }
+    };
+    let with = |objective: ObjectiveConfig| TrainConfig {
+        objective,
+        ..Default::default()
+    };
+    let e = refuse(with(ObjectiveConfig {
+        loss: "relativistic".into(),
+        ..Default::default()
+    }));
+    assert!(
+        e.contains("unknown loss relativistic") && e.contains("lsgan"),
+        "{e}"
+    );
+    let e = refuse(with(ObjectiveConfig {
+        terms: vec![TermSpec::new("spectral", 1.0)],
+        ..Default::default()
+    }));
+    assert!(
+        e.contains("unknown term spectral") && e.contains("gp"),
+        "{e}"
+    );
+    let e = refuse(with(ObjectiveConfig {
+        loss: "hinge".into(),
+        real_label: 0.9,
+        ..Default::default()
+    }));
+    assert!(e.contains("hinge loss has no target"), "{e}");
+    let e = refuse(with(ObjectiveConfig {
+        terms: vec![TermSpec::new("drift", -1.0)],
+        ..Default::default()
+    }));
+    assert!(e.contains("weight -1 of drift"), "{e}");
+    let e = refuse(TrainConfig {
+        ema: Some(1.5),
+        ..Default::default()
+    });
+    assert!(e.contains("EMA decay 1.5"), "{e}");
+    let e = refuse(TrainConfig {
+        diffaug: vec![DiffAug::Color],
+        ..Default::default()
+    });
+    assert!(e.contains("points"), "{e}");
+    let e = refuse(with(ObjectiveConfig {
+        terms: vec![TermSpec::new("loss_g_l1", 100.0)],
+        ..Default::default()
+    }));
+    assert!(e.contains("no sample has a target"), "{e}");
+}
+
+#[test]
+fn feature_matching_trains_and_logs_its_term() {
+    for model in [
+        ModelConfig::Mlp(MlpConfig::points()),
+        ModelConfig::Mlp(MlpConfig::points()).with_pack(2),
+        ModelConfig::Dcgan(tiny_dcgan()),
+    ] {
+        let config = TrainConfig {
+            objective: ObjectiveConfig {
+                terms: vec![TermSpec::new("feature_matching", 1.0)],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let gan = model.build(&mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let mut trainer = Trainer::new(gan, config).unwrap();
+        let m = trainer.train_step(&mut || batch_for(&model, 1)).unwrap();
+        let fm = m.get("feature_matching").expect("the term is logged");
+        assert!(fm.is_finite() && fm > 0.0, "{}: {m:?}", model.kind());
+        let gan_part = m.get("loss_g_gan").unwrap();
+        assert!((gan_part + fm - m.loss_g).abs() < 1e-4 * (1.0 + m.loss_g.abs()));
+    }
 }

@@ -172,7 +172,7 @@ fn one_iteration_of_the_small_workloads_trains() {
         assert!(m.loss_d.is_finite() && m.loss_g.is_finite(), "{w}");
         assert_eq!(shape[0], batch);
         assert_eq!(
-            m.loss_g_l1.is_some(),
+            m.get("loss_g_l1").is_some(),
             matches!(w, Workload::P2p64),
             "{w}: L1 term only for pix2pix"
         );

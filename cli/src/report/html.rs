@@ -132,8 +132,26 @@ fn summary(config: &Value) -> Vec<(String, String)> {
     add("image size", &config["run"]["image_size"]);
     add("seed", &config["run"]["seed"]);
     add("D steps per G step (k)", &config["train"]["k"]);
-    add("generator loss", &config["train"]["gen_loss"]);
-    add("real label", &config["train"]["real_label"]);
+    let objective = &config["train"]["objective"];
+    if objective.is_object() {
+        add("loss", &objective["loss"]);
+        add("real label", &objective["real_label"]);
+        if let Some(terms) = objective["terms"].as_array().filter(|t| !t.is_empty()) {
+            add("terms", &Value::String(terms_text(terms)));
+        }
+    } else {
+        // Runs written before objectives existed.
+        add("generator loss", &config["train"]["gen_loss"]);
+        add("real label", &config["train"]["real_label"]);
+    }
+    add("EMA of G's weights", &config["train"]["ema"]);
+    if let Some(policy) = config["train"]["diffaug"]
+        .as_array()
+        .filter(|p| !p.is_empty())
+    {
+        let names: Vec<String> = policy.iter().map(|p| inline(p, true)).collect();
+        add("DiffAugment", &Value::String(names.join(", ")));
+    }
     let (g, d) = (&config["train"]["optim_g"], &config["train"]["optim_d"]);
     if g == d {
         add("optimizer", &Value::String(optimizer(g)));
@@ -143,6 +161,25 @@ fn summary(config: &Value) -> Vec<(String, String)> {
     }
     rows.retain(|(_, v)| !v.is_empty());
     rows
+}
+
+/// `loss_g_l1 x 100, r1 x 1 every 16` from the objective's terms.
+fn terms_text(terms: &[Value]) -> String {
+    let text: Vec<String> = terms
+        .iter()
+        .map(|t| {
+            let mut s = format!(
+                "{} x {}",
+                inline(&t["name"], true),
+                inline(&t["weight"], false)
+            );
+            if t["every"].as_u64().is_some_and(|n| n > 1) {
+                s += &format!(" every {}", t["every"]);
+            }
+            s
+        })
+        .collect();
+    text.join(", ")
 }
 
 /// `adam (lr 0.0002, beta1 0.5, beta2 0.999)` from `{"kind": "adam", "lr": ..., ...}`.
@@ -265,7 +302,7 @@ pub fn page(run: &Run) -> Result<String> {
         let _ = writeln!(
             out,
             "<figure>\n{svg}<figcaption>{}</figcaption>\n</figure>",
-            esc(spec.caption)
+            esc(&spec.caption)
         );
     }
     out.push_str("</div>\n</section>\n");

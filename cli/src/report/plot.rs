@@ -26,72 +26,108 @@ const COLOURS: [RGBColor; 4] = [
 /// Past this many points the markers would hide the line, so only the line is drawn.
 const MARKERS_UP_TO: usize = 60;
 
-/// One plot: which metrics it draws, against which axis.
+/// One plot: which metrics it draws.
 pub struct Spec {
     /// Heading inside the SVG.
-    pub title: &'static str,
+    pub title: String,
     /// Vertical axis description.
-    pub y_desc: &'static str,
-    /// A fixed vertical range (probabilities), or `None` to fit the data.
-    pub y_range: Option<(f64, f64)>,
+    pub y_desc: String,
     /// `(metrics.jsonl key, legend text)` per series.
-    pub series: Vec<(&'static str, &'static str)>,
+    pub series: Vec<(String, String)>,
     /// What the plot shows, for the caption under it.
-    pub caption: &'static str,
+    pub caption: String,
 }
 
-/// The plots of a run: the players' losses, (for pix2pix) the generator's loss with its L1
-/// term, which is about a hundred times larger and would flatten the others, and the
-/// discriminator's outputs.
+/// Keys of `metrics.jsonl` that are not plotted as curves.
+const NOT_CURVES: [&str; 2] = ["step", "seconds"];
+
+/// What a known key means, for legends; any other key is shown as it is.
+fn legend(key: &str) -> String {
+    let what = match key {
+        "loss_d" => "discriminator",
+        "loss_g" => "generator",
+        "d_real" => "D(x), real",
+        "d_fake" => "D(G(z)) before D's step",
+        "d_fake_g" => "D(G(z)) after D's step",
+        "d_out_real" => "mean D(x)",
+        "d_out_fake" => "mean D(G(z)) before D's step",
+        "d_out_fake_g" => "mean D(G(z)) after D's step",
+        _ => return key.to_string(),
+    };
+    format!("{key} ({what})")
+}
+
+/// Every key any row logged, in order of first appearance.
+fn logged_keys(run: &Run) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for row in &run.metrics {
+        for (k, v) in row {
+            if v.is_number() && !NOT_CURVES.contains(&k.as_str()) && !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+    }
+    keys
+}
+
+/// The plots of a run, from whatever it logged: both players' losses together; D's mean
+/// outputs together (probabilities through a sigmoid for the cross-entropy losses, raw
+/// outputs for the others); then every other logged part (`loss_d_real`, `gp`, `loss_g_l1`,
+/// `w_estimate`, ...) in a plot of its own, so that a term a hundred times larger than the
+/// others (pix2pix's L1) flattens nothing. Every axis fits its values.
 pub fn specs(run: &Run) -> Vec<Spec> {
-    let pix2pix = !run.series("loss_g_l1").is_empty();
-    let mut specs = Vec::new();
-    if pix2pix {
+    let keys = logged_keys(run);
+    let pick = |f: &dyn Fn(&str) -> bool| -> Vec<(String, String)> {
+        keys.iter()
+            .filter(|k| f(k))
+            .map(|k| (k.clone(), legend(k)))
+            .collect()
+    };
+    let mut specs = vec![Spec {
+        title: "Losses".into(),
+        y_desc: "loss".into(),
+        series: pick(&|k| k == "loss_d" || k == "loss_g"),
+        caption: "The discriminator's and the generator's whole loss (the sum of the parts \
+                  plotted below). With the cross-entropy loss, at the equilibrium of the \
+                  minimax game D outputs 1/2 everywhere and loss_d is 2 ln 2 = 1.39."
+            .into(),
+    }];
+    let outputs = pick(&|k| k.starts_with("d_"));
+    // A run with no row yet shows both usual plots, saying there is no data.
+    if !outputs.is_empty() || keys.is_empty() {
+        let probabilities = outputs.iter().any(|(k, _)| k == "d_real");
         specs.push(Spec {
-            title: "Adversarial losses",
-            y_desc: "loss",
-            y_range: None,
-            series: vec![
-                ("loss_d", "loss_d (discriminator)"),
-                ("loss_g_gan", "loss_g_gan (generator, GAN term)"),
-            ],
-            caption: "The discriminator's loss and the GAN term of the generator's loss.",
-        });
-        specs.push(Spec {
-            title: "Generator loss with L1",
-            y_desc: "loss",
-            y_range: None,
-            series: vec![
-                ("loss_g", "loss_g (GAN + L1)"),
-                ("loss_g_l1", "loss_g_l1 (weighted L1)"),
-            ],
-            caption: "The generator's whole loss and its weighted L1 term (100 x mean |G(A) - B|).",
-        });
-    } else {
-        specs.push(Spec {
-            title: "Losses",
-            y_desc: "loss",
-            y_range: None,
-            series: vec![
-                ("loss_d", "loss_d (discriminator)"),
-                ("loss_g", "loss_g (generator)"),
-            ],
-            caption: "The discriminator's and the generator's loss. At the equilibrium of the \
-                      minimax game D outputs 1/2 everywhere and loss_d is 2 ln 2 = 1.39.",
+            title: "Discriminator outputs".into(),
+            y_desc: if probabilities {
+                "mean D output".into()
+            } else {
+                "mean raw D output".into()
+            },
+            series: outputs,
+            caption: if probabilities {
+                "The discriminator's mean probability that its input is real, on a real batch \
+                 and on fakes before and after its update."
+                    .into()
+            } else {
+                "The discriminator's mean raw output on a real batch and on fakes before and \
+                 after its update (not a probability under this loss)."
+                    .into()
+            },
         });
     }
-    specs.push(Spec {
-        title: "Discriminator outputs",
-        y_desc: "mean D output",
-        y_range: Some((0.0, 1.0)),
-        series: vec![
-            ("d_real", "D(x), real"),
-            ("d_fake", "D(G(z)) before D's step"),
-            ("d_fake_g", "D(G(z)) after D's step"),
-        ],
-        caption: "The discriminator's mean probability that its input is real, on a real batch \
-                  and on fakes before and after its update.",
-    });
+    for key in keys
+        .iter()
+        .filter(|k| !k.starts_with("d_") && *k != "loss_d" && *k != "loss_g")
+    {
+        specs.push(Spec {
+            title: key.clone(),
+            y_desc: "value".into(),
+            series: vec![(key.clone(), legend(key))],
+            caption: format!(
+                "{key}, as the objective logged it (weighted, where it is part of a loss)."
+            ),
+        });
+    }
     specs
 }
 
@@ -101,7 +137,7 @@ pub fn svg(run: &Run, spec: &Spec) -> Result<String> {
     let data: Vec<(&str, Vec<(f64, f64)>)> = spec
         .series
         .iter()
-        .map(|&(key, label)| (label, run.series(key)))
+        .map(|(key, label)| (label.as_str(), run.series(key)))
         .filter(|(_, points)| !points.is_empty())
         .collect();
     let mut buf = String::new();
@@ -118,7 +154,7 @@ fn draw(buf: &mut String, spec: &Spec, data: &[(&str, Vec<(f64, f64)>)]) -> Draw
     root.fill(&WHITE)?;
     let font = "sans-serif";
     if data.is_empty() {
-        let root = root.titled(spec.title, (font, 26))?;
+        let root = root.titled(&spec.title, (font, 26))?;
         let (w, h) = root.dim_in_pixel();
         let grey = BLACK.mix(0.6);
         let centre = TextStyle::from((font, 20))
@@ -133,13 +169,11 @@ fn draw(buf: &mut String, spec: &Spec, data: &[(&str, Vec<(f64, f64)>)]) -> Draw
         return Ok(());
     }
     let x = padded(data.iter().flat_map(|(_, p)| p.iter().map(|p| p.0)), false);
-    let y = spec
-        .y_range
-        .unwrap_or_else(|| padded(data.iter().flat_map(|(_, p)| p.iter().map(|p| p.1)), true));
+    let y = padded(data.iter().flat_map(|(_, p)| p.iter().map(|p| p.1)), true);
     // The legend gets a strip of its own under the chart, so it never hides a curve.
     let (upper, lower) = root.split_vertically(SIZE.1 - LEGEND_HEIGHT);
     let mut chart = ChartBuilder::on(&upper)
-        .caption(spec.title, (font, 26))
+        .caption(&spec.title, (font, 26))
         .margin(14)
         .margin_bottom(4)
         .x_label_area_size(52)
@@ -148,7 +182,7 @@ fn draw(buf: &mut String, spec: &Spec, data: &[(&str, Vec<(f64, f64)>)]) -> Draw
     chart
         .configure_mesh()
         .x_desc("step")
-        .y_desc(spec.y_desc)
+        .y_desc(&spec.y_desc)
         .axis_desc_style((font, 19))
         .label_style((font, 16))
         .x_labels(x_ticks(data))

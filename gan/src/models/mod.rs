@@ -55,7 +55,9 @@ impl Batch {
 }
 
 /// What the adversarial trainer needs to know about a model: how to make the generator's
-/// input for a batch, what the discriminator sees, and which extra loss terms apply.
+/// input for a batch and what the discriminator sees. The losses are the objective's
+/// ([`crate::objective`]); a model's own terms (pix2pix's L1) are in
+/// [`crate::objective::model_terms`].
 pub trait Gan {
     /// The generator.
     fn generator(&self) -> &dyn Module;
@@ -113,11 +115,6 @@ pub trait Gan {
     fn discriminator_input<'t>(&self, x: Var<'t>, batch: &Batch) -> Var<'t> {
         let _ = batch;
         x
-    }
-
-    /// Weight of `L1(G(input), real)` in the generator's loss (pix2pix: 100).
-    fn l1_weight(&self) -> f32 {
-        0.0
     }
 
     /// Factor of the discriminator's loss (pix2pix halves it).

@@ -80,6 +80,16 @@ impl<M: Module> Module for Packed<M> {
         self.inner.forward(pack(x, self.m), mode)
     }
 
+    /// The inner module's features, of the packed input (feature matching).
+    fn forward_features<'t>(
+        &self,
+        x: Var<'t>,
+        mode: Mode,
+        features: &mut gantry_nn::Features<'t>,
+    ) -> Var<'t> {
+        self.inner.forward_features(pack(x, self.m), mode, features)
+    }
+
     fn describe(&self) -> String {
         if self.m == 1 {
             self.inner.describe()

@@ -315,10 +315,6 @@ impl Gan for Pix2Pix {
         self.config.pack
     }
 
-    fn l1_weight(&self) -> f32 {
-        self.config.lambda_l1
-    }
-
     fn d_loss_scale(&self) -> f32 {
         0.5
     }
