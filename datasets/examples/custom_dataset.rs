@@ -62,7 +62,9 @@ pub fn first_batch() -> Batch {
         width: 16,
     }]);
     let config = BatchConfig::new(16).seed(7).augment(resize);
-    Batches::new(&data, config).next().expect("100 examples make a batch")
+    Batches::new(&data, config)
+        .next()
+        .expect("100 examples make a batch")
 }
 
 #[allow(dead_code)] // the test includes this file for `first_batch` alone

@@ -17,7 +17,13 @@ fn a_user_defined_dataset_batches_with_labels_and_augmentation() {
         assert_eq!(*l, i % 2, "example {i}");
     }
     assert!(labels.contains(&0) && labels.contains(&1), "{labels:?}");
-    assert!(batch.images.to_vec().iter().all(|v| (-1.0..=1.0).contains(v)));
+    assert!(
+        batch
+            .images
+            .to_vec()
+            .iter()
+            .all(|v| (-1.0..=1.0).contains(v))
+    );
     let data = custom_dataset::Stripes { len: 4, size: 5 };
     assert_eq!(data.num_classes(), Some(2));
     let vertical = data.get(1).image.to_vec();

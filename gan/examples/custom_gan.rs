@@ -124,7 +124,11 @@ pub fn train(steps: u64) -> Result<(f32, f32), Box<dyn std::error::Error>> {
     let gan = trainer.gan.as_ref();
     let z = gan.noise(1000, &mut rng).expect("the model draws noise");
     let tape = gantry_autodiff::Tape::new();
-    let x = gan.generator().forward(tape.constant(z), Mode::Eval).value().to_vec();
+    let x = gan
+        .generator()
+        .forward(tape.constant(z), Mode::Eval)
+        .value()
+        .to_vec();
     let near = |m: f32| x.iter().filter(|v| (*v - m).abs() < 1.0).count() as f32 / 1000.0;
     Ok((near(-2.0), near(2.0)))
 }
@@ -132,7 +136,9 @@ pub fn train(steps: u64) -> Result<(f32, f32), Box<dyn std::error::Error>> {
 #[allow(dead_code)] // the test includes this file for `train` alone
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let steps = match std::env::args().nth(1) {
-        Some(s) => s.parse().map_err(|_| format!("steps: {s} is not a number"))?,
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("steps: {s} is not a number"))?,
         None => 2000,
     };
     let (left, right) = train(steps)?;

@@ -33,7 +33,10 @@ pub fn train(steps: u64, out: &Path) -> Result<StepMetrics, Box<dyn std::error::
     for step in 1..=steps {
         let m = trainer.train_step(&mut next)?;
         if step % 100 == 0 || step == steps {
-            println!("step {step}: loss D {:.3}, loss G {:.3}", m.loss_d, m.loss_g);
+            println!(
+                "step {step}: loss D {:.3}, loss G {:.3}",
+                m.loss_d, m.loss_g
+            );
         }
         last = Some(m);
     }
@@ -42,7 +45,10 @@ pub fn train(steps: u64, out: &Path) -> Result<StepMetrics, Box<dyn std::error::
     let gan = trainer.gan.as_ref();
     let z = gan.noise(64, &mut rng).expect("DCGAN draws noise");
     let tape = Tape::new();
-    let images = gan.generator().forward(tape.constant(z), Mode::Eval).value();
+    let images = gan
+        .generator()
+        .forward(tape.constant(z), Mode::Eval)
+        .value();
     samples::save_grid(&images, 8, out)?;
     Ok(last.ok_or("no steps were run")?)
 }
@@ -51,7 +57,9 @@ pub fn train(steps: u64, out: &Path) -> Result<StepMetrics, Box<dyn std::error::
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let steps = match args.next() {
-        Some(s) => s.parse().map_err(|_| format!("steps: {s} is not a number"))?,
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("steps: {s} is not a number"))?,
         None => 500,
     };
     let out = args.next().unwrap_or_else(|| "dcgan_samples.png".into());

@@ -22,7 +22,8 @@ fn train_dcgan_trains_on_mnist_and_writes_a_grid() {
 
 #[test]
 fn a_user_defined_gan_trains_with_the_trainer_and_finds_both_modes() {
-    let (left, right) = custom_gan::train(1500).unwrap_or_else(|e| panic!("the example failed: {e}"));
+    let (left, right) =
+        custom_gan::train(1500).unwrap_or_else(|e| panic!("the example failed: {e}"));
     assert!(
         left > 0.2 && right > 0.2 && left + right > 0.8,
         "samples near -2: {left}, near +2: {right}"

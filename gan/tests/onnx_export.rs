@@ -14,8 +14,8 @@ use gantry_tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tract_onnx::prelude::{
-    Framework, InferenceFact, InferenceModelExt, IntoTValue, TValue, Tensor as TractTensor,
-    Datum, tvec,
+    Datum, Framework, InferenceFact, InferenceModelExt, IntoTValue, TValue, Tensor as TractTensor,
+    tvec,
 };
 
 const TOL: f32 = 1e-4;
@@ -62,7 +62,11 @@ fn run_tract(bytes: &[u8], floats: &[&Tensor], labels: Option<&[usize]>) -> Tens
             .with_input_fact(floats.len(), fact::<i64>(&[l.len()]))
             .unwrap();
         let l: Vec<i64> = l.iter().map(|&y| y as i64).collect();
-        values.push(TractTensor::from_shape(&[l.len()], &l).unwrap().into_tvalue());
+        values.push(
+            TractTensor::from_shape(&[l.len()], &l)
+                .unwrap()
+                .into_tvalue(),
+        );
     }
     let plan = m
         .into_optimized()
@@ -90,7 +94,10 @@ fn assert_close(ours: &Tensor, theirs: &Tensor, what: &str) {
         .zip(theirs.to_vec())
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
-    assert!(worst < TOL, "{what}: tract and gantry differ by {worst} (tolerance {TOL})");
+    assert!(
+        worst < TOL,
+        "{what}: tract and gantry differ by {worst} (tolerance {TOL})"
+    );
 }
 
 /// Exports `gan` in `mode`, runs it on `n` fresh noise samples and compares with gantry in
@@ -100,7 +107,11 @@ fn round_trip_noise(gan: &dyn Gan, mode: TestMode, gantry_mode: Mode, n: usize, 
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let z = gan.noise(n, &mut rng).unwrap();
     let labels: Option<Vec<usize>> = gan.num_classes().map(|k| (0..n).map(|i| i % k).collect());
-    let ours = gantry_forward(gan, &gan.latent_input(z.clone(), labels.as_deref()), gantry_mode);
+    let ours = gantry_forward(
+        gan,
+        &gan.latent_input(z.clone(), labels.as_deref()),
+        gantry_mode,
+    );
     let theirs = run_tract(&onnx.bytes, &[&z], labels.as_deref());
     assert_close(&ours, &theirs, what);
 }
@@ -140,14 +151,26 @@ fn dcgan64_runs_in_tract_as_in_gantry_in_both_modes() {
     assert_eq!(onnx.inputs[0].shape, vec![None, Some(12), Some(1), Some(1)]);
     assert_eq!(onnx.outputs[0].name, "image");
     round_trip_noise(gan.as_ref(), TestMode::Eval, Mode::Eval, 2, "dcgan64 eval");
-    round_trip_noise(gan.as_ref(), TestMode::Paper, Mode::Train, 4, "dcgan64 paper");
+    round_trip_noise(
+        gan.as_ref(),
+        TestMode::Paper,
+        Mode::Train,
+        4,
+        "dcgan64 paper",
+    );
 }
 
 #[test]
 fn dcgan64_batch_size_is_free() {
     let gan = model(ModelConfig::Dcgan(small_dcgan64(16)), 4);
     for n in [1, 5] {
-        round_trip_noise(gan.as_ref(), TestMode::Eval, Mode::Eval, n, &format!("N = {n}"));
+        round_trip_noise(
+            gan.as_ref(),
+            TestMode::Eval,
+            Mode::Eval,
+            n,
+            &format!("N = {n}"),
+        );
     }
 }
 
@@ -162,7 +185,13 @@ fn dcgan28_runs_in_tract_as_in_gantry() {
     let onnx = to_onnx(gan.as_ref(), TestMode::Eval).unwrap();
     assert_eq!(onnx.inputs[0].shape, vec![None, Some(10)]);
     round_trip_noise(gan.as_ref(), TestMode::Eval, Mode::Eval, 2, "dcgan28 eval");
-    round_trip_noise(gan.as_ref(), TestMode::Paper, Mode::Train, 3, "dcgan28 paper");
+    round_trip_noise(
+        gan.as_ref(),
+        TestMode::Paper,
+        Mode::Train,
+        3,
+        "dcgan28 paper",
+    );
 }
 
 #[test]
@@ -179,7 +208,11 @@ fn cdcgan_takes_int64_labels_in_both_variants() {
     };
     let gan = model(ModelConfig::Cdcgan(c28), 6);
     let onnx = to_onnx(gan.as_ref(), TestMode::Eval).unwrap();
-    let names: Vec<_> = onnx.inputs.iter().map(|s| (s.name.as_str(), s.dtype)).collect();
+    let names: Vec<_> = onnx
+        .inputs
+        .iter()
+        .map(|s| (s.name.as_str(), s.dtype))
+        .collect();
     assert_eq!(names, vec![("z", "float32"), ("label", "int64")]);
     assert_eq!(onnx.inputs[1].shape, vec![None]);
     round_trip_noise(gan.as_ref(), TestMode::Eval, Mode::Eval, 4, "cdcgan28");
@@ -230,14 +263,20 @@ fn pix2pix_dropout_is_written_as_the_identity() {
     let a = Tensor::rand_uniform(&[1, 3, 64, 64], -1.0, 1.0, &mut rng);
     let onnx = to_onnx(with.as_ref(), TestMode::Eval).unwrap();
     let ours = gantry_forward(with.as_ref(), &a, Mode::Eval);
-    assert_close(&ours, &run_tract(&onnx.bytes, &[&a], None), "pix2pix 64 eval");
+    assert_close(
+        &ours,
+        &run_tract(&onnx.bytes, &[&a], None),
+        "pix2pix 64 eval",
+    );
 }
 
 #[test]
 fn the_file_declares_opset_17_and_the_batch_as_a_symbol() {
     let gan = model(ModelConfig::Dcgan(small_dcgan64(16)), 12);
     let bytes = to_onnx(gan.as_ref(), TestMode::Eval).unwrap().bytes;
-    let proto = tract_onnx::onnx().proto_model_for_read(&mut &bytes[..]).unwrap();
+    let proto = tract_onnx::onnx()
+        .proto_model_for_read(&mut &bytes[..])
+        .unwrap();
     assert_eq!(proto.ir_version, 8);
     assert_eq!(proto.opset_import[0].version, 17);
     let graph = proto.graph.unwrap();

@@ -16,7 +16,9 @@ use std::path::PathBuf;
 const TOL: f32 = 1e-4;
 
 fn fixture(rel: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/torch").join(rel);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/torch")
+        .join(rel);
     assert!(
         p.exists(),
         "fixture {} is missing: run `python fixtures/torch/make_fixtures.py interop` (needs torch)",
@@ -49,7 +51,10 @@ fn assert_close(ours: &Tensor, theirs: &Tensor, what: &str) {
         .zip(theirs.to_vec())
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
-    assert!(worst < TOL, "{what}: gantry and PyTorch differ by {worst} (tolerance {TOL})");
+    assert!(
+        worst < TOL,
+        "{what}: gantry and PyTorch differ by {worst} (tolerance {TOL})"
+    );
 }
 
 fn sigmoid(t: &Tensor) -> Tensor {
@@ -98,7 +103,14 @@ fn pix2pix(dropout: bool) -> Box<dyn Gan> {
         panic!("not a pix2pix config: {config:?}")
     };
     assert_eq!(
-        (c.image_size, c.in_channels, c.out_channels, c.ngf, c.ndf, c.d_layers),
+        (
+            c.image_size,
+            c.in_channels,
+            c.out_channels,
+            c.ngf,
+            c.ndf,
+            c.d_layers
+        ),
         (64, 3, 3, 2, 2, 3),
         "sizes read off the weights"
     );
@@ -123,21 +135,33 @@ fn junyanz_pix2pix_with_batch_statistics_matches_train_mode() {
     // dropout layers: the batch-statistics path of every norm.
     let e = expected();
     let gan = pix2pix(false);
-    let b = forward(gan.generator(), &e["pix2pix/train_no_dropout/a"], Mode::Train);
+    let b = forward(
+        gan.generator(),
+        &e["pix2pix/train_no_dropout/a"],
+        Mode::Train,
+    );
     assert_close(&b, &e["pix2pix/train_no_dropout/b"], "netG(a) in train()");
 }
 
 #[test]
 fn a_wrong_model_kind_or_size_is_an_error_naming_the_tensor() {
     let g = state("interop/dcgan/netG_epoch_0.pth");
-    let err = infer_config(TorchModel::Pix2Pix, &g, None).unwrap_err().to_string();
+    let err = infer_config(TorchModel::Pix2Pix, &g, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("UnetGenerator"), "{err}");
     let mut config = infer_config(TorchModel::Dcgan, &g, None).unwrap();
     if let ModelConfig::Dcgan(c) = &mut config {
         c.nz = 100;
     }
-    let err = import(&config, &g, None).err().expect("nz 100 does not fit").to_string();
-    assert!(err.contains("0.weight") && err.contains("[16, 64, 4, 4]"), "{err}");
+    let err = import(&config, &g, None)
+        .err()
+        .expect("nz 100 does not fit")
+        .to_string();
+    assert!(
+        err.contains("0.weight") && err.contains("[16, 64, 4, 4]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -146,8 +170,16 @@ fn files_that_are_not_checkpoints_are_one_line_errors() {
     std::fs::create_dir_all(&dir).unwrap();
     let cases: [(&str, &[u8], &str); 3] = [
         ("text.pth", b"hello", "neither a torch.save zip"),
-        ("empty.zip", b"PK\x03\x04garbage", "not a torch.save zip archive"),
-        ("legacy.pth", b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.", "legacy"),
+        (
+            "empty.zip",
+            b"PK\x03\x04garbage",
+            "not a torch.save zip archive",
+        ),
+        (
+            "legacy.pth",
+            b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.",
+            "legacy",
+        ),
     ];
     for (name, bytes, want) in cases {
         let p = dir.join(name);
@@ -156,7 +188,9 @@ fn files_that_are_not_checkpoints_are_one_line_errors() {
         assert!(err.contains(want) && err.contains(name), "{name}: {err}");
         assert!(!err.contains('\n'), "{name}: {err}");
     }
-    let missing = read_state_dict(&dir.join("absent.pth")).unwrap_err().to_string();
+    let missing = read_state_dict(&dir.join("absent.pth"))
+        .unwrap_err()
+        .to_string();
     assert!(missing.contains("absent.pth"), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -124,23 +124,20 @@ impl<'w> Graph<'w> {
 
     /// Declares a float input.
     pub(crate) fn input(&mut self, name: &str, dims: &[Dim]) -> String {
-        self.inputs
-            .push(value_info(name, data_type::FLOAT, dims));
+        self.inputs.push(value_info(name, data_type::FLOAT, dims));
         name.into()
     }
 
     /// Declares an int64 input.
     pub(crate) fn input_i64(&mut self, name: &str, dims: &[Dim]) -> String {
-        self.inputs
-            .push(value_info(name, data_type::INT64, dims));
+        self.inputs.push(value_info(name, data_type::INT64, dims));
         name.into()
     }
 
     /// Makes `value` the float output called `name`.
     pub(crate) fn output(&mut self, value: &str, name: &str, dims: &[Dim]) {
         self.push_node("Identity", &[value], vec![], Some(name.to_string()));
-        self.outputs
-            .push(value_info(name, data_type::FLOAT, dims));
+        self.outputs.push(value_info(name, data_type::FLOAT, dims));
     }
 
     /// The finished graph, or the first weight nobody read (a sign that the exporter and the
@@ -235,7 +232,12 @@ impl<'w> Graph<'w> {
     }
 
     /// `Conv` with `{prefix}.weight` and, if present, `{prefix}.bias`.
-    pub(crate) fn conv(&mut self, x: &str, prefix: &str, s: ConvSpec) -> Result<String, ExportError> {
+    pub(crate) fn conv(
+        &mut self,
+        x: &str,
+        prefix: &str,
+        s: ConvSpec,
+    ) -> Result<String, ExportError> {
         self.conv_op("Conv", x, prefix, s)
     }
 
@@ -302,7 +304,8 @@ impl<'w> Graph<'w> {
         rank: usize,
         stats: NormStats,
     ) -> Result<String, ExportError> {
-        let names = ["weight", "bias", "running_mean", "running_var"].map(|n| format!("{prefix}.{n}"));
+        let names =
+            ["weight", "bias", "running_mean", "running_var"].map(|n| format!("{prefix}.{n}"));
         match stats {
             NormStats::Running => {
                 let [g, b, m, v] = names;

@@ -210,4 +210,3 @@ pub fn write_onnx(gan: &dyn Gan, mode: TestMode, path: &Path) -> Result<OnnxMode
     })?;
     Ok(model)
 }
-

@@ -173,9 +173,9 @@ pub fn infer_config(
                 .rev()
                 .find(|&n| {
                     let innermost = format!("up.{}.weight", n - 1);
-                    generator
-                        .keys()
-                        .any(|k| names::pix2pix_generator(k, n).as_deref() == Some(innermost.as_str()))
+                    generator.keys().any(|k| {
+                        names::pix2pix_generator(k, n).as_deref() == Some(innermost.as_str())
+                    })
                 })
                 .ok_or_else(|| {
                     ImportError::Mismatch(
@@ -214,34 +214,40 @@ pub fn import(
     discriminator: Option<&StateDict>,
 ) -> Result<Box<dyn Gan>, ImportError> {
     let gan = config.build(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0))?;
-    let (g_names, d_names): (Box<dyn Fn(&str) -> Option<String>>, fn(&str) -> Option<String>) =
-        match config {
-            ModelConfig::Dcgan(c) if c.variant == DcganVariant::Dcgan64 => {
-                (Box::new(names::dcgan), names::dcgan)
-            }
-            ModelConfig::Pix2Pix(c) => {
-                let n = c.num_downs();
-                (
-                    Box::new(move |k| names::pix2pix_generator(k, n)),
-                    names::pix2pix_discriminator,
-                )
-            }
-            other => {
-                return Err(ImportError::Mismatch(format!(
-                    "PyTorch checkpoints import into dcgan (pytorch/examples' network) and pix2pix, not {}",
-                    other.kind()
-                )));
-            }
-        };
-    let load = |module: &dyn gantry_nn::Module, state: &StateDict, rename: &dyn Fn(&str) -> Option<String>, which: &str| {
+    let (g_names, d_names): (
+        Box<dyn Fn(&str) -> Option<String>>,
+        fn(&str) -> Option<String>,
+    ) = match config {
+        ModelConfig::Dcgan(c) if c.variant == DcganVariant::Dcgan64 => {
+            (Box::new(names::dcgan), names::dcgan)
+        }
+        ModelConfig::Pix2Pix(c) => {
+            let n = c.num_downs();
+            (
+                Box::new(move |k| names::pix2pix_generator(k, n)),
+                names::pix2pix_discriminator,
+            )
+        }
+        other => {
+            return Err(ImportError::Mismatch(format!(
+                "PyTorch checkpoints import into dcgan (pytorch/examples' network) and pix2pix, not {}",
+                other.kind()
+            )));
+        }
+    };
+    let load = |module: &dyn gantry_nn::Module,
+                state: &StateDict,
+                rename: &dyn Fn(&str) -> Option<String>,
+                which: &str| {
         let options = LoadOptions {
             strict: true,
             rename: Some(rename),
         };
-        load_tensors(module, state, &options, Path::new(which))
-            .map_err(|e| {
-                ImportError::Mismatch(format!("{e} (is it the network --model names, at these sizes?)"))
-            })
+        load_tensors(module, state, &options, Path::new(which)).map_err(|e| {
+            ImportError::Mismatch(format!(
+                "{e} (is it the network --model names, at these sizes?)"
+            ))
+        })
     };
     load(gan.generator(), generator, g_names.as_ref(), "generator")?;
     if let Some(d) = discriminator {

@@ -105,7 +105,10 @@ mod tests {
         assert_eq!(g("model.model.0.weight"), "down.0.weight");
         assert_eq!(g("model.model.3.bias"), "up.0.bias");
         assert_eq!(g("model.model.1.model.1.weight"), "down.1.weight");
-        assert_eq!(g("model.model.1.model.2.running_mean"), "down_bn.1.running_mean");
+        assert_eq!(
+            g("model.model.1.model.2.running_mean"),
+            "down_bn.1.running_mean"
+        );
         assert_eq!(g("model.model.1.model.5.weight"), "up.1.weight");
         assert_eq!(g("model.model.1.model.6.bias"), "up_bn.1.bias");
         assert_eq!(g("model.model.1.model.3.model.5.weight"), "up.2.weight");
@@ -115,7 +118,10 @@ mod tests {
         assert_eq!(g(&format!("{inner}.3.weight")), "up.4.weight");
         assert_eq!(g(&format!("{inner}.4.weight")), "up_bn.4.weight");
         assert_eq!(g("module.model.model.0.weight"), "down.0.weight");
-        assert_eq!(pix2pix_generator("model.model.1.model.2.num_batches_tracked", n), None);
+        assert_eq!(
+            pix2pix_generator("model.model.1.model.2.num_batches_tracked", n),
+            None
+        );
         // Unknown names come back unchanged, to be reported.
         assert_eq!(g("model.model.9.weight"), "model.model.9.weight");
         assert_eq!(g("other.weight"), "other.weight");

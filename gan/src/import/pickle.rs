@@ -76,11 +76,15 @@ impl<'a> Reader<'a> {
     }
 
     fn u16(&mut self) -> Result<u16> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")))
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
     }
 
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
 
     fn line(&mut self) -> Result<String> {
@@ -399,7 +403,10 @@ mod tests {
             items[0].1,
             Value::Tuple(vec![Value::Int(1), Value::Int(-2), Value::Float(3.5)])
         );
-        assert_eq!(items[1].1, Value::List(vec![Value::Bool(true), Value::None]));
+        assert_eq!(
+            items[1].1,
+            Value::List(vec![Value::Bool(true), Value::None])
+        );
         assert_eq!(
             items[2].1,
             Value::Persistent(Box::new(Value::Tuple(vec![
@@ -420,8 +427,18 @@ mod tests {
 
     #[test]
     fn truncated_and_unknown_input_are_errors_not_panics() {
-        assert!(parse(b"\x80\x02}X\xff\x00\x00\x00ab").unwrap_err().0.contains("truncated"));
-        assert!(parse(b"\x80\x02\xfe").unwrap_err().0.contains("unsupported"));
+        assert!(
+            parse(b"\x80\x02}X\xff\x00\x00\x00ab")
+                .unwrap_err()
+                .0
+                .contains("truncated")
+        );
+        assert!(
+            parse(b"\x80\x02\xfe")
+                .unwrap_err()
+                .0
+                .contains("unsupported")
+        );
         assert!(parse(b"").is_err());
         assert!(parse(b"u.").is_err());
     }

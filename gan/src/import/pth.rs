@@ -164,15 +164,18 @@ fn collect(
         }
         Value::Call(f, args) => match f.as_ref() {
             Value::Global(m, n) if m == "torch._utils" && n == "_rebuild_tensor_v2" => {
-                let t = rebuild(args, archive, storages).map_err(|e| format!("tensor {path}: {e}"))?;
+                let t =
+                    rebuild(args, archive, storages).map_err(|e| format!("tensor {path}: {e}"))?;
                 out.insert(path.to_string(), t);
                 Ok(())
             }
             // A saved nn.Parameter wraps its tensor.
-            Value::Global(m, n) if m == "torch._utils" && n == "_rebuild_parameter" => match args.first() {
-                Some(inner) => collect(inner, path, archive, storages, out),
-                None => Err(format!("parameter {path} has no tensor")),
-            },
+            Value::Global(m, n) if m == "torch._utils" && n == "_rebuild_parameter" => {
+                match args.first() {
+                    Some(inner) => collect(inner, path, archive, storages, out),
+                    None => Err(format!("parameter {path} has no tensor")),
+                }
+            }
             _ => Ok(()),
         },
         _ => Ok(()),
@@ -215,7 +218,9 @@ fn rebuild(
     let size = ints(args.get(2), "size")?;
     let stride = ints(args.get(3), "stride")?;
     if size.len() != stride.len() || offset < 0 || size.iter().chain(&stride).any(|&d| d < 0) {
-        return Err(format!("invalid layout: size {size:?}, stride {stride:?}, offset {offset}"));
+        return Err(format!(
+            "invalid layout: size {size:?}, stride {stride:?}, offset {offset}"
+        ));
     }
     if !storages.contains_key(key) {
         let data = archive.entry(&format!("data/{key}"))?;
