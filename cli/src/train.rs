@@ -294,7 +294,7 @@ fn optim(args: &TrainArgs) -> OptimConfig {
 }
 
 /// Fixed inputs for the sample grids: noise, or validation pairs for pix2pix.
-fn fixed_inputs(
+pub(crate) fn fixed_inputs(
     trainer: &Trainer,
     data: &Data,
     settings: &RunSettings,
