@@ -203,6 +203,9 @@ pub fn infer_config(
     }
 }
 
+/// A map from PyTorch's parameter names to gantry's (see `names.rs`).
+type Rename = dyn Fn(&str) -> Option<String>;
+
 /// Builds `config`'s model and loads the PyTorch weights into it: the generator's, and the
 /// discriminator's if given (else it keeps its fresh initialisation). Both loads are strict.
 ///
@@ -214,18 +217,15 @@ pub fn import(
     discriminator: Option<&StateDict>,
 ) -> Result<Box<dyn Gan>, ImportError> {
     let gan = config.build(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0))?;
-    let (g_names, d_names): (
-        Box<dyn Fn(&str) -> Option<String>>,
-        fn(&str) -> Option<String>,
-    ) = match config {
+    let (g_names, d_names): (Box<Rename>, Box<Rename>) = match config {
         ModelConfig::Dcgan(c) if c.variant == DcganVariant::Dcgan64 => {
-            (Box::new(names::dcgan), names::dcgan)
+            (Box::new(names::dcgan), Box::new(names::dcgan))
         }
         ModelConfig::Pix2Pix(c) => {
             let n = c.num_downs();
             (
                 Box::new(move |k| names::pix2pix_generator(k, n)),
-                names::pix2pix_discriminator,
+                Box::new(names::pix2pix_discriminator),
             )
         }
         other => {
@@ -235,10 +235,7 @@ pub fn import(
             )));
         }
     };
-    let load = |module: &dyn gantry_nn::Module,
-                state: &StateDict,
-                rename: &dyn Fn(&str) -> Option<String>,
-                which: &str| {
+    let load = |module: &dyn gantry_nn::Module, state: &StateDict, rename: &Rename, which: &str| {
         let options = LoadOptions {
             strict: true,
             rename: Some(rename),
@@ -251,7 +248,7 @@ pub fn import(
     };
     load(gan.generator(), generator, g_names.as_ref(), "generator")?;
     if let Some(d) = discriminator {
-        load(gan.discriminator(), d, &d_names, "discriminator")?;
+        load(gan.discriminator(), d, d_names.as_ref(), "discriminator")?;
     }
     Ok(gan)
 }

@@ -162,7 +162,7 @@ impl Machine {
     }
 
     fn set_items(&mut self, items: Vec<Value>) -> Result<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return err("SETITEMS with an odd number of values");
         }
         let Value::Dict(d) = self.top()? else {
