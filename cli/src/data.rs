@@ -8,7 +8,41 @@ use gantry_datasets::{
 };
 use gantry_gan::models::Batch;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The folder given with `--data-dir`, if any.
+static DATA_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes `dir` the only folder the built-in data sets and classifiers are looked for in
+/// (`--data-dir`).
+pub fn set_data_dir(dir: PathBuf) {
+    let _ = DATA_DIR.set(dir);
+}
+
+/// The folders the built-in data sets and the classifiers are looked for in, in order: only
+/// `--data-dir` if given; otherwise `$GANTRY_DATA`, the source tree's `data/` (found from
+/// where the binary was built, so an installed `gantry` finds it while the checkout exists),
+/// `../share/gantry/data` and `data/` beside the executable (a packaged install), and `data/`
+/// in the current folder.
+pub fn roots() -> Vec<PathBuf> {
+    if let Some(dir) = DATA_DIR.get() {
+        return vec![dir.clone()];
+    }
+    let mut roots = data_roots();
+    if let Some(bin) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        roots.push(bin.join("../share/gantry/data"));
+        roots.push(bin.join("data"));
+    }
+    roots.push(PathBuf::from("data"));
+    roots
+}
+
+/// How to point gantry at its data, appended to "not found" errors.
+pub const DATA_HINT: &str = "point gantry at the folder that holds mnist/ and emoji-noto-64/ (the repository's data/) with --data-dir DIR or GANTRY_DATA=DIR";
 
 /// What kind of samples a data set holds.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,7 +88,8 @@ pub fn load(spec: &str, split: Split, quiet: bool) -> Result<Data> {
     };
     let path = Path::new(spec);
     let set: Box<dyn Dataset> = if gantry_datasets::BUILTIN_NAMES.contains(&spec) {
-        builtin_with(spec, split, &data_roots(), &mut progress)?
+        builtin_with(spec, split, &roots(), &mut progress)
+            .with_context(|| format!("--data {spec}: {DATA_HINT}"))?
     } else if path.is_dir() && path.join("train").is_dir() {
         let sub = match split {
             Split::Train => "train",

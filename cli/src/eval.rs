@@ -7,8 +7,7 @@ use crate::sampling::generate;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use gantry_datasets::{
-    Channels, Dataset, FolderOptions, Mixture, Split, data_roots, load_idx_images,
-    load_image_folder,
+    Channels, Dataset, FolderOptions, Mixture, Split, load_idx_images, load_image_folder,
 };
 use gantry_gan::metrics::classifier::{DigitClassifier, argmax_rows};
 use gantry_gan::metrics::digits::digit_scores;
@@ -236,7 +235,7 @@ fn classifier_path(data: &str, args: &EvalArgs) -> Result<PathBuf> {
         return Ok(p.clone());
     }
     let name = format!("{data}.safetensors");
-    let roots = data_roots();
+    let roots = crate::data::roots();
     roots
         .iter()
         .map(|r| r.join("classifiers").join(&name))

@@ -3,12 +3,26 @@
 //! A thin layer over the gantry crates: argument parsing (clap), progress bars (indicatif),
 //! run directories. Errors print as one line and exit with status 1; a training run stopped
 //! by SIGINT or SIGTERM saves, says where, and exits with 130 or 143.
+//!
+//! ```text
+//! cargo install --path cli                      # a `gantry` that works from any folder
+//! gantry train --steps 2000                     # DCGAN on the bundled MNIST -> runs/dcgan-mnist-1
+//! gantry sample --run runs/dcgan-mnist-1 --out digits.png
+//! gantry eval --run runs/dcgan-mnist-1          # classifier scores, written to eval.json
+//! gantry export --run runs/dcgan-mnist-1 --out dcgan.onnx
+//! gantry import --model dcgan --generator netG_epoch_24.pth --out runs/from-torch
+//! ```
+//!
+//! The built-in data sets and classifiers are looked for in `--data-dir`, else `$GANTRY_DATA`,
+//! the source tree's `data/`, and `data/` beside the executable or in the current folder.
 
 mod bench;
 mod classifier;
 mod data;
 mod eval;
+mod export;
 mod flags;
+mod import;
 mod interrupt;
 mod lock;
 mod progress;
@@ -27,6 +41,11 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "gantry", version, about, long_about = None)]
 struct Cli {
+    /// Folder holding the built-in data sets and classifiers (the repository's data/); the
+    /// only one searched when given [default: $GANTRY_DATA, the source tree's data/, then
+    /// data/ beside the executable or in the current folder].
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -49,10 +68,17 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Train the digit classifier that `gantry eval` scores samples with.
     Classifier(classifier::ClassifierArgs),
+    /// Write a run's generator as an ONNX file that any ONNX runtime runs.
+    Export(export::ExportArgs),
+    /// Turn PyTorch checkpoints (pytorch/examples' DCGAN, junyanz's pix2pix) into a run directory.
+    Import(import::ImportArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(dir) = cli.data_dir {
+        data::set_data_dir(dir);
+    }
     let result = match cli.command {
         Some(Command::Train(args)) => on_threads(args.threads, || train::run(args)),
         Some(Command::Sample(args)) => on_threads(None, || sample::run(args)),
@@ -62,6 +88,8 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Eval(args)) => on_threads(args.threads, || eval::run(args)),
         Some(Command::Classifier(args)) => on_threads(args.threads, || classifier::run(args)),
+        Some(Command::Export(args)) => export::run(args),
+        Some(Command::Import(args)) => on_threads(None, || import::run(args)),
         None => {
             use clap::CommandFactory;
             let _ = Cli::command().print_help();

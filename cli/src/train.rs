@@ -464,7 +464,7 @@ fn objective(args: &TrainArgs, model: &ModelConfig, mode_seeking: f32) -> Object
 }
 
 /// Fixed inputs for the sample grids: noise, or validation pairs for pix2pix.
-fn fixed_inputs(
+pub(crate) fn fixed_inputs(
     trainer: &Trainer,
     data: &Data,
     settings: &RunSettings,

@@ -20,6 +20,9 @@
 //!   pair.
 //! - **Bundled data** (MNIST, emoji) lives in the workspace's `data/`; [`data_dir`] finds it and
 //!   the `GANTRY_DATA` variable overrides it; [`builtin`] loads a data set by name.
+//! - **Your own data**: implement [`Dataset`] and the batches, shuffling and augmentation work
+//!   on it; `datasets/examples/custom_dataset.rs` does it in a page
+//!   (`cargo run -p gantry-datasets --example custom_dataset`).
 //!
 //! ```
 //! use gantry_datasets::{load_mnist, Augment, BatchConfig, Batches, Dataset, Split, data_dir};

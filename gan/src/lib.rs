@@ -9,7 +9,19 @@
 //! penalties, pix2pix's L1, mode seeking), an [`ema`] of the generator's weights,
 //! differentiable augmentation ([`diffaug`]), atomic checkpoints that resume bit for bit,
 //! PNG sample grids, and the [`metrics`] that score samples (mode coverage, a digit
-//! classifier's scores and Fréchet distance, L1 / PSNR / SSIM).
+//! classifier's scores, Fréchet and kernel distances, precision and
+//! recall, L1 / PSNR / SSIM). Generators leave as ONNX files that any ONNX runtime runs
+//! ([`export`]), and PyTorch checkpoints of pytorch/examples' DCGAN and junyanz's pix2pix
+//! come in ([`import`]).
+//!
+//! Examples (in `gan/examples/`, each run by `gan/tests/examples.rs`):
+//! - `train_dcgan.rs`: a DCGAN trained on the bundled MNIST from Rust, no CLI, writing a
+//!   sample grid (`cargo run --release -p gantry-gan --example train_dcgan -- 2000 digits.png`);
+//! - `custom_gan.rs`: a model defined in user code (its own layer, its own [`models::Gan`]
+//!   implementation) trained with the [`Trainer`]
+//!   (`cargo run --release -p gantry-gan --example custom_gan`).
+//!
+//! The smallest use, one training step of the vanilla GAN on 2-D points:
 //!
 //! ```
 //! use gantry_gan::models::{Batch, MlpConfig, ModelConfig};
@@ -31,6 +43,8 @@ pub mod checkpoint;
 pub mod diffaug;
 pub mod ema;
 pub mod error;
+pub mod export;
+pub mod import;
 pub mod metrics;
 pub mod models;
 pub mod objective;

@@ -5,7 +5,7 @@
 //! distance to that centre is less than [`HIGH_QUALITY_STDS`] (3) standard deviations of the
 //! mixture. A mode is **captured** when at least one high-quality sample is nearest to it.
 //! The **reverse KL** compares the histogram of high-quality samples over the modes with the
-//! uniform distribution of the true mixture (see [`kl_to_uniform`](super::kl_to_uniform)).
+//! uniform distribution of the true mixture (see [`kl_to_uniform`]).
 
 use super::kl_to_uniform;
 use gantry_tensor::Tensor;
