@@ -8,7 +8,7 @@
 //! those of the unpacked network (only the first layer's input width grows `m` times).
 
 use gantry_autodiff::Var;
-use gantry_nn::{Mode, Module, Param};
+use gantry_nn::{Features, Mode, Module, Param};
 use gantry_tensor::Tensor;
 
 /// The packed shape of `shape`: `[N, D, ...] -> [N / m, m * D, ...]`.
@@ -80,13 +80,10 @@ impl<M: Module> Module for Packed<M> {
         self.inner.forward(pack(x, self.m), mode)
     }
 
-    /// The inner module's features, of the packed input (feature matching).
-    fn forward_features<'t>(
-        &self,
-        x: Var<'t>,
-        mode: Mode,
-        features: &mut gantry_nn::Features<'t>,
-    ) -> Var<'t> {
+    /// The inner module's features for the packed batch, under its own names: a feature
+    /// matching loss on a packed discriminator compares packed activations, as the
+    /// discriminator sees them.
+    fn forward_features<'t>(&self, x: Var<'t>, mode: Mode, features: &mut Features<'t>) -> Var<'t> {
         self.inner.forward_features(pack(x, self.m), mode, features)
     }
 
@@ -156,6 +153,49 @@ mod tests {
             let want = if s % 2 == 1 { 1.0 } else { 0.0 };
             assert!(chunk.iter().all(|&v| v == want), "sample {s}: {chunk:?}");
         }
+    }
+
+    /// Without this pass-through the default `forward_features` would record nothing, and a
+    /// feature-matching loss on a packed discriminator would silently be zero.
+    #[test]
+    fn packed_dcgan_features_equal_a_manual_forward_of_the_packed_batch() {
+        use crate::models::dcgan::{DcganConfig, players};
+        use gantry_nn::forward_with_features;
+        use rand::SeedableRng;
+
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let m = 2;
+        let config = DcganConfig {
+            image_size: 16,
+            ndf: 4,
+            ngf: 4,
+            pack: m,
+            ..DcganConfig::dcgan64(3)
+        };
+        let (_, inner) = players(&config, 3 * m, &mut rng).unwrap();
+        let layers = inner.len();
+        let d = Packed::new(inner, m);
+        let x = Tensor::randn(&[4, 3, 16, 16], 0.0, 1.0, &mut rng);
+        let tape = Tape::new();
+        let (y, features) = forward_with_features(&d, tape.constant(x.clone()), Mode::Eval);
+        assert_eq!(
+            features.len(),
+            layers,
+            "one feature per layer of the inner network"
+        );
+        assert_eq!(y.shape()[0], 2, "two packed samples");
+        let mut h = tape.constant(pack_tensor(&x, m));
+        for (i, layer) in d.inner.children().iter().enumerate() {
+            h = layer.forward(h, Mode::Eval);
+            let f = features.get(&i.to_string()).expect("one feature per layer");
+            assert_eq!(f.shape(), h.shape(), "feature {i}");
+            assert_eq!(f.value().to_vec(), h.value().to_vec(), "feature {i}");
+        }
+        assert_eq!(y.value().to_vec(), h.value().to_vec());
+        assert_eq!(
+            d.forward(tape.constant(x), Mode::Eval).value().to_vec(),
+            h.value().to_vec()
+        );
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! gradients, about three times the forward's `2·M·N·K`) and in input elements for the
 //! memory-bound ones. `conv_plain` and `conv_spectral_norm` / `conv_equalized_lr` are the same
 //! convolution, so their difference is the reparameterisation's cost.
+//!
+//! `bench/layers.py` times PyTorch's versions of the same benches under the same names, shapes
+//! and work counts; run both at one thread count to compare them (`bench/README.md`).
 
 use criterion::{Criterion, Throughput, criterion_group};
 use gantry_autodiff::Tape;
