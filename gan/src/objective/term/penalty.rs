@@ -27,7 +27,8 @@ fn input_gradient<'t>(x: Var<'t>, out: Var<'t>) -> Result<Var<'t>> {
 /// samples `x` (a leaf), with `out = D(x)`.
 ///
 /// # Errors
-/// As [`input_gradient`].
+/// If the path from `x` to `out` has an op without a second derivative (batch norm): the
+/// message names it.
 pub fn gradient_penalty<'t>(x: Var<'t>, out: Var<'t>) -> Result<Var<'t>> {
     let g = input_gradient(x, out)?;
     // The small constant keeps the square root's derivative finite at a zero gradient.
@@ -39,7 +40,8 @@ pub fn gradient_penalty<'t>(x: Var<'t>, out: Var<'t>) -> Result<Var<'t>> {
 /// (a leaf), with `out = D(x)`.
 ///
 /// # Errors
-/// As [`input_gradient`].
+/// If the path from `x` to `out` has an op without a second derivative (batch norm): the
+/// message names it.
 pub fn r1_penalty<'t>(x: Var<'t>, out: Var<'t>) -> Result<Var<'t>> {
     let g = input_gradient(x, out)?;
     let n = g.shape()[0] as f32;
