@@ -1,5 +1,6 @@
 //! `gantry translate`: run a trained pix2pix generator on images.
 
+use crate::report::escape_html;
 use crate::run::RunDir;
 use crate::sampling::{generate_in, generation_mode, interleave};
 use anyhow::{Context, Result, bail};
@@ -198,23 +199,6 @@ fn output_names(files: &[PathBuf]) -> Result<Vec<String>> {
         }
     }
     Ok(names)
-}
-
-/// `text` with the characters that HTML gives a meaning escaped, for element text and
-/// quoted attribute values.
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A file name as a relative URL: every byte outside the unreserved set percent-encoded, so

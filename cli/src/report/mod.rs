@@ -7,6 +7,8 @@
 //! the run directory is the unit that gets copied or archived, and the page goes with it.
 
 mod html;
+
+pub use html::esc as escape_html;
 mod load;
 mod plot;
 
