@@ -318,8 +318,11 @@ const RESOLVED: f32 = 0.015;
 fn the_default_config_rejects_a_one_and_a_half_percent_error() {
     assert_eq!(rejections(RESOLVED, 0..200), 200);
     assert_eq!(rejections(-RESOLVED, 0..200), 200);
-    // And the exact rule passes on the same seeds: the rejections are the error's doing.
+    // And the exact rule passes on the same seeds: the rejections are the error's doing. A
+    // tenth of the error passes too (1%, two thirds of the resolution, passed all 400 seeds of
+    // the survey, so this is far from the threshold and not flaky).
     assert_eq!(rejections(0.0, 0..200), 0);
+    assert_eq!(rejections(RESOLVED / 10.0, 0..200), 0);
 }
 
 #[test]
