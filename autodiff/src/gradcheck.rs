@@ -77,6 +77,12 @@ pub struct GradcheckError {
 /// The scalar differentiated is `Σ f(x) · r` for a fixed random `r`, so every element of the
 /// output contributes. Returns the number of coordinates checked.
 ///
+/// A coordinate fails when `|analytic - numeric| > atol + rtol · max(|analytic|, |numeric|)`.
+/// With the default [`GradcheckConfig`], on gradients of order one, a rule off by a relative
+/// 1.5% is rejected on every one of 400 seeds, 1.2% on most, 1% on none
+/// (`autodiff/tests/gradcheck_controls.rs` tests the 1.5%); on gradients much smaller than
+/// `atol / rtol` = 0.1 the absolute tolerance dominates and the detectable error is larger.
+///
 /// ```
 /// use gantry_autodiff::{gradcheck, GradcheckConfig};
 /// use gantry_tensor::Tensor;

@@ -6,7 +6,8 @@
 //! denominators away from zero, `max_axes` distinct values (no ties), batch norm channels with a
 //! real spread. The proptest runner uses a fixed seed and no failure persistence, so a run is
 //! reproducible; the inputs are conditioned so that any seed passes, and a wrong rule fails
-//! (see `gradcheck_rejects_a_wrong_gradient` for the harness itself).
+//! (see `gradcheck_rejects_a_wrong_gradient` for the harness itself, and
+//! `gradcheck_controls.rs` for a wrong rule per family and the checker's resolution).
 
 mod common;
 

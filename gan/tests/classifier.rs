@@ -1,7 +1,7 @@
 //! The shipped classifiers (`data/classifiers/{mnist,fashion-mnist}.safetensors`) on their whole
 //! test sets: at least 99% (MNIST) and 90% (Fashion-MNIST) accurate, the accuracy stored in the
-//! file is the measured one, and their scores of real images are what `gantry eval` reports as
-//! the floor.
+//! file is the measured one, and their scores of the test set against training images (what
+//! `gantry eval` reports as the floor) are balanced, confident and a small, non-zero FD.
 
 use gantry_datasets::{Split, builtin, data_roots};
 use gantry_gan::metrics::classifier::{DigitClassifier, argmax_rows};
@@ -11,22 +11,17 @@ use gantry_tensor::Tensor;
 use std::path::Path;
 
 /// Loads `data/classifiers/{data}.safetensors`, scores the whole test set of `data`, and
-/// checks the accuracy (at least `min`, equal to the stored one) and the real-data floor.
-fn check_shipped(data: &str, min: f64, min_confident: f64) {
+/// checks the accuracy (at least `min`, equal to the stored one) and the real-data floor: the
+/// test set scored against as many training images, whose FD must be above 0.1 (two samples,
+/// not one set twice) and below `max_fd`.
+fn check_shipped(data: &str, min: f64, min_confident: f64, max_fd: f64) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../data/classifiers")
         .join(format!("{data}.safetensors"));
     let (model, info) = DigitClassifier::load(&path).expect("the shipped classifier loads");
     assert_eq!(info.data, data);
-    let test = builtin(data, Split::Test).unwrap();
-    let n = test.len();
-    let (mut pixels, mut labels) = (Vec::with_capacity(n * 784), Vec::with_capacity(n));
-    for i in 0..n {
-        let example = test.get(i);
-        pixels.extend(example.image.to_vec());
-        labels.push(example.label.expect("the test set is labelled"));
-    }
-    let images = Tensor::from_vec(&[n, 1, 28, 28], pixels);
+    let (images, labels) = load(data, Split::Test, usize::MAX);
+    let n = labels.len();
     let (features, probs) = model.features_and_probs(&images);
     let right = argmax_rows(&probs)
         .iter()
@@ -44,17 +39,40 @@ fn check_shipped(data: &str, min: f64, min_confident: f64) {
         "the stored accuracy is the measured one"
     );
 
-    // The test set against itself: every class, balanced as the data is, confident, FD 0.
-    let scores = digit_scores(&probs, &features, Some(&Gaussian::fit(&features)));
+    // The test set against training images, as `gantry eval` scores its floor: every class,
+    // balanced as the data is, confident, and an FD that is small but not the 0 of a set
+    // compared with itself (two samples of one distribution differ by their sampling).
+    let (train, _) = load(data, Split::Train, n);
+    let (train_features, _) = model.features_and_probs(&train);
+    let scores = digit_scores(&probs, &features, Some(&Gaussian::fit(&train_features)));
+    println!("{data} floor: {scores:?}");
     assert_eq!(scores.classes, 10);
     assert!(scores.class_kl < 0.01, "{scores:?}");
     assert!(scores.confident > min_confident, "{scores:?}");
-    assert!(scores.fd.unwrap() < 1e-6, "{scores:?}");
+    let fd = scores.fd.unwrap();
+    assert!(
+        fd > 0.1 && fd < max_fd,
+        "{data}: FD of test vs training images {fd}"
+    );
+}
+
+/// The first `max` images of a split of `data` (`[n, 1, 28, 28]`) and their labels.
+fn load(data: &str, split: Split, max: usize) -> (Tensor, Vec<usize>) {
+    let set = builtin(data, split).unwrap();
+    let n = set.len().min(max);
+    let (mut pixels, mut labels) = (Vec::with_capacity(n * 784), Vec::with_capacity(n));
+    for i in 0..n {
+        let example = set.get(i);
+        pixels.extend(example.image.to_vec());
+        labels.push(example.label.expect("the data set is labelled"));
+    }
+    (Tensor::from_vec(&[n, 1, 28, 28], pixels), labels)
 }
 
 #[test]
 fn the_shipped_mnist_classifier_is_at_least_99_percent_accurate() {
-    check_shipped("mnist", 0.99, 0.97);
+    // Measured floor FD: 2.10.
+    check_shipped("mnist", 0.99, 0.97, 4.0);
 }
 
 /// Fashion-MNIST is not bundled: it is read from the shared data folder beside the checkout
@@ -68,5 +86,6 @@ fn the_shipped_fashion_mnist_classifier_is_at_least_90_percent_accurate() {
          ../shared/data beside the checkout (its SOURCES.md says where each file comes from: \
          Debian's dataset-fashion-mnist package) or set GANTRY_DATA to a folder holding fashion-mnist/"
     );
-    check_shipped("fashion-mnist", 0.90, 0.75);
+    // Measured floor FD: 0.67.
+    check_shipped("fashion-mnist", 0.90, 0.75, 1.5);
 }

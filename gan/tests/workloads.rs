@@ -1,6 +1,7 @@
 //! The benchmark workloads are the reference's networks: parameter counts and FLOPs against
 //! the numbers `../shared/bench/gan_bench.py` computes with PyTorch (`count_params`,
-//! `iter_flops(cfg, batch, 'seq')`, PyTorch 2.15), and one iteration of each trains.
+//! `iter_flops(cfg, batch, 'seq')`, PyTorch 2.15), and a few iterations of each train: every
+//! parameter moves and the discriminator learns the fixed real batch.
 
 use gantry_gan::models::ModelConfig;
 use gantry_gan::workloads::{self, Layer, Workload};
@@ -158,8 +159,20 @@ fn the_models_match_the_variants() {
     assert_eq!(t.k, 1);
 }
 
+/// Every parameter of a network, by name.
+fn params(net: &dyn gantry_nn::Module) -> Vec<(String, Vec<f32>)> {
+    gantry_nn::state_dict::state_dict(net)
+        .into_iter()
+        .map(|(k, t)| (k, t.to_vec()))
+        .collect()
+}
+
 #[test]
-fn one_iteration_of_the_small_workloads_trains() {
+fn a_few_iterations_of_the_small_workloads_train() {
+    // Four steps on one fixed batch: both networks must move, every parameter of each, and the
+    // discriminator must come to score that real batch as more real than it did at first
+    // (`d_real` of a step is measured before its update, so the last one reflects three).
+    const STEPS: usize = 4;
     for (w, size, batch) in [
         (Workload::Mlp, 28, 4),
         (Workload::Dcgan28, 28, 2),
@@ -167,14 +180,38 @@ fn one_iteration_of_the_small_workloads_trains() {
         (Workload::P2p64, 32, 1),
     ] {
         let (mut trainer, data) = w.setup(size, batch, 0).unwrap();
-        let shape = data.real.shape().to_vec();
-        let m = trainer.train_step(&mut || data.clone()).unwrap();
-        assert!(m.loss_d.is_finite() && m.loss_g.is_finite(), "{w}");
-        assert_eq!(shape[0], batch);
-        assert_eq!(
-            m.get("loss_g_l1").is_some(),
-            matches!(w, Workload::P2p64),
-            "{w}: L1 term only for pix2pix"
+        assert_eq!(data.real.shape()[0], batch);
+        let before = (
+            params(trainer.gan.generator()),
+            params(trainer.gan.discriminator()),
+        );
+        let metrics: Vec<_> = (0..STEPS)
+            .map(|_| trainer.train_step(&mut || data.clone()).unwrap())
+            .collect();
+        for m in &metrics {
+            assert!(m.loss_d.is_finite() && m.loss_g.is_finite(), "{w}: {m:?}");
+            assert_eq!(
+                m.get("loss_g_l1").is_some(),
+                matches!(w, Workload::P2p64),
+                "{w}: L1 term only for pix2pix"
+            );
+        }
+        let after = (
+            params(trainer.gan.generator()),
+            params(trainer.gan.discriminator()),
+        );
+        for (net, was, is) in [("G", &before.0, &after.0), ("D", &before.1, &after.1)] {
+            assert_eq!(was.len(), is.len());
+            for ((name, a), (_, b)) in was.iter().zip(is) {
+                assert!(a != b, "{w}: {net}.{name} did not change in {STEPS} steps");
+            }
+        }
+        let d_real =
+            |m: &gantry_gan::StepMetrics| m.get("d_real").expect("a cross-entropy loss logs D(x)");
+        let (first, last) = (d_real(&metrics[0]), d_real(&metrics[STEPS - 1]));
+        assert!(
+            last > first,
+            "{w}: D(x) of the fixed real batch went from {first} to {last}"
         );
     }
 }
