@@ -69,6 +69,10 @@ pub struct ImportArgs {
     /// for pix2pix].
     #[arg(long)]
     pub data: Option<String>,
+    /// Batch size of a fine-tuning `train --resume`, which keeps the run's [default: 64; 4 for
+    /// pix2pix].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Seed of the run's fixed sample noise and of a fresh discriminator.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -164,11 +168,13 @@ pub fn run(args: ImportArgs) -> Result<()> {
             .data
             .clone()
             .unwrap_or_else(|| default_data.to_string()),
-        batch_size: if model_arg == ModelArg::Pix2pix {
-            4
-        } else {
-            64
-        },
+        batch_size: args
+            .batch_size
+            .unwrap_or(if model_arg == ModelArg::Pix2pix {
+                4
+            } else {
+                64
+            }),
         image_size: Some(image_size),
         seed: args.seed,
         jitter: model_arg == ModelArg::Pix2pix,
