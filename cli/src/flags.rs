@@ -9,8 +9,8 @@ use gantry_gan::checkpoint;
 pub const MAX_BATCH: usize = 65536;
 
 /// Refuses flags out of range before anything is loaded or built: `--k` outside
-/// 1..=100, a batch size outside 1..=65536, a learning rate that is not a positive number, a
-/// step target of 0.
+/// 1..=100, a batch size outside 1..=65536, a step target of 0, an image size beyond the limit.
+/// (The learning rates are checked with the objective's knobs, `train::check_knobs`.)
 pub fn check_flags(args: &TrainArgs) -> Result<()> {
     if let Some(k) = args.k.filter(|k| !(1..=checkpoint::MAX_K).contains(k)) {
         bail!(
@@ -20,9 +20,6 @@ pub fn check_flags(args: &TrainArgs) -> Result<()> {
     }
     if let Some(b) = args.batch_size.filter(|b| !(1..=MAX_BATCH).contains(b)) {
         bail!("--batch-size {b} must be in 1..={MAX_BATCH}");
-    }
-    if let Some(lr) = args.lr.filter(|lr| !(lr.is_finite() && *lr > 0.0)) {
-        bail!("--lr {lr} must be a finite number > 0");
     }
     if args.steps == Some(0) || args.epochs == Some(0) {
         bail!("--steps and --epochs must be at least 1");

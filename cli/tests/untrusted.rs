@@ -132,7 +132,7 @@ fn absurd_sizes_from_flags_are_refused_before_anything_is_built() {
         (&["--model", "mlp", "--k", "1000000000"], "--k 1000000000"),
         (
             &["--model", "mlp", "--lr=-1"],
-            "--lr -1 must be a finite number > 0",
+            "--lr -1 must be a finite learning rate > 0",
         ),
         (&["--model", "mlp", "--lr", "0"], "--lr 0 must be"),
         (&["--model", "mlp", "--lr", "NaN"], "--lr NaN must be"),
