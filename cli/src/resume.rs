@@ -109,6 +109,18 @@ pub fn resume(args: &TrainArgs, dir: &Path) -> Result<Started> {
         args.k.as_ref().map(|k| k as &dyn Debug),
         &trainer.config.k,
     )?;
+    for (flag, given) in [
+        ("beta1", args.beta1.is_some()),
+        ("beta2", args.beta2.is_some()),
+        ("critic-norm", args.critic_norm.is_some()),
+    ] {
+        if given {
+            bail!(
+                "--{flag}: a resumed run in {} keeps its own (see its config.json); start a new run to change it",
+                dir.display()
+            );
+        }
+    }
     let (ngf, ndf) = widths(&model);
     keep("ngf", args.ngf.as_ref().map(|w| w as &dyn Debug), &ngf)?;
     keep("ndf", args.ndf.as_ref().map(|w| w as &dyn Debug), &ndf)?;
@@ -174,6 +186,7 @@ fn widths(model: &ModelConfig) -> (usize, usize) {
         ModelConfig::Dcgan(c) => (c.ngf, c.ndf),
         ModelConfig::Cdcgan(c) => (c.dcgan.ngf, c.dcgan.ndf),
         ModelConfig::Pix2Pix(c) => (c.ngf, c.ndf),
+        ModelConfig::WganGp(c) => (c.dcgan.ngf, c.dcgan.ndf),
         ModelConfig::Mlp(_) => (0, 0),
     }
 }
@@ -187,6 +200,7 @@ fn check_run(dir: &Path, settings: &RunSettings, model: &ModelConfig) -> Result<
         ModelConfig::Dcgan(_) => ModelArg::Dcgan,
         ModelConfig::Pix2Pix(_) => ModelArg::Pix2pix,
         ModelConfig::Cdcgan(_) => ModelArg::Cdcgan,
+        ModelConfig::WganGp(_) => ModelArg::WganGp,
     };
     if settings.model != family {
         bail!(
@@ -212,6 +226,10 @@ fn model_shapes(model: &ModelConfig) -> (Vec<usize>, Option<Vec<usize>>) {
     match model {
         ModelConfig::Mlp(c) => (c.sample_shape.clone(), None),
         ModelConfig::Dcgan(c) => (vec![c.channels, c.image_size, c.image_size], None),
+        ModelConfig::WganGp(c) => {
+            let d = &c.dcgan;
+            (vec![d.channels, d.image_size, d.image_size], None)
+        }
         ModelConfig::Cdcgan(c) => {
             let d = &c.dcgan;
             (vec![d.channels, d.image_size, d.image_size], None)

@@ -12,7 +12,8 @@ use clap::{Args, ValueEnum};
 use gantry_datasets::Split;
 use gantry_gan::diffaug::DiffAug;
 use gantry_gan::models::{
-    CdcganConfig, DcganConfig, DcganVariant, MlpConfig, ModelConfig, Pix2PixConfig,
+    CdcganConfig, CriticNorm, DcganConfig, DcganVariant, MlpConfig, ModelConfig, Pix2PixConfig,
+    Recipe, WganGpConfig,
 };
 use gantry_gan::objective::{ObjectiveConfig, TermSpec, model_terms};
 use gantry_gan::{OptimConfig, StepMetrics, TrainConfig, Trainer, checkpoint};
@@ -38,6 +39,22 @@ pub enum ModelArg {
     /// an embedding next to z and to D as one-hot planes; for labelled images (MNIST,
     /// Fashion-MNIST, CIFAR-10, a folder with one sub-folder per class).
     Cdcgan,
+    /// WGAN-GP (Gulrajani et al.), the lecture's PokeGAN recipe: pytorch/examples' DCGAN
+    /// generator and a critic of the same shape without batch norm (--critic-norm), the
+    /// Wasserstein loss with gradient penalty 10, 5 critic steps per generator step, Adam 1e-4
+    /// with betas (0, 0.9); on the emoji by default; 28x28 data is resized to 32.
+    #[value(name = "wgan-gp")]
+    #[serde(rename = "wgan-gp")]
+    WganGp,
+}
+
+/// How WGAN-GP's critic normalises its hidden layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CriticNormArg {
+    /// None: the paper's DCGAN-shaped critic.
+    None,
+    /// Instance norm with learned scale and shift (per sample, so the penalty holds).
+    Instance,
 }
 
 /// The optimizers.
@@ -137,12 +154,12 @@ pub struct TrainArgs {
     /// The discriminator's learning rate, over --lr; with --resume, changes the run's.
     #[arg(long)]
     pub lr_d: Option<f32>,
-    /// Adam's beta1.
-    #[arg(long, default_value_t = 0.5)]
-    pub beta1: f32,
-    /// Adam's beta2.
-    #[arg(long, default_value_t = 0.999)]
-    pub beta2: f32,
+    /// Adam's beta1 [default: the model's; 0.5 as DCGAN].
+    #[arg(long)]
+    pub beta1: Option<f32>,
+    /// Adam's beta2 [default: the model's; 0.999 as DCGAN].
+    #[arg(long)]
+    pub beta2: Option<f32>,
     /// SGD's momentum.
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f32,
@@ -168,6 +185,9 @@ pub struct TrainArgs {
     /// [default: 64].
     #[arg(long)]
     pub ndf: Option<usize>,
+    /// WGAN-GP's critic normalisation [default: none].
+    #[arg(long, value_enum)]
+    pub critic_norm: Option<CriticNormArg>,
     /// PacGAN: the discriminator judges this many samples at once (all real or all fake,
     /// concatenated along channels or features); the batch size must be a multiple of it
     /// [default: 1, a standard discriminator; a resumed run keeps its own].
@@ -229,12 +249,16 @@ pub fn default_checkpoint_every() -> u64 {
     500
 }
 
-fn default_data(model: ModelArg) -> &'static str {
-    match model {
-        ModelArg::Dcgan => "mnist",
-        ModelArg::Mlp => "ring",
-        ModelArg::Pix2pix => "edges2emoji",
-        ModelArg::Cdcgan => "mnist",
+impl ModelArg {
+    /// How the model trains unless a flag says otherwise.
+    pub fn recipe(self) -> Recipe {
+        match self {
+            ModelArg::Dcgan => Recipe::dcgan(),
+            ModelArg::Mlp => Recipe::mlp(),
+            ModelArg::Pix2pix => Recipe::pix2pix(),
+            ModelArg::Cdcgan => Recipe::cdcgan(),
+            ModelArg::WganGp => Recipe::wgan_gp(),
+        }
     }
 }
 
@@ -281,7 +305,10 @@ fn unpacked_config(
     classes: Option<usize>,
 ) -> Result<(ModelConfig, Option<usize>)> {
     let model = args.model.unwrap_or(ModelArg::Dcgan);
-    let name = args.data.as_deref().unwrap_or(default_data(model));
+    let name = args.data.as_deref().unwrap_or(model.recipe().data);
+    if args.critic_norm.is_some() && model != ModelArg::WganGp {
+        bail!("--critic-norm is WGAN-GP's (--model wgan-gp)");
+    }
     Ok(match (model, kind) {
         (ModelArg::Mlp, Kind::Points(_)) => (ModelConfig::Mlp(MlpConfig::points()), None),
         (ModelArg::Mlp, Kind::Images(s)) => {
@@ -316,6 +343,19 @@ fn unpacked_config(
                 Some(size),
             )
         }
+        (ModelArg::WganGp, Kind::Images(s)) => {
+            // pytorch/examples' network needs a power of two: 28x28 digits become 32x32.
+            let native = s[1].max(s[2]).next_power_of_two().clamp(16, 256);
+            let size = args.image_size.unwrap_or(native);
+            let mut config = WganGpConfig::new(size, s[0]);
+            config.dcgan.ngf = args.ngf.unwrap_or(64);
+            config.dcgan.ndf = args.ndf.unwrap_or(64);
+            config.critic_norm = match args.critic_norm {
+                Some(CriticNormArg::Instance) => CriticNorm::Instance,
+                Some(CriticNormArg::None) | None => CriticNorm::None,
+            };
+            (ModelConfig::WganGp(config), Some(size))
+        }
         (ModelArg::Pix2pix, Kind::Pairs(a, b)) => {
             let size = args
                 .image_size
@@ -335,7 +375,7 @@ fn unpacked_config(
         (_, Kind::Pairs(..)) => {
             bail!("--data {name} is paired data: train it with --model pix2pix")
         }
-        (ModelArg::Dcgan | ModelArg::Cdcgan, Kind::Points(_)) => {
+        (ModelArg::Dcgan | ModelArg::Cdcgan | ModelArg::WganGp, Kind::Points(_)) => {
             bail!(
                 "--data {name} holds 2-D points; {} needs images (use --model mlp for points)",
                 model_name(model)
@@ -351,14 +391,21 @@ fn model_name(model: ModelArg) -> String {
         .map_or_else(|| format!("{model:?}"), |v| v.get_name().to_string())
 }
 
-/// The optimizer of a player whose own learning rate flag holds `own`.
-fn optim(args: &TrainArgs, own: Option<f32>) -> OptimConfig {
+/// The optimizer of the generator (`g`) or the discriminator: the recipe's, with what the
+/// flags change.
+fn optim(args: &TrainArgs, recipe: &Recipe, g: bool) -> OptimConfig {
+    let own = if g { args.lr_g } else { args.lr_d };
     match args.optimizer {
-        OptimizerArg::Adam => OptimConfig::Adam {
-            lr: own.or(args.lr).unwrap_or(2e-4),
-            beta1: args.beta1,
-            beta2: args.beta2,
-        },
+        OptimizerArg::Adam => {
+            let OptimConfig::Adam { lr, beta1, beta2 } = recipe.adam(g) else {
+                unreachable!("a recipe's optimizer is Adam")
+            };
+            OptimConfig::Adam {
+                lr: own.or(args.lr).unwrap_or(lr),
+                beta1: args.beta1.unwrap_or(beta1),
+                beta2: args.beta2.unwrap_or(beta2),
+            }
+        }
         OptimizerArg::Sgd => OptimConfig::Sgd {
             lr: own.or(args.lr).unwrap_or(0.01),
             momentum: args.momentum,
@@ -381,7 +428,9 @@ pub(crate) fn check_knobs(args: &TrainArgs) -> Result<()> {
         }
     }
     for (flag, beta) in [("--beta1", args.beta1), ("--beta2", args.beta2)] {
-        if !(0.0..1.0).contains(&beta) {
+        if let Some(beta) = beta
+            && !(0.0..1.0).contains(&beta)
+        {
             bail!("{flag} {beta} must be in [0, 1)");
         }
     }
@@ -431,33 +480,30 @@ fn diffaug_policy(args: &TrainArgs) -> Result<Vec<DiffAug>> {
     Ok(policy)
 }
 
-/// The objective of a new run from the flags: the loss, the model's own terms (pix2pix's
-/// L1), then mode seeking and the penalties.
-fn objective(args: &TrainArgs, model: &ModelConfig, mode_seeking: f32) -> ObjectiveConfig {
+/// The objective of a new run: the recipe's loss and terms after the model's own (pix2pix's
+/// L1), each replaced (weight 0: removed) by its flag where one is given.
+fn objective(args: &TrainArgs, model: &ModelConfig, recipe: &Recipe) -> ObjectiveConfig {
     let mut terms = model_terms(model);
-    if mode_seeking > 0.0 {
-        terms.push(TermSpec::new("loss_g_ms", mode_seeking));
-    }
-    if let Some(w) = args.gp {
-        terms.push(TermSpec::new("gp", w));
-    }
-    if let Some(w) = args.r1 {
-        terms.push(TermSpec {
-            every: args.r1_every.unwrap_or(1),
-            ..TermSpec::new("r1", w)
-        });
-    }
-    if let Some(w) = args.drift {
-        terms.push(TermSpec::new("drift", w));
-    }
-    if let Some(w) = args.feature_matching {
-        terms.push(TermSpec::new("feature_matching", w));
+    terms.extend(recipe.terms.iter().cloned());
+    let flags = [
+        ("loss_g_ms", args.mode_seeking, 1),
+        ("gp", args.gp, 1),
+        ("r1", args.r1, args.r1_every.unwrap_or(1)),
+        ("drift", args.drift, 1),
+        ("feature_matching", args.feature_matching, 1),
+    ];
+    for (name, weight, every) in flags {
+        let Some(weight) = weight else { continue };
+        terms.retain(|t| t.name != name);
+        if weight > 0.0 {
+            terms.push(TermSpec {
+                every,
+                ..TermSpec::new(name, weight)
+            });
+        }
     }
     ObjectiveConfig {
-        loss: args
-            .loss
-            .clone()
-            .unwrap_or_else(|| ObjectiveConfig::default().loss),
+        loss: args.loss.clone().unwrap_or_else(|| recipe.loss.to_string()),
         real_label: args.real_label,
         terms,
     }
@@ -521,11 +567,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         (None, Some(e)) => {
             e.saturating_mul((data.set.len() / batch_size / trainer.config.k.max(1)).max(1) as u64)
         }
-        (None, None) => match settings.model {
-            ModelArg::Dcgan | ModelArg::Cdcgan => 1000,
-            ModelArg::Mlp => 4000,
-            ModelArg::Pix2pix => 2000,
-        },
+        (None, None) => settings.model.recipe().steps,
     };
     if trainer.step >= target {
         bail!(
@@ -654,7 +696,7 @@ fn start(args: &TrainArgs) -> Result<Started> {
     let data_name = args
         .data
         .clone()
-        .unwrap_or_else(|| default_data(model_arg).to_string());
+        .unwrap_or_else(|| model_arg.recipe().data.to_string());
     let data = data::load(&data_name, Split::Train, args.quiet)?;
     let (model, image_size) = model_config(args, &data.kind, data.set.num_classes())?;
     // Before anything is built: a size from a flag may be absurd.
@@ -662,21 +704,11 @@ fn start(args: &TrainArgs) -> Result<Started> {
     let seed = args.seed.unwrap_or(0);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let gan = model.build(&mut rng)?;
-    let batch_size = args
-        .batch_size
-        .unwrap_or(if model_arg == ModelArg::Pix2pix {
-            4
-        } else {
-            64
-        });
-    let mode_seeking = args
-        .mode_seeking
-        .unwrap_or(if model_arg == ModelArg::Cdcgan {
-            1.0
-        } else {
-            0.0
-        });
-    check_mode_seeking(mode_seeking, model_arg)?;
+    let recipe = model_arg.recipe();
+    let batch_size = args.batch_size.unwrap_or(recipe.batch_size);
+    if let Some(w) = args.mode_seeking {
+        check_mode_seeking(w, model_arg)?;
+    }
     let pack = model.pack();
     if !batch_size.is_multiple_of(pack) {
         bail!(
@@ -684,12 +716,12 @@ fn start(args: &TrainArgs) -> Result<Started> {
         );
     }
     let train = TrainConfig {
-        k: args.k.unwrap_or(1),
-        objective: objective(args, &model, mode_seeking),
-        optim_g: optim(args, args.lr_g),
-        optim_d: optim(args, args.lr_d),
+        k: args.k.unwrap_or(recipe.k),
+        objective: objective(args, &model, &recipe),
+        optim_g: optim(args, &recipe, true),
+        optim_d: optim(args, &recipe, false),
         seed,
-        ema: args.ema,
+        ema: args.ema.or(recipe.ema),
         diffaug: diffaug_policy(args)?,
     };
     // Refuses an objective that does not fit the model before anything is written.

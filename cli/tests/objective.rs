@@ -10,13 +10,7 @@ use gantry_nn::state_dict::{read_safetensors, write_safetensors};
 use gantry_tensor::Tensor;
 use std::path::Path;
 
-fn rows(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use common::metrics_rows as rows;
 
 const TINY_MLP: [&str; 10] = [
     "--model",

@@ -95,6 +95,7 @@ pub fn check_sizes(config: &ModelConfig) -> Result<()> {
             )?;
         }
         ModelConfig::Dcgan(c) => dcgan_sizes(c, &at_most)?,
+        ModelConfig::WganGp(c) => dcgan_sizes(&c.dcgan, &at_most)?,
         ModelConfig::Cdcgan(c) => {
             dcgan_sizes(&c.dcgan, &at_most)?;
             at_most("num_classes", c.num_classes, MAX_CLASSES)?;

@@ -2,8 +2,8 @@
 
 use gantry_gan::diffaug::DiffAug;
 use gantry_gan::models::{
-    Batch, CdcganConfig, DcganConfig, DcganVariant, MlpConfig, MlpOutput, ModelConfig,
-    Pix2PixConfig,
+    Batch, CdcganConfig, CriticNorm, DcganConfig, DcganVariant, MlpConfig, MlpOutput, ModelConfig,
+    Pix2PixConfig, WganGpConfig,
 };
 use gantry_gan::objective::{ObjectiveConfig, TermSpec};
 use gantry_gan::{GanError, OptimConfig, TrainConfig, Trainer, checkpoint};
@@ -40,7 +40,8 @@ fn tiny_cdcgan() -> CdcganConfig {
     }
 }
 
-/// A tiny DCGAN, a tiny pix2pix at 32x32 with dropout, and a tiny conditional DCGAN.
+/// A tiny DCGAN, a tiny pix2pix at 32x32 with dropout, a tiny conditional DCGAN and a tiny
+/// WGAN-GP.
 fn models() -> Vec<ModelConfig> {
     vec![
         ModelConfig::Dcgan(tiny_dcgan()),
@@ -50,6 +51,10 @@ fn models() -> Vec<ModelConfig> {
             ..Pix2PixConfig::new(32)
         }),
         ModelConfig::Cdcgan(tiny_cdcgan()),
+        ModelConfig::WganGp(WganGpConfig {
+            dcgan: tiny_dcgan(),
+            critic_norm: CriticNorm::Instance,
+        }),
     ]
 }
 
@@ -71,12 +76,14 @@ fn batch_for(model: &ModelConfig, i: u64) -> Batch {
                 ..Batch::new(Tensor::rand_uniform(&s, -1.0, 1.0, &mut rng))
             }
         }
-        ModelConfig::Dcgan(c) => Batch::new(Tensor::rand_uniform(
-            &[4, c.channels, c.image_size, c.image_size],
-            -1.0,
-            1.0,
-            &mut rng,
-        )),
+        ModelConfig::Dcgan(c) | ModelConfig::WganGp(WganGpConfig { dcgan: c, .. }) => {
+            Batch::new(Tensor::rand_uniform(
+                &[4, c.channels, c.image_size, c.image_size],
+                -1.0,
+                1.0,
+                &mut rng,
+            ))
+        }
         ModelConfig::Mlp(c) => {
             Batch::new(Tensor::randn(&[8, c.sample_shape[0]], 0.0, 1.0, &mut rng))
         }
@@ -385,6 +392,7 @@ fn packed_models_train_with_finite_losses_and_packed_discriminators() {
         let per_sample = match &model {
             ModelConfig::Mlp(c) => c.sample_shape.iter().product(),
             ModelConfig::Dcgan(c) => c.channels,
+            ModelConfig::WganGp(c) => c.dcgan.channels,
             ModelConfig::Pix2Pix(c) => c.in_channels + c.out_channels,
             ModelConfig::Cdcgan(c) => c.dcgan.channels + c.num_classes,
         };

@@ -75,3 +75,12 @@ pub fn run_config(run: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(run.join("config.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
+
+/// The rows of a run's `metrics.jsonl`, parsed.
+pub fn metrics_rows(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

@@ -169,6 +169,8 @@ pub fn to_onnx(gan: &dyn Gan, mode: TestMode) -> Result<OnnxModel, ExportError> 
     match &config {
         ModelConfig::Mlp(c) => generators::mlp(&mut g, c)?,
         ModelConfig::Dcgan(c) => generators::dcgan(&mut g, c, stats)?,
+        // The same generator as DCGAN's.
+        ModelConfig::WganGp(c) => generators::dcgan(&mut g, &c.dcgan, stats)?,
         ModelConfig::Cdcgan(c) => generators::cdcgan(&mut g, c, stats)?,
         ModelConfig::Pix2Pix(c) => generators::pix2pix(&mut g, c, stats)?,
     }

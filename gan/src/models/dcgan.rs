@@ -146,11 +146,11 @@ pub(super) fn players(
 }
 
 /// The number of stride-2 blocks between 4x4 and the image size.
-fn upsamplings(size: usize) -> usize {
+pub(super) fn upsamplings(size: usize) -> usize {
     size.trailing_zeros() as usize - 2
 }
 
-fn generator64(c: &DcganConfig, rng: &mut dyn RngCore) -> Result<Sequential> {
+pub(super) fn generator64(c: &DcganConfig, rng: &mut dyn RngCore) -> Result<Sequential> {
     let blocks = upsamplings(c.image_size);
     let mut width = c.ngf << (blocks - 1);
     let mut g = Sequential::new()

@@ -6,12 +6,16 @@ mod dcgan;
 mod mlp;
 mod pack;
 mod pix2pix;
+mod recipe;
+mod wgan_gp;
 
 pub use cdcgan::{Cdcgan, CdcganConfig, CondGenerator};
 pub use dcgan::{Dcgan, DcganConfig, DcganVariant};
 pub use mlp::{Mlp, MlpConfig, MlpOutput};
 pub use pack::{Packed, pack, pack_tensor};
 pub use pix2pix::{PatchGan, Pix2Pix, Pix2PixConfig, UNet};
+pub use recipe::Recipe;
+pub use wgan_gp::{CriticNorm, WganGp, WganGpConfig};
 
 use crate::error::Result;
 use gantry_autodiff::Var;
@@ -141,16 +145,20 @@ pub enum ModelConfig {
     Pix2Pix(Pix2PixConfig),
     /// Label-conditional DCGAN (Mirza and Osindero).
     Cdcgan(CdcganConfig),
+    /// WGAN-GP (Gulrajani et al.) with DCGAN-shaped players.
+    #[serde(rename = "wgan-gp")]
+    WganGp(WganGpConfig),
 }
 
 impl ModelConfig {
-    /// The model kind's name (`mlp`, `dcgan`, `pix2pix`, `cdcgan`).
+    /// The model kind's name (`mlp`, `dcgan`, `pix2pix`, `cdcgan`, `wgan-gp`).
     pub fn kind(&self) -> &'static str {
         match self {
             ModelConfig::Mlp(_) => "mlp",
             ModelConfig::Dcgan(_) => "dcgan",
             ModelConfig::Pix2Pix(_) => "pix2pix",
             ModelConfig::Cdcgan(_) => "cdcgan",
+            ModelConfig::WganGp(_) => "wgan-gp",
         }
     }
 
@@ -161,6 +169,7 @@ impl ModelConfig {
             ModelConfig::Dcgan(c) => c.pack,
             ModelConfig::Pix2Pix(c) => c.pack,
             ModelConfig::Cdcgan(c) => c.dcgan.pack,
+            ModelConfig::WganGp(c) => c.dcgan.pack,
         }
     }
 
@@ -171,6 +180,7 @@ impl ModelConfig {
             ModelConfig::Dcgan(c) => c.pack = m,
             ModelConfig::Pix2Pix(c) => c.pack = m,
             ModelConfig::Cdcgan(c) => c.dcgan.pack = m,
+            ModelConfig::WganGp(c) => c.dcgan.pack = m,
         }
         self
     }
@@ -185,6 +195,7 @@ impl ModelConfig {
             ModelConfig::Dcgan(c) => Box::new(Dcgan::new(c.clone(), rng)?),
             ModelConfig::Pix2Pix(c) => Box::new(Pix2Pix::new(c.clone(), rng)?),
             ModelConfig::Cdcgan(c) => Box::new(Cdcgan::new(c.clone(), rng)?),
+            ModelConfig::WganGp(c) => Box::new(WganGp::new(c.clone(), rng)?),
         })
     }
 }

@@ -1,0 +1,108 @@
+//! How each model trains unless told otherwise: its paper's loss, terms, optimizers, number
+//! of discriminator steps and weight averaging, and the run's defaults (data, steps, batch).
+//!
+//! A model family brings its recipe with it, so that `gantry train --model M` trains M as its
+//! authors did and every flag only overrides one part of it. A new model adds one constructor
+//! here beside its own file.
+
+use crate::objective::TermSpec;
+use crate::train::OptimConfig;
+
+/// A model's training defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recipe {
+    /// The bundled data set it trains on by default.
+    pub data: &'static str,
+    /// Generator steps of a default run.
+    pub steps: u64,
+    /// Examples per batch.
+    pub batch_size: usize,
+    /// The adversarial loss, by its registered name.
+    pub loss: &'static str,
+    /// Terms added to the model's own ([`crate::objective::model_terms`]), by name.
+    pub terms: Vec<TermSpec>,
+    /// Discriminator steps per generator step.
+    pub k: usize,
+    /// The generator's learning rate.
+    pub lr_g: f32,
+    /// The discriminator's learning rate.
+    pub lr_d: f32,
+    /// Adam's `(beta1, beta2)` for both players.
+    pub betas: (f32, f32),
+    /// Decay of the moving average of G's weights used for samples, if any.
+    pub ema: Option<f32>,
+}
+
+impl Recipe {
+    /// DCGAN (Radford et al.): non-saturating loss, Adam 2e-4 with beta1 0.5, batch 64, on
+    /// MNIST for 1,000 steps.
+    pub fn dcgan() -> Self {
+        Recipe {
+            data: "mnist",
+            steps: 1000,
+            batch_size: 64,
+            loss: "non-saturating",
+            terms: Vec::new(),
+            k: 1,
+            lr_g: 2e-4,
+            lr_d: 2e-4,
+            betas: (0.5, 0.999),
+            ema: None,
+        }
+    }
+
+    /// The vanilla GAN on the 2-D ring: DCGAN's optimizer, 4,000 steps.
+    pub fn mlp() -> Self {
+        Recipe {
+            data: "ring",
+            steps: 4000,
+            ..Recipe::dcgan()
+        }
+    }
+
+    /// The label-conditional DCGAN: DCGAN's recipe with the mode-seeking term (weight 1, Mao
+    /// et al.), without which its generator draws one image per label whatever z is.
+    pub fn cdcgan() -> Self {
+        Recipe {
+            terms: vec![TermSpec::new("loss_g_ms", 1.0)],
+            ..Recipe::dcgan()
+        }
+    }
+
+    /// pix2pix (Isola et al.): batch 4 on edges2emoji, 2,000 steps; its L1 term is the
+    /// model's own.
+    pub fn pix2pix() -> Self {
+        Recipe {
+            data: "edges2emoji",
+            steps: 2000,
+            batch_size: 4,
+            ..Recipe::dcgan()
+        }
+    }
+
+    /// WGAN-GP (Gulrajani et al.): the Wasserstein loss with a gradient penalty of 10, five
+    /// critic steps per generator step, Adam 1e-4 with betas (0, 0.9), batch 64; on the
+    /// emoji (the small colourful sprites of the lecture's PokeGAN) for 2,000 steps.
+    pub fn wgan_gp() -> Self {
+        Recipe {
+            data: "emoji",
+            steps: 2000,
+            loss: "wasserstein",
+            terms: vec![TermSpec::new("gp", 10.0)],
+            k: 5,
+            lr_g: 1e-4,
+            lr_d: 1e-4,
+            betas: (0.0, 0.9),
+            ..Recipe::dcgan()
+        }
+    }
+
+    /// The optimizer of the generator (`g`) or discriminator with this recipe's settings.
+    pub fn adam(&self, g: bool) -> OptimConfig {
+        OptimConfig::Adam {
+            lr: if g { self.lr_g } else { self.lr_d },
+            beta1: self.betas.0,
+            beta2: self.betas.1,
+        }
+    }
+}
