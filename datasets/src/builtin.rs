@@ -4,20 +4,23 @@
 //! |---|---|---|
 //! | `mnist` | MNIST digits, `[1, 28, 28]`, labels 0..9 | `mnist/` (bundled) |
 //! | `fashion-mnist` | Fashion-MNIST, `[1, 28, 28]`, labels 0..9 | `fashion-mnist/` (not bundled) |
-//! | `emoji` | Noto emoji, `[3, 64, 64]`, no labels | `emoji-noto-64/` (bundled) |
+//! | `emoji` | Noto emoji, `[3, 64, 64]`, 3,786 images, labels 0..8 (category) | `emoji-noto-64/` (bundled) |
+//! | `emoji128` | Noto emoji, `[3, 128, 128]`, 1,949 images, labels 0..8 (category) | `emoji-noto-128/` (bundled) |
 //! | `cifar10` | CIFAR-10 binary batches, `[3, 32, 32]`, labels 0..9 | `cifar10-subset/`, `cifar10/` or `cifar-10-batches-bin/` (not bundled) |
 //! | `ring` | 8 Gaussians on the unit circle, points `[2]` | synthetic, 100,000 points |
 //! | `grid` | 25 Gaussians on {-4..4}², points `[2]` | synthetic, 100,000 points |
 //! | `edges2emoji` | edge map → emoji pairs, `[3, 64, 64]` each | from `emoji` |
 //! | `edges2digits` | edge map → digit pairs, `[1, 28, 28]` each | from `mnist` |
 //!
-//! The emoji sets split by index: every 10th image is the test (validation) split. The
+//! The emoji classes are the nine Unicode categories of [`EMOJI_CATEGORIES`], read from the
+//! folder's label table (see [`read_emoji_labels`]). The emoji sets split by index: every 10th image is the test (validation) split. The
 //! synthetic sets draw their points with seed 0 for [`Split::Train`] and seed 1 for
 //! [`Split::Test`].
 
 use crate::cifar::load_cifar10;
 use crate::dataset::Dataset;
 use crate::edges::{edges2digits, edges2emoji, emoji_split};
+use crate::emoji::{EMOJI_CATEGORIES, read_emoji_labels};
 use crate::error::{DataError, Result};
 use crate::idx::{load_idx_images, load_mnist_with_progress};
 use crate::image_set::ImageSet;
@@ -39,10 +42,11 @@ pub enum Split {
 pub const DATA_ENV: &str = "GANTRY_DATA";
 
 /// The names [`builtin`] knows.
-pub const BUILTIN_NAMES: [&str; 8] = [
+pub const BUILTIN_NAMES: [&str; 9] = [
     "mnist",
     "fashion-mnist",
     "emoji",
+    "emoji128",
     "cifar10",
     "ring",
     "grid",
@@ -112,11 +116,11 @@ pub fn builtin_with(
             split,
             progress,
         )?),
-        "emoji" => {
-            let all = load_emoji(roots, progress)?;
+        "emoji" | "emoji128" => {
+            let all = load_emoji(name, roots, progress)?;
             Box::new(all.subset(&emoji_split(all.len(), split)))
         }
-        "edges2emoji" => Box::new(edges2emoji(&load_emoji(roots, progress)?, split)),
+        "edges2emoji" => Box::new(edges2emoji(&load_emoji("emoji", roots, progress)?, split)),
         "edges2digits" => {
             let digits =
                 load_mnist_with_progress(&locate("mnist", roots, &["mnist"])?, split, progress)?;
@@ -167,18 +171,40 @@ fn locate(name: &str, roots: &[PathBuf], subs: &[&str]) -> Result<PathBuf> {
         })
 }
 
-/// The whole emoji set (all 3,786 images) from the first root that has it.
-fn load_emoji(roots: &[PathBuf], progress: Progress<'_>) -> Result<ImageSet> {
-    let dir = locate("emoji", roots, &["emoji-noto-64"])?;
-    let file = ["emoji64-rgb-idx4-ubyte.gz", "emoji64-rgb-idx4-ubyte"]
+/// A whole emoji set (`emoji`: all 3,786 images at 64x64; `emoji128`: 1,949 at 128x128) from
+/// the first root that has it, labelled with its category.
+fn load_emoji(name: &str, roots: &[PathBuf], progress: Progress<'_>) -> Result<ImageSet> {
+    let (folder, stem) = match name {
+        "emoji" => ("emoji-noto-64", "emoji64"),
+        _ => ("emoji-noto-128", "emoji128"),
+    };
+    let dir = locate(name, roots, &[folder])?;
+    let file = [".gz", ""]
         .iter()
-        .map(|f| dir.join(f))
+        .map(|ext| dir.join(format!("{stem}-rgb-idx4-ubyte{ext}")))
         .find(|p| p.is_file())
         .ok_or_else(|| DataError::NotFound {
-            name: "emoji".into(),
-            hint: format!("no emoji64-rgb-idx4-ubyte(.gz) in {}", dir.display()),
+            name: name.into(),
+            hint: format!("no {stem}-rgb-idx4-ubyte(.gz) in {}", dir.display()),
         })?;
-    load_idx_images(&file, progress)
+    let labels_path = dir.join(format!("{stem}-labels.tsv"));
+    if !labels_path.is_file() {
+        return Err(DataError::NotFound {
+            name: name.into(),
+            hint: format!(
+                "no {} (the class of each image; it ships in the repository's data/{folder}/)",
+                labels_path.display()
+            ),
+        });
+    }
+    let labels = read_emoji_labels(&labels_path)?;
+    let names = EMOJI_CATEGORIES.iter().map(|c| c.to_string()).collect();
+    load_idx_images(&file, progress)?.with_labels(
+        labels.iter().map(|row| row.category).collect(),
+        EMOJI_CATEGORIES.len(),
+        names,
+        &labels_path,
+    )
 }
 
 /// The CIFAR-10 binary files of `split` in `dir`, sorted: names starting `train` or

@@ -45,6 +45,7 @@ mod builtin;
 mod cifar;
 mod dataset;
 mod edges;
+mod emoji;
 mod error;
 mod folder;
 mod idx;
@@ -64,6 +65,7 @@ pub use dataset::{Dataset, Example};
 pub use edges::{
     EdgeOptions, edge_map, edges_of, edges2digits, edges2emoji, emoji_split, luminance,
 };
+pub use emoji::{AGE_GROUPS, EMOJI_CATEGORIES, EmojiInfo, parse_emoji_labels, read_emoji_labels};
 pub use error::{DataError, Result};
 pub use folder::{
     Channels, FolderOptions, OnSizeMismatch, decode_image, load_image_file, load_image_folder,

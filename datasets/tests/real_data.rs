@@ -149,6 +149,7 @@ fn builtin_names_load() {
         ("ring", vec![2], None),
         ("grid", vec![2], None),
         ("emoji", vec![3, 64, 64], None),
+        ("emoji128", vec![3, 128, 128], None),
         ("edges2emoji", vec![3, 64, 64], Some(vec![3, 64, 64])),
     ] {
         let ds = builtin(name, Split::Test).unwrap();
@@ -163,11 +164,57 @@ fn builtin_names_load() {
     assert!(err.to_string().contains("edges2digits"), "{err}");
 }
 
+/// Class counts of the emoji sets by category (Unicode order; the 64-pixel set's 5 `Component`
+/// images count as People & Body), and the split.
+#[test]
+fn emoji_sets_carry_their_categories() {
+    let count = |name: &str| {
+        let (mut hist, mut n) = (vec![0usize; 9], 0);
+        for split in [Split::Train, Split::Test] {
+            let set = builtin(name, split).unwrap();
+            assert_eq!(set.num_classes(), Some(9), "{name}");
+            for i in 0..set.len() {
+                hist[set.get(i).label.expect("every emoji has a category")] += 1;
+            }
+            n += set.len();
+        }
+        (hist, n)
+    };
+    assert_eq!(
+        count("emoji"),
+        (vec![169, 2266, 159, 131, 218, 85, 264, 224, 270], 3786)
+    );
+    assert_eq!(
+        count("emoji128"),
+        (vec![168, 435, 158, 130, 218, 85, 262, 223, 270], 1949)
+    );
+    assert_eq!(builtin("emoji128", Split::Test).unwrap().len(), 195);
+    assert_eq!(gantry_datasets::EMOJI_CATEGORIES[8], "Flags");
+}
+
+/// The 60 faces of the ageing set, in both label tables: four age groups, each person type in
+/// six skin tones.
+#[test]
+fn emoji_label_tables_hold_the_ageing_faces() {
+    for file in [
+        "emoji-noto-64/emoji64-labels.tsv",
+        "emoji-noto-128/emoji128-labels.tsv",
+    ] {
+        let rows = gantry_datasets::read_emoji_labels(&bundled_data_dir().join(file)).unwrap();
+        let mut ages = [0usize; 4];
+        for r in rows.iter().filter(|r| r.age_group.is_some()) {
+            ages[r.age_group.unwrap()] += 1;
+            assert!(r.gender.is_some(), "{file}: {}", r.short_name);
+        }
+        assert_eq!(ages, [6, 18, 18, 18], "{file}");
+    }
+}
+
 #[test]
 fn missing_data_is_a_clear_error() {
     let empty = tempfile::tempdir().unwrap();
     let roots = [empty.path().to_path_buf()];
-    for name in ["fashion-mnist", "cifar10", "mnist", "emoji"] {
+    for name in ["fashion-mnist", "cifar10", "mnist", "emoji", "emoji128"] {
         let err = builtin_with(name, Split::Train, &roots, &mut |_, _| {})
             .err()
             .unwrap();
@@ -217,4 +264,39 @@ fn shared_cifar10_and_fashion_mnist() {
     let mut counts = [0; 10];
     (0..fashion.len()).for_each(|i| counts[fashion.get(i).label.unwrap()] += 1);
     assert_eq!(counts, [1000; 10]);
+}
+
+/// An emoji folder without its label table (an older copy of the data) is an error that names
+/// the missing file; a table that does not match the images is one too.
+#[test]
+fn emoji_without_their_label_table_say_which_file_is_missing() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("emoji-noto-64");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut idx = vec![0u8, 0, 8, 4];
+    for d in [2u32, 8, 8, 3] {
+        idx.extend_from_slice(&d.to_be_bytes());
+    }
+    idx.extend(std::iter::repeat_n(200u8, 2 * 8 * 8 * 3));
+    std::fs::write(dir.join("emoji64-rgb-idx4-ubyte"), &idx).unwrap();
+    let roots = [root.path().to_path_buf()];
+    let err = builtin_with("emoji", Split::Train, &roots, &mut |_, _| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("emoji64-labels.tsv"), "{err}");
+    std::fs::write(
+        dir.join("emoji64-labels.tsv"),
+        "index\tshort_name\tcategory\tsubcategory\tskin_tone\tage_group\tgender\n\
+         0\ta\tFlags\tf\tnone\t\t\n",
+    )
+    .unwrap();
+    let err = builtin_with("emoji", Split::Train, &roots, &mut |_, _| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("emoji64-labels.tsv") && err.contains("1 labels for 2 images"),
+        "{err}"
+    );
 }
