@@ -1,19 +1,19 @@
 //! `gantry eval`: score a trained run (or a set of images) with the metrics of its data.
 
-use crate::classifier::labelled_images;
+use crate::classifier::{Labelled, labelled_images};
 use crate::data::{self, Kind};
 use crate::run::RunDir;
 use crate::sampling::generate;
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use gantry_datasets::transform::resize;
 use gantry_datasets::{
     Channels, Dataset, FolderOptions, Mixture, Split, load_idx_images, load_image_folder,
 };
-use gantry_gan::metrics::classifier::{DigitClassifier, argmax_rows};
-use gantry_gan::metrics::digits::digit_scores;
-use gantry_gan::metrics::frechet::Gaussian;
+use gantry_gan::metrics::classifier::{ClassifierInfo, ImageClassifier, argmax_rows};
 use gantry_gan::metrics::image::{RANGE_UNIT, l1, psnr, ssim};
 use gantry_gan::metrics::mixture::mixture_scores;
+use gantry_gan::metrics::scores::{PR_K, Reference, image_scores};
 use gantry_gan::models::{Gan, ModelConfig};
 use gantry_gan::{Trainer, checkpoint};
 use gantry_tensor::Tensor;
@@ -33,30 +33,39 @@ const MAX_N: usize = 100_000;
 /// `gantry eval`.
 #[derive(Args, Debug)]
 #[command(after_help = "Which metrics, by the run's data:\n  \
-ring, grid                 mode coverage on 2,500 samples (VEEGAN/PacGAN): `modes` captured of \
-`modes_total`,\n                             `high_quality` (fraction within 3 std of a mode), \
+ring, grid          mode coverage on 2,500 samples (VEEGAN/PacGAN): `modes` captured of \
+`modes_total`,\n                      `high_quality` (fraction within 3 std of a mode), \
 `reverse_kl` (nats; 0 = even)\n  \
-mnist, fashion-mnist       a digit classifier on 10,000 samples: `classes` (of 10), `class_hist`, \
-`class_kl`,\n                             `confident` (max prob >= 0.9), `fd` (Fréchet distance of \
-its features\n                             to the test set's); `real` holds the same for real \
-training images (the floor)\n  \
-pix2pix runs               `l1`, `psnr` (dB, [-1, 1] data, capped at 100), `ssim` over the \
-validation split\n\
+labelled images     (mnist, fashion-mnist, emoji, emoji128, cifar10) the data's classifier on \
+10,000 samples:\n                      `classes`, `class_hist`, `class_kl` (nats from uniform), \
+`confident` (max prob >= 0.9),\n                      in its 128-d feature space against the \
+real reference (`reference`): `fd` (Fréchet\n                      distance: biased upwards by \
+few samples, compare FDs only at equal `n`), `kid`\n                      (kernel inception \
+distance, unbiased: `kid_std` over `kid_subsets` of `kid_subset_size`),\n                      \
+`precision` and `recall` (Kynkäänniemi et al., k = 3, `pr_n` samples of each);\n                      \
+`real` holds the same for real images not in the reference (the floor);\n                      \
+`label_agreement` for label-conditional runs\n  \
+pix2pix runs        `l1`, `psnr` (dB, [-1, 1] data, capped at 100), `ssim` over the validation \
+split\n\
+The reference is the data's test split, or its training split when the test split has fewer \
+than 2,000 images (the emoji); samples of another size than the classifier's are resized to it.\n\
 The result is printed as one JSON object and written to DIR/eval.json.\n\
 Examples:\n  gantry eval --run runs/mlp-ring-1\n  \
 gantry eval --run runs/dcgan-mnist-1 --n 2000 --seed 1\n  \
-gantry eval --images samples/ --data mnist       # a folder of 28x28 PNGs, or an IDX file")]
+gantry eval --images samples/ --data emoji       # a folder of PNGs, or an IDX file")]
 pub struct EvalArgs {
     /// Run directory (config.json and checkpoint.safetensors).
     #[arg(long, required_unless_present = "images", conflicts_with = "images")]
     pub run: Option<PathBuf>,
-    /// Score images instead of a run: an IDX file or a folder of PNG/JPEG images (28x28).
+    /// Score images instead of a run: an IDX file or a folder of PNG/JPEG images (of the
+    /// data's size, or resized to it).
     #[arg(long, requires = "data")]
     pub images: Option<PathBuf>,
-    /// With --images: whose classifier and test set to compare with (mnist or fashion-mnist).
+    /// With --images: whose classifier and real images to compare with (mnist, fashion-mnist,
+    /// emoji, emoji128, cifar10, or the name of any classifier in data/classifiers).
     #[arg(long)]
     pub data: Option<String>,
-    /// Samples to score [default: 2,500 for mixtures, 10,000 for digits, the whole validation
+    /// Samples to score [default: 2,500 for mixtures, 10,000 for images, the whole validation
     /// split for pix2pix].
     #[arg(long)]
     pub n: Option<usize>,
@@ -80,7 +89,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     match (&args.run, &args.images) {
         (Some(dir), _) => eval_run(dir, &args),
         (None, Some(path)) => eval_images(path, &args),
-        (None, None) => bail!("pass --run DIR or --images PATH --data mnist"),
+        (None, None) => bail!("pass --run DIR or --images PATH --data DATA"),
     }
 }
 
@@ -118,21 +127,16 @@ fn eval_run(dir: &Path, args: &EvalArgs) -> Result<()> {
     } else {
         match data.as_str() {
             "ring" | "grid" => mixture_metrics(gan, &data, args, dir)?,
-            "mnist" | "fashion-mnist" => {
+            _ => {
                 let n = args.n.unwrap_or(10_000);
                 let (images, labels) = generate_images(gan, n, args.seed, dir)?;
-                let mut v = digit_metrics(&images, &data, args)?;
+                let mut v = image_metrics(&images, &data, args)
+                    .with_context(|| format!("cannot score the run in {}", dir.display()))?;
                 if let Some(labels) = labels {
                     v["label_agreement"] = json!(label_agreement(&images, &labels, &data, args)?);
                 }
                 v
             }
-            other => bail!(
-                "no metrics for data `{other}` of the run in {}: eval knows ring and grid \
-                 (mode coverage), mnist and fashion-mnist (digit classifier), and pix2pix runs \
-                 (L1/PSNR/SSIM)",
-                dir.display()
-            ),
         }
     };
     merge(&mut out, metrics);
@@ -167,7 +171,7 @@ fn mixture_metrics(gan: &dyn Gan, data: &str, args: &EvalArgs, dir: &Path) -> Re
     Ok(v)
 }
 
-/// `n` samples as `[n, 1, 28, 28]`, generated in chunks; a label-conditional generator draws
+/// `n` samples as `[n, C, H, W]`, generated in chunks; a label-conditional generator draws
 /// every class in equal shares (sample `i` has label `i % classes`), returned beside.
 fn generate_images(
     gan: &dyn Gan,
@@ -188,15 +192,14 @@ fn generate_images(
         let chunk_labels = labels.as_ref().map(|l| &l[start..start + count]);
         let noise = gan.latent_input(noise, chunk_labels);
         let images = generate(gan, &noise, seed.wrapping_add(i as u64));
-        if images.len() != count * 784 {
+        if images.ndim() != 4 {
             bail!(
-                "the run in {} makes samples of shape {:?}; the digit classifier reads 28x28 \
-                 grey images",
+                "the run in {} makes samples of shape {:?}, not images",
                 dir.display(),
                 &images.shape()[1..]
             );
         }
-        parts.push(images.reshape(&[count, 1, 28, 28]));
+        parts.push(images);
     }
     Ok((Tensor::concat(0, &parts.iter().collect::<Vec<_>>()), labels))
 }
@@ -209,8 +212,9 @@ fn label_agreement(
     data: &str,
     args: &EvalArgs,
 ) -> Result<Value> {
-    let (classifier, _) = DigitClassifier::load(&classifier_path(data, args)?)?;
-    let predicted = argmax_rows(&classifier.predict(images));
+    let (classifier, _) = ImageClassifier::load(&classifier_path(data, args)?)?;
+    let images = fit_to(images, &classifier)?;
+    let predicted = argmax_rows(&classifier.predict(&images));
     let classes = labels.iter().max().map_or(0, |&m| m + 1);
     let (mut hits, mut counts) = (vec![0usize; classes], vec![0usize; classes]);
     for (&want, &got) in labels.iter().zip(&predicted) {
@@ -253,38 +257,95 @@ fn classifier_path(data: &str, args: &EvalArgs) -> Result<PathBuf> {
         })
 }
 
-/// Digit scores of `images`, with the real test set as the reference and as many real
-/// training images as the floor.
-fn digit_metrics(images: &Tensor, data: &str, args: &EvalArgs) -> Result<Value> {
-    if !matches!(data, "mnist" | "fashion-mnist") {
-        bail!("--data {data}: digit metrics compare with mnist or fashion-mnist");
-    }
+/// The fewest test images that serve as the reference; with fewer (the emoji), the training
+/// split is the reference and the test split the floor.
+const MIN_TEST_REFERENCE: usize = 2000;
+
+/// Scores of `images` in the feature space of `data`'s classifier against the reference of
+/// real images (see [`MIN_TEST_REFERENCE`]), and the same for as many real images not in the
+/// reference (the floor).
+fn image_metrics(images: &Tensor, data: &str, args: &EvalArgs) -> Result<Value> {
     let path = classifier_path(data, args)?;
-    let (classifier, info) = DigitClassifier::load(&path)?;
-    let (test_x, _) = labelled_images(data, Split::Test, true)?;
-    let reference = Gaussian::fit(&classifier.features(&test_x));
+    let (classifier, info) = ImageClassifier::load(&path)?;
+    let original = images.shape()[2..].to_vec();
+    let images = fit_to(images, &classifier)?;
     let n = images.shape()[0];
-    if n < 2 {
-        bail!("at least 2 images are needed for a Fréchet distance, got {n}");
+    if n <= PR_K {
+        bail!(
+            "at least {} images are needed for precision and recall, got {n}",
+            PR_K + 1
+        );
     }
-    let (f, p) = classifier.features_and_probs(images);
-    let mut v = json!(digit_scores(&p, &f, Some(&reference)));
-    let (train_x, _) = labelled_images(data, Split::Train, true)?;
-    let mut order: Vec<usize> = (0..train_x.shape()[0]).collect();
+    let test = real_images(data, Split::Test, &info)?;
+    let (reference, floor, split) = if test.images.shape()[0] >= MIN_TEST_REFERENCE {
+        (test, real_images(data, Split::Train, &info)?, "test")
+    } else {
+        (real_images(data, Split::Train, &info)?, test, "train")
+    };
+    let reference_features = classifier.features(&fit_to(&reference.images, &classifier)?);
+    let reference_n = reference_features.shape()[0];
+    let reference = Reference::new(reference_features);
+    let (f, p) = classifier.features_and_probs(&images);
+    let mut v = json!(image_scores(&p, &f, &reference, args.seed));
+    // The floor: as many real images as samples (or all there are), drawn with the seed.
+    let mut order: Vec<usize> = (0..floor.images.shape()[0]).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(args.seed ^ 0x7ea1));
     let pick: Vec<Tensor> = order[..n.min(order.len())]
         .iter()
-        .map(|&i| train_x.slice_axis(0, i, i + 1))
+        .map(|&i| floor.images.slice_axis(0, i, i + 1))
         .collect();
-    let real = Tensor::concat(0, &pick.iter().collect::<Vec<_>>());
+    let real = fit_to(
+        &Tensor::concat(0, &pick.iter().collect::<Vec<_>>()),
+        &classifier,
+    )?;
     let (rf, rp) = classifier.features_and_probs(&real);
-    v["real"] = json!(digit_scores(&rp, &rf, Some(&reference)));
+    v["real"] = json!(image_scores(&rp, &rf, &reference, args.seed));
+    v["reference"] = json!({ "split": split, "n": reference_n });
+    if original[..] != images.shape()[2..] {
+        v["resized_from"] = json!(original);
+    }
     v["classifier"] = json!({
         "path": path.display().to_string(),
         "data": info.data,
         "test_accuracy": info.accuracy,
     });
     Ok(v)
+}
+
+/// The labelled images of `split` of `data`, which must be the classifier's data (or data
+/// whose images it reads).
+fn real_images(data: &str, split: Split, info: &ClassifierInfo) -> Result<Labelled> {
+    labelled_images(data, split, true).with_context(|| {
+        format!(
+            "the classifier was trained on `{}`; its real images are needed as the reference",
+            info.data
+        )
+    })
+}
+
+/// `images` in the classifier's shape: as they are, or resized (bilinear, antialiased) when
+/// only their height and width differ (a 32x32 WGAN-GP of 28x28 digits).
+fn fit_to(images: &Tensor, classifier: &ImageClassifier) -> Result<Tensor> {
+    let want = classifier.config().image_shape;
+    let s = images.shape();
+    if s[1..] == want {
+        return Ok(images.clone());
+    }
+    if s[1] != want[0] {
+        bail!(
+            "the images have {} channels ({:?}); the classifier reads {:?} (channels, height, width)",
+            s[1],
+            &s[1..],
+            want
+        );
+    }
+    let parts: Vec<Tensor> = (0..s[0])
+        .map(|i| {
+            let one = images.slice_axis(0, i, i + 1).reshape(&s[1..]);
+            resize(&one, want[1], want[2]).reshape(&[1, want[0], want[1], want[2]])
+        })
+        .collect();
+    Ok(Tensor::concat(0, &parts.iter().collect::<Vec<_>>()))
 }
 
 /// L1, PSNR and SSIM of the run's translations of the validation split against the targets.
@@ -325,12 +386,18 @@ fn paired_metrics(trainer: &Trainer, data: &str, config: &Value, args: &EvalArgs
     }))
 }
 
-/// Digit scores of the images in an IDX file or a folder of PNG/JPEG files.
+/// Scores of the images in an IDX file or a folder of PNG/JPEG files against `--data`.
 fn eval_images(path: &Path, args: &EvalArgs) -> Result<()> {
     let data = args.data.as_deref().unwrap_or("mnist");
+    let (classifier, _) = ImageClassifier::load(&classifier_path(data, args)?)?;
+    let c = classifier.config().image_shape[0];
     let set = if path.is_dir() {
         let options = FolderOptions {
-            channels: Channels::Gray,
+            channels: if c == 1 {
+                Channels::Gray
+            } else {
+                Channels::Rgb
+            },
             skip_other_files: true,
             ..Default::default()
         };
@@ -340,23 +407,24 @@ fn eval_images(path: &Path, args: &EvalArgs) -> Result<()> {
     } else {
         bail!("--images {}: no such file or folder", path.display());
     };
-    if set.shape() != [1, 28, 28] {
+    if set.shape()[0] != c {
         bail!(
-            "--images {}: the digit classifier reads 28x28 grey images, these are {:?} \
+            "--images {}: the {data} classifier reads {c}-channel images, these are {:?} \
              (channels, height, width)",
             path.display(),
             set.shape()
         );
     }
     let n = args.n.unwrap_or(set.len()).min(set.len());
+    let shape = set.shape();
     let pixels: Vec<f32> = (0..n).flat_map(|i| set.image(i).to_vec()).collect();
-    let images = Tensor::from_vec(&[n, 1, 28, 28], pixels);
+    let images = Tensor::from_vec(&[n, shape[0], shape[1], shape[2]], pixels);
     let mut out = json!({
         "images": path.display().to_string(),
         "data": data,
         "seed": args.seed,
     });
-    merge(&mut out, digit_metrics(&images, data, args)?);
+    merge(&mut out, image_metrics(&images, data, args)?);
     let target = if path.is_dir() {
         path.join("eval.json")
     } else {

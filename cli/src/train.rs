@@ -333,7 +333,7 @@ fn unpacked_config(
         (ModelArg::Cdcgan, Kind::Images(s)) => {
             let Some(k) = classes else {
                 bail!(
-                    "--data {name} has no class labels; cdcgan needs labelled images (mnist, fashion-mnist, cifar10, or a folder with one sub-folder per class)"
+                    "--data {name} has no class labels; cdcgan needs labelled images (mnist, fashion-mnist, emoji, emoji128, cifar10, or a folder with one sub-folder per class)"
                 )
             };
             let config = dcgan_config(args, s)?;

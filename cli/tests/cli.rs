@@ -584,14 +584,22 @@ fn cdcgan_draws_a_row_per_class_and_samples_one_label() {
         err.contains("--label 10 is out of range") && err.contains("10 classes"),
         "{err}"
     );
+    // A flat folder of images has no classes.
+    let flat = temp("flat-images");
+    std::fs::create_dir_all(&flat).unwrap();
+    for i in 0..2 {
+        image::GrayImage::new(28, 28)
+            .save(flat.join(format!("{i}.png")))
+            .unwrap();
+    }
     let err = fails(&[
         "train",
         "--model",
         "cdcgan",
         "--data",
-        "emoji",
+        s(&flat),
         "--out",
-        s(&temp("cdcgan-emoji")),
+        s(&temp("cdcgan-flat")),
     ]);
     assert!(err.contains("no class labels"), "{err}");
 

@@ -245,12 +245,89 @@ fn images_from_a_folder_or_an_idx_file_get_digit_scores() {
         &["--images", s(&idx), "--data", "mnist"],
         &idx.with_extension("eval.json"),
     );
-    for key in ["classes", "class_hist", "confident", "fd"] {
+    for key in [
+        "classes",
+        "class_hist",
+        "confident",
+        "fd",
+        "kid",
+        "precision",
+        "recall",
+    ] {
         assert_eq!(
             v[key], from_idx[key],
             "{key}: the PNGs and the IDX file hold the same digits"
         );
     }
+    assert_eq!(v.get("resized_from"), None);
+
+    // The same digits at 32x32 are resized to the classifier's 28x28, and say so.
+    let big = temp("pngs32");
+    std::fs::create_dir_all(&big).unwrap();
+    for i in 0..40 {
+        let small = image::open(dir.join(format!("{i:03}.png"))).unwrap();
+        small
+            .resize_exact(32, 32, image::imageops::FilterType::Triangle)
+            .save(big.join(format!("{i:03}.png")))
+            .unwrap();
+    }
+    let resized = eval(
+        &["--images", s(&big), "--data", "mnist"],
+        &big.join("eval.json"),
+    );
+    assert_eq!(resized["resized_from"], serde_json::json!([32, 32]));
+    assert!(num(&resized, "confident") > 0.85, "{resized}");
+    assert!(resized["classes"].as_u64().unwrap() >= 8, "{resized}");
+}
+
+/// A DCGAN of the emoji, scored by the shipped emoji classifier: nine category bins, KID,
+/// precision and recall with their sample counts, against the training split (the emoji test
+/// split is too small to be the reference), and the real floor far better than two steps of
+/// training.
+#[test]
+fn an_emoji_run_gets_kid_precision_recall_and_category_scores() {
+    let run = temp("dcgan-emoji");
+    ok(&[
+        "train",
+        "--data",
+        "emoji",
+        "--image-size",
+        "32",
+        "--ngf",
+        "8",
+        "--ndf",
+        "8",
+        "--steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]);
+    let v = eval(&["--run", s(&run), "--n", "200"], &run.join("eval.json"));
+    assert_eq!(v["data"].as_str(), Some("emoji"));
+    assert_eq!(v["class_hist"].as_array().unwrap().len(), 9);
+    assert_eq!(v["reference"]["split"].as_str(), Some("train"));
+    assert_eq!(v["reference"]["n"], 3407);
+    assert_eq!(v["resized_from"], serde_json::json!([32, 32]));
+    assert_eq!(
+        (v["n"].as_u64(), v["pr_n"].as_u64()),
+        (Some(200), Some(200))
+    );
+    assert_eq!(
+        (v["pr_k"].as_u64(), v["kid_subset_size"].as_u64()),
+        (Some(3), Some(200))
+    );
+    let real = &v["real"];
+    assert_eq!(real["n"], 200, "the floor: as many test images");
+    assert!(num(real, "kid") < 0.2 * num(&v, "kid"), "{v}");
+    assert!(
+        num(real, "precision") > 0.5 && num(real, "recall") > 0.5,
+        "{real}"
+    );
+    assert!(num(&v, "recall") < num(real, "recall"), "{v}");
+    assert!(num(&v["classifier"], "test_accuracy") >= 0.8);
 }
 
 #[test]
@@ -291,7 +368,7 @@ fn bad_input_is_one_clear_line() {
     .unwrap();
     let err = fails_in_one_line(&["eval", "--run", s(&other)]);
     assert!(
-        err.contains("no metrics for data `emoji`") && err.contains("ring"),
+        err.contains(s(&other)) && err.contains("not images"),
         "{err}"
     );
     std::fs::write(run.join("checkpoint.safetensors"), b"garbage").unwrap();
@@ -355,18 +432,20 @@ fn bad_input_is_one_clear_line() {
         .save(big.join("a.png"))
         .unwrap();
     let err = fails_in_one_line(&["eval", "--images", s(&big), "--data", "mnist"]);
-    assert!(err.contains("28x28"), "{err}");
+    assert!(err.contains("at least 4 images"), "{err}");
     std::fs::write(big.join("a.png"), b"not a png").unwrap();
     let err = fails_in_one_line(&["eval", "--images", s(&big), "--data", "mnist"]);
     assert!(err.contains("a.png"), "{err}");
-    let err = fails_in_one_line(&["eval", "--images", s(&dir), "--data", "cifar10"]);
-    assert!(err.contains("cifar10"), "{err}");
-    let err = fails_in_one_line(&[
-        "classifier",
-        "--data",
-        "ring",
-        "--out",
-        s(&dir.join("c.safetensors")),
-    ]);
-    assert!(err.contains("28x28"), "{err}");
+    let err = fails_in_one_line(&["eval", "--images", s(&dir), "--data", "edges2emoji"]);
+    assert!(
+        err.contains("no classifier for edges2emoji") && err.contains("gantry classifier"),
+        "{err}"
+    );
+    for data in ["ring", "edges2emoji"] {
+        let out = dir.join("c.safetensors");
+        let err = fails_in_one_line(&["classifier", "--data", data, "--out", s(&out)]);
+        assert!(err.contains("labelled images"), "{data}: {err}");
+    }
+    let err = fails_in_one_line(&["classifier", "--lr-decay", "0", "--out", s(&dir)]);
+    assert!(err.contains("--lr-decay 0 must be in (0, 1]"), "{err}");
 }

@@ -1,17 +1,19 @@
-//! A small convolutional classifier of 28x28 one-channel images (MNIST, Fashion-MNIST),
-//! built from gantry-nn layers, whose penultimate features and class probabilities score
-//! generated digits (see [`digits`](super::digits)).
+//! A small convolutional image classifier, built from gantry-nn layers, whose penultimate
+//! features and class probabilities score generated images (see [`digits`](super::digits)): the
+//! digit classifiers of MNIST and Fashion-MNIST (28x28 grey), the emoji-category and CIFAR-10
+//! classifiers (RGB), any `[C, H, W]` with `H, W >= 8`.
 //!
 //! ```text
-//! features: Conv2d(1, 32, k3, s1, p1) ReLU                 [N, 32, 28, 28]
-//!           Conv2d(32, 64, k4, s2, p1) BatchNorm ReLU      [N, 64, 14, 14]
-//!           Conv2d(64, 64, k4, s2, p1) BatchNorm ReLU      [N, 64, 7, 7]
-//!           Flatten Linear(3136, 128) ReLU                 [N, 128]   <- features()
-//! head:     Dropout(0.3) Linear(128, 10)                   [N, 10]    logits
+//! features: Conv2d(C, w, k3, s1, p1) ReLU                        [N, w, H, W]
+//!           Conv2d(w, 2w, k4, s2, p1) BatchNorm ReLU             [N, 2w, H/2, W/2]
+//!           ... halving until the side is at most 8; the third and later halvings have 4w
+//!           Flatten Linear(.., features) ReLU                    [N, features]  <- features()
+//! head:     Dropout(0.3) Linear(features, classes)               [N, classes]   logits
 //! ```
 //!
-//! 501,834 trainable parameters (a 2.0 MB safetensors file). Trained with Adam and cross-entropy,
-//! with random shifts of up to one pixel.
+//! For 28x28 digits (two halvings, w = 32): 501,834 trainable parameters (a 2.0 MB safetensors
+//! file). Trained with Adam and cross-entropy, with random shifts (edge pixels repeated) and,
+//! for photographs and emoji, random horizontal flips.
 
 use crate::error::{GanError, Result};
 use gantry_autodiff::{Reduction, Tape};
@@ -33,8 +35,11 @@ use std::path::Path;
 
 const FORMAT: &str = "gantry-classifier-1";
 
-/// Images the classifier takes: `[N, 1, 28, 28]`, values in `[-1, 1]`.
-pub const IMAGE_SHAPE: [usize; 3] = [1, 28, 28];
+/// The digit classifiers' image shape, `[1, 28, 28]` (and the default of [`ClassifierConfig`]).
+pub const DIGIT_SHAPE: [usize; 3] = [1, 28, 28];
+
+/// The smallest image side the classifier reads.
+pub const MIN_SIDE: usize = 8;
 
 /// Images per forward pass when scoring (bounds memory, not the result).
 const CHUNK: usize = 500;
@@ -42,6 +47,10 @@ const CHUNK: usize = 500;
 /// The classifier's sizes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassifierConfig {
+    /// The images it reads, `[C, H, W]` (files of older versions, which read only digits,
+    /// have none: `[1, 28, 28]`).
+    #[serde(default = "digit_shape")]
+    pub image_shape: [usize; 3],
     /// Classes (10 for digits).
     pub classes: usize,
     /// Channels of the first convolution (the second and third have twice as many).
@@ -52,9 +61,26 @@ pub struct ClassifierConfig {
     pub dropout: f32,
 }
 
+fn digit_shape() -> [usize; 3] {
+    DIGIT_SHAPE
+}
+
+impl ClassifierConfig {
+    /// The default sizes for images of `image_shape` in `classes` classes.
+    pub fn for_images(image_shape: [usize; 3], classes: usize) -> Self {
+        ClassifierConfig {
+            image_shape,
+            classes,
+            ..ClassifierConfig::default()
+        }
+    }
+}
+
 impl Default for ClassifierConfig {
+    /// The digit classifier: `[1, 28, 28]`, 10 classes.
     fn default() -> Self {
         ClassifierConfig {
+            image_shape: DIGIT_SHAPE,
             classes: 10,
             width: 32,
             features: 128,
@@ -66,7 +92,7 @@ impl Default for ClassifierConfig {
 /// Where a trained classifier came from, stored in its file's metadata.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassifierInfo {
-    /// The data it was trained on (`mnist`, `fashion-mnist`).
+    /// The data it was trained on (`mnist`, `fashion-mnist`, `emoji`, `cifar10`).
     pub data: String,
     /// Accuracy on that data's test set, in `[0, 1]`.
     pub accuracy: f64,
@@ -74,14 +100,14 @@ pub struct ClassifierInfo {
     pub command: String,
 }
 
-/// The digit classifier: a convolutional feature extractor and a linear head.
-pub struct DigitClassifier {
+/// The classifier: a convolutional feature extractor and a linear head.
+pub struct ImageClassifier {
     config: ClassifierConfig,
     features: Sequential,
     head: Sequential,
 }
 
-impl DigitClassifier {
+impl ImageClassifier {
     /// A freshly initialised classifier (PyTorch's default initialisation, drawn from `rng`).
     ///
     /// # Errors
@@ -91,39 +117,47 @@ impl DigitClassifier {
             model: "classifier",
             message: m.to_string(),
         };
-        if config.classes == 0 || config.width == 0 || config.features == 0 {
-            return Err(bad("classes, width and features must be positive"));
+        let [c, h, w_px] = config.image_shape;
+        if config.classes == 0 || config.width == 0 || config.features == 0 || c == 0 {
+            return Err(bad(
+                "classes, width, features and channels must be positive",
+            ));
         }
         if !(0.0..1.0).contains(&config.dropout) {
             return Err(bad("dropout must be in [0, 1)"));
         }
+        if h.min(w_px) < MIN_SIDE || h.max(w_px) > 1024 {
+            return Err(bad(&format!(
+                "images of {h}x{w_px}: the classifier reads sides from {MIN_SIDE} to 1024"
+            )));
+        }
         let (w, f) = (config.width, config.features);
-        let features = Sequential::new()
-            .add(Conv2dConfig::new(1, w, 3).padding(1).build(rng)?)
-            .add(ReLU)
-            .add(
-                Conv2dConfig::new(w, 2 * w, 4)
-                    .stride(2)
-                    .padding(1)
-                    .build(rng)?,
-            )
-            .add(BatchNormConfig::new(2 * w).build()?)
-            .add(ReLU)
-            .add(
-                Conv2dConfig::new(2 * w, 2 * w, 4)
-                    .stride(2)
-                    .padding(1)
-                    .build(rng)?,
-            )
-            .add(BatchNormConfig::new(2 * w).build()?)
-            .add(ReLU)
+        let mut features = Sequential::new()
+            .add(Conv2dConfig::new(c, w, 3).padding(1).build(rng)?)
+            .add(ReLU);
+        let (mut channels, mut side) = (w, [h, w_px]);
+        for halving in 0..halvings(h.max(w_px)) {
+            let out = if halving < 2 { 2 * w } else { 4 * w };
+            features = features
+                .add(
+                    Conv2dConfig::new(channels, out, 4)
+                        .stride(2)
+                        .padding(1)
+                        .build(rng)?,
+                )
+                .add(BatchNormConfig::new(out).build()?)
+                .add(ReLU);
+            channels = out;
+            side = side.map(|s| s / 2);
+        }
+        let features = features
             .add(Flatten)
-            .add(LinearConfig::new(2 * w * 7 * 7, f).build(rng)?)
+            .add(LinearConfig::new(channels * side[0] * side[1], f).build(rng)?)
             .add(ReLU);
         let head = Sequential::new()
             .add(Dropout::new(config.dropout))
             .add(LinearConfig::new(f, config.classes).build(rng)?);
-        Ok(DigitClassifier {
+        Ok(ImageClassifier {
             config,
             features,
             head,
@@ -135,14 +169,15 @@ impl DigitClassifier {
         &self.config
     }
 
-    /// Penultimate features and class probabilities of `images` (`[N, 1, 28, 28]` in
-    /// `[-1, 1]`), in evaluation mode, computed in chunks: `([N, features], [N, classes])`.
+    /// Penultimate features and class probabilities of `images` (`[N, C, H, W]` of its
+    /// image shape, in `[-1, 1]`), in evaluation mode, computed in chunks:
+    /// `([N, features], [N, classes])`.
     ///
     /// # Panics
-    /// If `images` is not `[N, 1, 28, 28]`.
+    /// If `images` are not of its image shape.
     #[track_caller]
     pub fn features_and_probs(&self, images: &Tensor) -> (Tensor, Tensor) {
-        check_images(images);
+        check_images(images, self.config.image_shape);
         let n = images.shape()[0];
         let (mut feats, mut probs) = (Vec::new(), Vec::new());
         for start in (0..n).step_by(CHUNK) {
@@ -166,7 +201,7 @@ impl DigitClassifier {
     /// The penultimate features of `images` (`[N, features]`, after the ReLU).
     ///
     /// # Panics
-    /// As [`DigitClassifier::features_and_probs`].
+    /// As [`ImageClassifier::features_and_probs`].
     #[track_caller]
     pub fn features(&self, images: &Tensor) -> Tensor {
         self.features_and_probs(images).0
@@ -175,7 +210,7 @@ impl DigitClassifier {
     /// Class probabilities of `images` (`[N, classes]`, rows summing to 1).
     ///
     /// # Panics
-    /// As [`DigitClassifier::features_and_probs`].
+    /// As [`ImageClassifier::features_and_probs`].
     #[track_caller]
     pub fn predict(&self, images: &Tensor) -> Tensor {
         self.features_and_probs(images).1
@@ -184,7 +219,7 @@ impl DigitClassifier {
     /// The fraction of `images` whose most probable class is its label.
     ///
     /// # Panics
-    /// As [`DigitClassifier::features_and_probs`], or if the counts of images and labels
+    /// As [`ImageClassifier::features_and_probs`], or if the counts of images and labels
     /// differ.
     #[track_caller]
     pub fn accuracy(&self, images: &Tensor, labels: &[usize]) -> f64 {
@@ -218,12 +253,12 @@ impl DigitClassifier {
         Ok(())
     }
 
-    /// Loads a classifier saved by [`DigitClassifier::save`].
+    /// Loads a classifier saved by [`ImageClassifier::save`].
     ///
     /// # Errors
     /// If the file is missing, not a safetensors file, not a gantry classifier, or its
     /// tensors do not fit its configuration; the message names the file.
-    pub fn load(path: &Path) -> Result<(DigitClassifier, ClassifierInfo)> {
+    pub fn load(path: &Path) -> Result<(ImageClassifier, ClassifierInfo)> {
         let file = read_safetensors(path)?;
         let bad = |message: String| GanError::Checkpoint {
             path: path.to_path_buf(),
@@ -243,7 +278,7 @@ impl DigitClassifier {
             .map_err(|e| bad(format!("metadata `config` is invalid: {e}")))?;
         let info: ClassifierInfo = serde_json::from_str(get("info")?)
             .map_err(|e| bad(format!("metadata `info` is invalid: {e}")))?;
-        let model = DigitClassifier::new(config, &mut ChaCha8Rng::seed_from_u64(0))?;
+        let model = ImageClassifier::new(config, &mut ChaCha8Rng::seed_from_u64(0))?;
         let strict = LoadOptions {
             strict: true,
             rename: None,
@@ -258,7 +293,7 @@ fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("metadata serialises")
 }
 
-impl Module for DigitClassifier {
+impl Module for ImageClassifier {
     fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a Param)) {
         self.features.visit(&join(prefix, "features"), f);
         self.head.visit(&join(prefix, "head"), f);
@@ -271,7 +306,7 @@ impl Module for DigitClassifier {
 
     fn describe(&self) -> String {
         format!(
-            "DigitClassifier({:?})\n{}\n{}",
+            "ImageClassifier({:?})\n{}\n{}",
             self.config,
             self.features.describe(),
             self.head.describe()
@@ -280,12 +315,26 @@ impl Module for DigitClassifier {
 }
 
 #[track_caller]
-fn check_images(images: &Tensor) {
+fn check_images(images: &Tensor, shape: [usize; 3]) {
     assert!(
-        images.ndim() == 4 && images.shape()[1..] == IMAGE_SHAPE,
-        "DigitClassifier: images {:?} must be [N, 1, 28, 28]",
-        images.shape()
+        images.ndim() == 4 && images.shape()[1..] == shape,
+        "ImageClassifier: images {:?} must be [N, {}, {}, {}]",
+        images.shape(),
+        shape[0],
+        shape[1],
+        shape[2]
     );
+}
+
+/// How many stride-2 convolutions take a side of `side` to at most [`MIN_SIDE`] (28 -> 7: 2;
+/// 32 -> 8: 2; 64 -> 8: 3).
+fn halvings(side: usize) -> usize {
+    let (mut side, mut n) = (side, 0);
+    while side > MIN_SIDE {
+        side /= 2;
+        n += 1;
+    }
+    n
 }
 
 /// The index of the largest value of each row of `[N, C]` (the first on ties).
@@ -317,8 +366,10 @@ pub struct TrainOptions {
     pub lr: f32,
     /// The learning rate is multiplied by this after each epoch.
     pub lr_decay: f32,
-    /// Random shifts of up to this many pixels (filled with -1, the background).
+    /// Random shifts of up to this many pixels per axis (the edge pixels repeated).
     pub max_shift: usize,
+    /// Random horizontal flips (for photographs and emoji, not for digits).
+    pub flip: bool,
     /// Seed of the data order, the shifts and dropout.
     pub seed: u64,
 }
@@ -331,6 +382,7 @@ impl Default for TrainOptions {
             lr: 1e-3,
             lr_decay: 0.5,
             max_shift: 1,
+            flip: false,
             seed: 0,
         }
     }
@@ -351,24 +403,26 @@ pub struct TrainProgress {
     pub accuracy: f64,
 }
 
-/// Trains `model` on `images` (`[N, 1, 28, 28]` in `[-1, 1]`) with class `labels`: Adam on the
-/// cross-entropy, the data reshuffled every epoch. Deterministic for a given seed.
+/// Trains `model` on `images` (`[N, C, H, W]` of its image shape, in `[-1, 1]`) with class
+/// `labels`: Adam on the cross-entropy, the data reshuffled every epoch. Deterministic for a
+/// given seed.
 ///
 /// # Errors
 /// If the loss stops being finite, or the optimizer fails.
 ///
 /// # Panics
-/// If the images are not `[N, 1, 28, 28]`, the counts differ, or a label is not below the
-/// number of classes.
+/// If the images are not of the model's image shape, the counts differ, or a label is not below
+/// the number of classes.
 #[track_caller]
 pub fn train(
-    model: &DigitClassifier,
+    model: &ImageClassifier,
     images: &Tensor,
     labels: &[usize],
     options: &TrainOptions,
     progress: &mut dyn FnMut(&TrainProgress),
 ) -> Result<()> {
-    check_images(images);
+    let shape = model.config.image_shape;
+    check_images(images, shape);
     let n = images.shape()[0];
     assert_eq!(n, labels.len(), "train: images and labels differ in number");
     let pixels = images.as_slice();
@@ -387,7 +441,7 @@ pub fn train(
         order.shuffle(&mut rng);
         let (mut loss_sum, mut right, mut seen) = (0.0f64, 0usize, 0usize);
         for (step, idx) in order.chunks(bs).enumerate() {
-            let x = gather_shifted(&pixels, idx, options.max_shift, &mut rng);
+            let x = gather_augmented(&pixels, shape, idx, options, &mut rng);
             let y: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
             global += 1;
             let tape = Tape::with_seed(options.seed.wrapping_mul(0x9e37_79b9).wrapping_add(global));
@@ -421,34 +475,39 @@ pub fn train(
     Ok(())
 }
 
-/// The images at `idx` as a batch, each shifted by a random offset in `-max..=max` per axis.
-fn gather_shifted(pixels: &[f32], idx: &[usize], max: usize, rng: &mut ChaCha8Rng) -> Tensor {
-    let [_, h, w] = IMAGE_SHAPE;
-    let per = h * w;
-    let mut out = vec![-1.0f32; idx.len() * per];
-    let m = max as i64;
-    for (b, &i) in idx.iter().enumerate() {
+/// The images at `idx` as a batch, each shifted by a random offset in `-max..=max` per axis
+/// (the edge pixels repeated into the space it leaves) and, with `flip`, mirrored with
+/// probability 1/2.
+fn gather_augmented(
+    pixels: &[f32],
+    [c, h, w]: [usize; 3],
+    idx: &[usize],
+    options: &TrainOptions,
+    rng: &mut ChaCha8Rng,
+) -> Tensor {
+    let per = c * h * w;
+    let mut out = Vec::with_capacity(idx.len() * per);
+    let m = options.max_shift as i64;
+    for &i in idx {
         let src = &pixels[i * per..(i + 1) * per];
         let (dy, dx) = if m > 0 {
             (rng.random_range(-m..=m), rng.random_range(-m..=m))
         } else {
             (0, 0)
         };
-        let dst = &mut out[b * per..(b + 1) * per];
-        for y in 0..h as i64 {
-            let sy = y - dy;
-            if !(0..h as i64).contains(&sy) {
-                continue;
-            }
-            for x in 0..w as i64 {
-                let sx = x - dx;
-                if (0..w as i64).contains(&sx) {
-                    dst[(y * w as i64 + x) as usize] = src[(sy * w as i64 + sx) as usize];
+        let flip = options.flip && rng.random_bool(0.5);
+        let clamp = |v: i64, n: usize| v.clamp(0, n as i64 - 1) as usize;
+        for plane in src.chunks(h * w) {
+            for y in 0..h {
+                let row = &plane[clamp(y as i64 - dy, h) * w..][..w];
+                for x in 0..w {
+                    let x = if flip { w - 1 - x } else { x };
+                    out.push(row[clamp(x as i64 - dx, w)]);
                 }
             }
         }
     }
-    Tensor::from_vec(&[idx.len(), 1, h, w], out)
+    Tensor::from_vec(&[idx.len(), c, h, w], out)
 }
 
 #[cfg(test)]
@@ -457,7 +516,7 @@ mod tests {
 
     #[test]
     fn shapes_names_and_size() {
-        let model = DigitClassifier::new(
+        let model = ImageClassifier::new(
             ClassifierConfig::default(),
             &mut ChaCha8Rng::seed_from_u64(0),
         )
@@ -512,7 +571,7 @@ mod tests {
                 features: 16,
                 ..ClassifierConfig::default()
             };
-            let m = DigitClassifier::new(config, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
+            let m = ImageClassifier::new(config, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
             let mut last = None;
             train(&m, &x, &y, &options, &mut |p| last = Some(p.clone())).unwrap();
             (m, last.unwrap())
@@ -525,18 +584,86 @@ mod tests {
     }
 
     #[test]
-    fn shifts_move_pixels_and_fill_with_background() {
+    fn shifts_move_pixels_and_repeat_the_edges() {
         let mut img = vec![-1.0f32; 784];
         img[14 * 28 + 14] = 1.0;
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let batch = gather_shifted(&img, &[0; 16], 1, &mut rng).to_vec();
-        for one in batch.chunks(784) {
+        let options = |max_shift, flip| TrainOptions {
+            max_shift,
+            flip,
+            ..TrainOptions::default()
+        };
+        let batch = gather_augmented(&img, DIGIT_SHAPE, &[0; 16], &options(1, false), &mut rng);
+        let mut moved = 0;
+        for one in batch.to_vec().chunks(784) {
             let at: Vec<usize> = (0..784).filter(|&i| one[i] == 1.0).collect();
             assert_eq!(at.len(), 1);
             let (y, x) = (at[0] / 28, at[0] % 28);
             assert!((13..=15).contains(&y) && (13..=15).contains(&x));
+            moved += usize::from(at[0] != 14 * 28 + 14);
         }
-        assert_eq!(gather_shifted(&img, &[0], 0, &mut rng).to_vec(), img);
+        assert!(moved > 8, "{moved} of 16 moved");
+        let same = gather_augmented(&img, DIGIT_SHAPE, &[0], &options(0, false), &mut rng);
+        assert_eq!(same.to_vec(), img);
+        // A 2-channel 3x8 ramp: a shift right by 2 repeats the left column twice; a flip
+        // mirrors every row of every channel.
+        let ramp: Vec<f32> = (0..48)
+            .map(|i| (i % 8) as f32 + 10.0 * (i / 24) as f32)
+            .collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..64 {
+            let out = gather_augmented(&ramp, [2, 3, 8], &[0], &options(2, true), &mut rng);
+            let row: Vec<f32> = out.to_vec()[..8].to_vec();
+            let plane2: Vec<f32> = out.to_vec()[24..32].to_vec();
+            assert_eq!(plane2, row.iter().map(|v| v + 10.0).collect::<Vec<_>>());
+            seen.insert(row.iter().map(|&v| v as i32).collect::<Vec<_>>());
+        }
+        assert!(seen.contains(&vec![0, 0, 0, 1, 2, 3, 4, 5]), "{seen:?}");
+        assert!(seen.contains(&vec![7, 6, 5, 4, 3, 2, 1, 0]), "{seen:?}");
+        assert!(seen.contains(&vec![2, 3, 4, 5, 6, 7, 7, 7]), "{seen:?}");
+        assert!(
+            seen.iter()
+                .all(|r| r.windows(2).all(|p| (p[1] - p[0]).abs() <= 1))
+        );
+    }
+
+    #[test]
+    fn rgb_images_of_any_size_have_their_own_stack() {
+        for (shape, halvings_want, params_want) in [
+            ([3, 32, 32], 2, None),
+            ([3, 64, 64], 3, None),
+            ([1, 28, 28], 2, Some(501_834)),
+        ] {
+            assert_eq!(halvings(shape[1]), halvings_want);
+            let config = ClassifierConfig::for_images(shape, 9);
+            let model = ImageClassifier::new(config, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+            let x = Tensor::zeros(&[2, shape[0], shape[1], shape[2]]);
+            let (f, p) = model.features_and_probs(&x);
+            assert_eq!((f.shape(), p.shape()), (&[2, 128][..], &[2, 9][..]));
+            if let Some(want) = params_want {
+                // The shipped digit classifiers' layout, with 9 classes instead of 10.
+                assert_eq!(gantry_nn::param_count(&model), want - 129);
+            }
+        }
+        let tiny = ClassifierConfig::for_images([3, 4, 4], 2);
+        let e = ImageClassifier::new(tiny, &mut ChaCha8Rng::seed_from_u64(0)).err();
+        assert!(e.unwrap().to_string().contains("4x4"));
+    }
+
+    #[test]
+    #[should_panic(expected = "must be [N, 3, 32, 32]")]
+    fn images_of_another_shape_are_refused() {
+        let config = ClassifierConfig::for_images([3, 32, 32], 10);
+        let model = ImageClassifier::new(config, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        model.predict(&Tensor::zeros(&[1, 1, 28, 28]));
+    }
+
+    #[test]
+    fn files_without_an_image_shape_are_digit_classifiers() {
+        let json = r#"{"classes":10,"width":32,"features":128,"dropout":0.3}"#;
+        let config: ClassifierConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(config, ClassifierConfig::default());
     }
 
     #[test]
@@ -544,7 +671,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("gantry-clf-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.safetensors");
-        let model = DigitClassifier::new(
+        let model = ImageClassifier::new(
             ClassifierConfig::default(),
             &mut ChaCha8Rng::seed_from_u64(1),
         )
@@ -555,7 +682,7 @@ mod tests {
             command: "test".into(),
         };
         model.save(&path, &info).unwrap();
-        let (back, info2) = DigitClassifier::load(&path).unwrap();
+        let (back, info2) = ImageClassifier::load(&path).unwrap();
         assert_eq!(info, info2);
         let x = Tensor::rand_uniform(
             &[2, 1, 28, 28],
@@ -566,9 +693,9 @@ mod tests {
         assert_eq!(model.predict(&x).to_vec(), back.predict(&x).to_vec());
 
         std::fs::write(&path, b"not safetensors").unwrap();
-        let err = DigitClassifier::load(&path).err().unwrap().to_string();
+        let err = ImageClassifier::load(&path).err().unwrap().to_string();
         assert!(err.contains("c.safetensors"), "{err}");
-        let missing = DigitClassifier::load(&dir.join("none.safetensors"))
+        let missing = ImageClassifier::load(&dir.join("none.safetensors"))
             .err()
             .unwrap()
             .to_string();

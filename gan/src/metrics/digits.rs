@@ -1,5 +1,5 @@
 //! Classifier-based scores of generated digits (or any images a
-//! [`DigitClassifier`](super::classifier::DigitClassifier) can read): how many classes the
+//! [`ImageClassifier`](super::classifier::ImageClassifier) can read): how many classes the
 //! samples cover, how evenly, how confidently they are recognised, and how far their feature
 //! distribution is from the real test set's (a Fréchet distance on the classifier's
 //! penultimate features, as FID does with Inception's).

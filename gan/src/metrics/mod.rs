@@ -1,7 +1,8 @@
-//! What measures a GAN: mode coverage on 2-D mixtures ([`mixture`]), a digit classifier's
-//! scores on generated digits ([`classifier`], [`digits`]), the Fréchet distance between feature
+//! What measures a GAN: mode coverage on 2-D mixtures ([`mixture`]), an image classifier's
+//! scores on generated images ([`classifier`], [`digits`]), the Fréchet distance between feature
 //! sets ([`frechet`]), the kernel inception distance ([`kid`]), improved precision and recall
-//! ([`precision_recall`]), and L1 / PSNR / SSIM of translated images ([`image`]).
+//! ([`precision_recall`]), all of them at once ([`scores`]), and L1 / PSNR / SSIM of translated
+//! images ([`image`]).
 //!
 //! Every function here is deterministic: the same inputs give the same numbers, whatever the
 //! thread count. Histogram comparisons share one convention, [`kl_to_uniform`].
@@ -25,6 +26,7 @@ pub mod image;
 pub mod kid;
 pub mod mixture;
 pub mod precision_recall;
+pub mod scores;
 
 /// `KL(p || uniform)` of the histogram `counts` over `counts.len()` bins, in nats:
 /// `Σ_k p_k ln(K p_k)` with `p_k = counts[k] / Σ counts`, summed over the bins with a nonzero
