@@ -8,8 +8,9 @@
 #        scripts/fd_curve.sh target/fd-ema 500,1000,2000,3000 --ema 0.999
 #
 # Columns: step, cumulative training seconds (the eval's time excluded), fd, confident,
-# class_kl. The release binary is built here; the machine's load changes the seconds, not the
-# scores.
+# class_kl, kid. The release binary is built here; the machine's load changes the seconds, not
+# the scores, and so does the thread count: THREADS=1 runs training and eval on one thread
+# (same numbers, bit for bit), e.g. to try two recipes side by side.
 set -euo pipefail
 out=$1
 steps=$2
@@ -17,6 +18,8 @@ shift 2
 root=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release --locked -q -p gantry-cli --manifest-path "$root/Cargo.toml"
 gantry=${GANTRY:-$root/target/release/gantry}
+threads=()
+if [ -n "${THREADS:-}" ]; then threads=(--threads "$THREADS"); fi
 rm -rf "$out"
 
 # json_number KEY FILE: the number called KEY in eval.json, outside its "real" (floor) object.
@@ -24,16 +27,18 @@ json_number() {
   tr -d ' \n' < "$2" | sed 's/"real":{[^}]*}//' | grep -o "\"$1\":[-0-9.e]*" | head -1 | cut -d: -f2
 }
 
-echo "step,seconds,fd,confident,class_kl"
+echo "step,seconds,fd,confident,class_kl,kid"
 total=0
 for step in ${steps//,/ }; do
   start=$(date +%s.%N)
   if [ -d "$out" ]; then
-    "$gantry" train --resume "$out" --steps "$step" --quiet
+    "$gantry" train --resume "$out" --steps "$step" --quiet "${threads[@]}"
   else
-    "$gantry" train --steps "$step" --out "$out" --quiet "$@"
+    "$gantry" train --steps "$step" --out "$out" --quiet "${threads[@]}" "$@"
   fi
   total=$(awk -v t="$total" -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", t + b - a }')
-  "$gantry" eval --run "$out" > /dev/null
-  echo "$step,$total,$(json_number fd "$out/eval.json"),$(json_number confident "$out/eval.json"),$(json_number class_kl "$out/eval.json")"
+  "$gantry" eval --run "$out" "${threads[@]}" > /dev/null
+  row=$step,$total
+  for key in fd confident class_kl kid; do row=$row,$(json_number $key "$out/eval.json"); done
+  echo "$row"
 done

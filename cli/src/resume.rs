@@ -179,15 +179,18 @@ pub fn resume(args: &TrainArgs, dir: &Path) -> Result<Started> {
     Ok((run_dir, lock, settings, trainer, fixed, skip))
 }
 
-/// The generator and discriminator widths of a model that has them (0 for the MLP), to
-/// compare with `--ngf`/`--ndf`.
+/// The generator and discriminator widths of a model, to compare with `--ngf`/`--ndf` (the
+/// MLP's first hidden widths).
 fn widths(model: &ModelConfig) -> (usize, usize) {
     match model {
         ModelConfig::Dcgan(c) => (c.ngf, c.ndf),
         ModelConfig::Cdcgan(c) => (c.dcgan.ngf, c.dcgan.ndf),
         ModelConfig::Pix2Pix(c) => (c.ngf, c.ndf),
         ModelConfig::WganGp(c) => (c.dcgan.ngf, c.dcgan.ndf),
-        ModelConfig::Mlp(_) => (0, 0),
+        ModelConfig::Mlp(c) => (
+            c.g_hidden.first().copied().unwrap_or(0),
+            c.d_hidden.first().copied().unwrap_or(0),
+        ),
     }
 }
 

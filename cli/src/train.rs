@@ -177,12 +177,14 @@ pub struct TrainArgs {
     /// dcgan, else 64; the next power of two for pix2pix].
     #[arg(long)]
     pub image_size: Option<usize>,
-    /// Generator width (ngf) of dcgan (not its 28x28 network, whose widths are fixed) and
-    /// pix2pix, at most 1024 [default: 64].
+    /// Generator width (ngf) of dcgan (not its 28x28 network, whose widths are fixed),
+    /// pix2pix and wgan-gp, at most 1024 [default: 64]; for mlp on 2-D points, the width of
+    /// each of G's three hidden layers [default: 128].
     #[arg(long)]
     pub ngf: Option<usize>,
-    /// Discriminator width (ndf) of dcgan (not its 28x28 network) and pix2pix, at most 1024
-    /// [default: 64].
+    /// Discriminator width (ndf) of dcgan (not its 28x28 network), pix2pix and wgan-gp, at
+    /// most 1024 [default: 64]; for mlp on 2-D points, the width of each of D's three hidden
+    /// layers [default: 128].
     #[arg(long)]
     pub ndf: Option<usize>,
     /// WGAN-GP's critic normalisation [default: none].
@@ -310,7 +312,21 @@ fn unpacked_config(
         bail!("--critic-norm is WGAN-GP's (--model wgan-gp)");
     }
     Ok(match (model, kind) {
-        (ModelArg::Mlp, Kind::Points(_)) => (ModelConfig::Mlp(MlpConfig::points()), None),
+        (ModelArg::Mlp, Kind::Points(_)) => {
+            let mut config = MlpConfig::points();
+            if let Some(w) = args.ngf {
+                config.g_hidden = vec![w; config.g_hidden.len()];
+            }
+            if let Some(w) = args.ndf {
+                config.d_hidden = vec![w; config.d_hidden.len()];
+            }
+            (ModelConfig::Mlp(config), None)
+        }
+        (ModelArg::Mlp, Kind::Images(_)) if args.ngf.is_some() || args.ndf.is_some() => {
+            bail!(
+                "--ngf/--ndf set the MLP's hidden widths on 2-D points; the MLP for images has the reference benchmark's fixed widths (G 256-512-1024, D 512-256)"
+            )
+        }
         (ModelArg::Mlp, Kind::Images(s)) => {
             let size = args.image_size;
             let shape = match size {

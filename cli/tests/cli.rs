@@ -652,6 +652,46 @@ fn pack_is_stored_checked_and_kept_on_resume() {
     assert_eq!(config["model"]["pack"], 2);
     let (trainer, _) = checkpoint::load(&run.join("checkpoint.safetensors")).unwrap();
     assert_eq!(trainer.gan.pack(), 2);
+    // --ngf/--ndf set the point MLP's hidden widths, are kept on resume, and are refused
+    // for the MLP of images.
+    let wide = temp("mlp-widths");
+    let mlp = ["train", "--model", "mlp", "--steps", "2", "--quiet"];
+    ok(&[&mlp[..], &["--ngf", "16", "--ndf", "24", "--out", s(&wide)]].concat());
+    let model = &run_config(&wide)["model"];
+    assert_eq!(
+        (model["g_hidden"].clone(), model["d_hidden"].clone()),
+        (
+            serde_json::json!([16, 16, 16]),
+            serde_json::json!([24, 24, 24])
+        )
+    );
+    ok(&[
+        "train",
+        "--resume",
+        s(&wide),
+        "--steps",
+        "3",
+        "--ngf",
+        "16",
+        "--quiet",
+    ]);
+    let err = fails(&["train", "--resume", s(&wide), "--steps", "4", "--ndf", "32"]);
+    assert!(err.contains("--ndf 32 does not match"), "{err}");
+    let err = fails(
+        &[
+            &mlp[..],
+            &[
+                "--data",
+                "mnist",
+                "--ngf",
+                "8",
+                "--out",
+                s(&temp("mlp-img")),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(err.contains("fixed widths"), "{err}");
     // Resuming keeps the packing without being told, and refuses another one.
     ok(&["train", "--resume", s(&run), "--steps", "12", "--quiet"]);
     let err = fails(&["train", "--resume", s(&run), "--steps", "14", "--pack", "4"]);
