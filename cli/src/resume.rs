@@ -187,6 +187,7 @@ fn widths(model: &ModelConfig) -> (usize, usize) {
         ModelConfig::Cdcgan(c) => (c.dcgan.ngf, c.dcgan.ndf),
         ModelConfig::Pix2Pix(c) => (c.ngf, c.ndf),
         ModelConfig::WganGp(c) => (c.dcgan.ngf, c.dcgan.ndf),
+        ModelConfig::BigGan(c) => (c.ch, c.ch),
         ModelConfig::Mlp(c) => (
             c.g_hidden.first().copied().unwrap_or(0),
             c.d_hidden.first().copied().unwrap_or(0),
@@ -204,6 +205,7 @@ fn check_run(dir: &Path, settings: &RunSettings, model: &ModelConfig) -> Result<
         ModelConfig::Pix2Pix(_) => ModelArg::Pix2pix,
         ModelConfig::Cdcgan(_) => ModelArg::Cdcgan,
         ModelConfig::WganGp(_) => ModelArg::WganGp,
+        ModelConfig::BigGan(_) => ModelArg::Biggan,
     };
     if settings.model != family {
         bail!(
@@ -241,6 +243,7 @@ fn model_shapes(model: &ModelConfig) -> (Vec<usize>, Option<Vec<usize>>) {
             let s = c.image_size;
             (vec![c.out_channels, s, s], Some(vec![c.in_channels, s, s]))
         }
+        ModelConfig::BigGan(c) => (vec![c.channels, c.image_size, c.image_size], None),
     }
 }
 

@@ -5,6 +5,7 @@ use crate::sampling::{extent, generate};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use gantry_datasets::Mixture;
+use gantry_gan::truncation::truncate;
 use gantry_gan::{checkpoint, samples};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -17,7 +18,8 @@ const MAX_N: usize = 65536;
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
     gantry sample --run runs/dcgan-mnist-1 --n 100 --seed 7 --out digits.png\n  \
-    gantry sample --run runs/cdcgan-mnist-1 --label 7 --n 64 --out sevens.png")]
+    gantry sample --run runs/cdcgan-mnist-1 --label 7 --n 64 --out sevens.png\n  \
+    gantry sample --run runs/biggan-emoji-1 --label 8 --truncation 0.5 --out flags.png")]
 pub struct SampleArgs {
     /// Run directory (holding checkpoint.safetensors).
     #[arg(long)]
@@ -28,10 +30,15 @@ pub struct SampleArgs {
     /// Seed of the noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Draw only this class (label-conditional runs, e.g. cdcgan: 0..=9 for MNIST) [default:
-    /// every class in turn, in equal shares, in label order].
+    /// Draw only this class (label-conditional runs, cdcgan and biggan: 0..=9 for MNIST,
+    /// 0..=8 for the emoji categories) [default: every class in turn, in equal shares, in
+    /// label order].
     #[arg(long)]
     pub label: Option<usize>,
+    /// The truncation trick (BigGAN): latent values beyond +-T are redrawn until inside.
+    /// Smaller T gives more typical, less varied samples [default: none].
+    #[arg(long)]
+    pub truncation: Option<f32>,
     /// PNG file to write.
     #[arg(long)]
     pub out: PathBuf,
@@ -44,6 +51,9 @@ pub fn run(args: SampleArgs) -> Result<()> {
             "--n {} must be in 1..={MAX_N} (a grid of 256 x 256 samples)",
             args.n
         );
+    }
+    if let Some(t) = args.truncation.filter(|t| !(*t > 0.0 && t.is_finite())) {
+        bail!("--truncation {t} must be a positive threshold (BigGAN samples at 0.5 to 2)");
     }
     let dir = RunDir {
         root: args.run.clone(),
@@ -58,9 +68,13 @@ pub fn run(args: SampleArgs) -> Result<()> {
             args.run.display()
         );
     };
+    let noise = match args.truncation {
+        Some(t) => truncate(&noise, t, &mut rng),
+        None => noise,
+    };
     let labels = match (gan.num_classes(), args.label) {
         (None, Some(_)) => bail!(
-            "--label: {} is a {} run, which is not label-conditional (train one with --model cdcgan)",
+            "--label: {} is a {} run, which is not label-conditional (train one with --model cdcgan or biggan)",
             args.run.display(),
             gan.config().kind()
         ),

@@ -96,6 +96,16 @@ pub fn check_sizes(config: &ModelConfig) -> Result<()> {
         }
         ModelConfig::Dcgan(c) => dcgan_sizes(c, &at_most)?,
         ModelConfig::WganGp(c) => dcgan_sizes(&c.dcgan, &at_most)?,
+        ModelConfig::BigGan(c) => {
+            at_most("image_size", c.image_size, MAX_IMAGE_SIZE)?;
+            at_most("channels", c.channels, MAX_CHANNELS)?;
+            at_most("classes", c.classes, MAX_CLASSES)?;
+            at_most("z_chunk", c.z_chunk, MAX_LATENT)?;
+            at_most("shared_dim", c.shared_dim, MAX_LATENT)?;
+            // G's first blocks are 2^B ch wide.
+            let widest = c.ch.saturating_mul(c.image_size / 4);
+            at_most("ch x image_size / 4", widest, MAX_CONV_WIDTH)?;
+        }
         ModelConfig::Cdcgan(c) => {
             dcgan_sizes(&c.dcgan, &at_most)?;
             at_most("num_classes", c.num_classes, MAX_CLASSES)?;

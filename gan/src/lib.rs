@@ -50,6 +50,7 @@ pub mod models;
 pub mod objective;
 pub mod samples;
 mod train;
+pub mod truncation;
 pub mod workloads;
 
 pub use error::{GanError, Result};

@@ -2,8 +2,8 @@
 
 use gantry_gan::diffaug::DiffAug;
 use gantry_gan::models::{
-    Batch, CdcganConfig, CriticNorm, DcganConfig, DcganVariant, MlpConfig, MlpOutput, ModelConfig,
-    Pix2PixConfig, WganGpConfig,
+    Batch, BigGanConfig, CdcganConfig, CriticNorm, DcganConfig, DcganVariant, MlpConfig, MlpOutput,
+    ModelConfig, Pix2PixConfig, WganGpConfig,
 };
 use gantry_gan::objective::{ObjectiveConfig, TermSpec};
 use gantry_gan::{GanError, OptimConfig, TrainConfig, Trainer, checkpoint};
@@ -40,8 +40,8 @@ fn tiny_cdcgan() -> CdcganConfig {
     }
 }
 
-/// A tiny DCGAN, a tiny pix2pix at 32x32 with dropout, a tiny conditional DCGAN and a tiny
-/// WGAN-GP.
+/// A tiny DCGAN, a tiny pix2pix at 32x32 with dropout, a tiny conditional DCGAN, a tiny
+/// WGAN-GP and a tiny BigGAN with self-attention.
 fn models() -> Vec<ModelConfig> {
     vec![
         ModelConfig::Dcgan(tiny_dcgan()),
@@ -55,14 +55,25 @@ fn models() -> Vec<ModelConfig> {
             dcgan: tiny_dcgan(),
             critic_norm: CriticNorm::Instance,
         }),
+        ModelConfig::BigGan(BigGanConfig {
+            ch: 8,
+            z_chunk: 3,
+            shared_dim: 4,
+            attention: Some(8),
+            ..BigGanConfig::new(16, 3, 3)
+        }),
     ]
 }
 
-/// Every model kind with a discriminator packing two samples.
+/// Every model kind that packs (BigGAN's projection discriminator does not) with a
+/// discriminator packing two samples.
 fn packed_models() -> Vec<ModelConfig> {
     let mut all = vec![ModelConfig::Mlp(MlpConfig::points())];
     all.extend(models());
-    all.into_iter().map(|m| m.with_pack(2)).collect()
+    all.into_iter()
+        .filter(|m| !matches!(m, ModelConfig::BigGan(_)))
+        .map(|m| m.with_pack(2))
+        .collect()
 }
 
 /// Deterministic batches: batch `i` depends only on `i`.
@@ -87,18 +98,26 @@ fn batch_for(model: &ModelConfig, i: u64) -> Batch {
         ModelConfig::Mlp(c) => {
             Batch::new(Tensor::randn(&[8, c.sample_shape[0]], 0.0, 1.0, &mut rng))
         }
-        ModelConfig::Cdcgan(c) => {
-            let s = c.dcgan.image_size;
-            Batch {
-                labels: Some((0..4).map(|j| (i as usize + j) % c.num_classes).collect()),
-                ..Batch::new(Tensor::rand_uniform(
-                    &[4, c.dcgan.channels, s, s],
-                    -1.0,
-                    1.0,
-                    &mut rng,
-                ))
-            }
-        }
+        ModelConfig::Cdcgan(c) => labelled(
+            i,
+            c.num_classes,
+            [c.dcgan.channels, c.dcgan.image_size],
+            &mut rng,
+        ),
+        ModelConfig::BigGan(c) => labelled(i, c.classes, [c.channels, c.image_size], &mut rng),
+    }
+}
+
+/// A batch of 4 images `[channels, side, side]` with labels cycling over `classes`.
+fn labelled(i: u64, classes: usize, [channels, side]: [usize; 2], rng: &mut ChaCha8Rng) -> Batch {
+    Batch {
+        labels: Some((0..4).map(|j| (i as usize + j) % classes).collect()),
+        ..Batch::new(Tensor::rand_uniform(
+            &[4, channels, side, side],
+            -1.0,
+            1.0,
+            rng,
+        ))
     }
 }
 
@@ -395,6 +414,7 @@ fn packed_models_train_with_finite_losses_and_packed_discriminators() {
             ModelConfig::WganGp(c) => c.dcgan.channels,
             ModelConfig::Pix2Pix(c) => c.in_channels + c.out_channels,
             ModelConfig::Cdcgan(c) => c.dcgan.channels + c.num_classes,
+            ModelConfig::BigGan(_) => unreachable!("biggan does not pack"),
         };
         assert_eq!(first[1], 2 * per_sample, "{what}: {name} {first:?}");
 

@@ -84,6 +84,11 @@ pub enum ExportError {
     /// model version this exporter does not know).
     #[error("cannot export the generator: {0}")]
     Architecture(String),
+    /// The model has no ONNX writer yet.
+    #[error(
+        "cannot export the generator: {0} generators have no ONNX writer yet (mlp, dcgan, cdcgan, pix2pix and wgan-gp do)"
+    )]
+    Unsupported(&'static str),
     /// The file could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -173,6 +178,7 @@ pub fn to_onnx(gan: &dyn Gan, mode: TestMode) -> Result<OnnxModel, ExportError> 
         ModelConfig::WganGp(c) => generators::dcgan(&mut g, &c.dcgan, stats)?,
         ModelConfig::Cdcgan(c) => generators::cdcgan(&mut g, c, stats)?,
         ModelConfig::Pix2Pix(c) => generators::pix2pix(&mut g, c, stats)?,
+        ModelConfig::BigGan(_) => return Err(ExportError::Unsupported("biggan")),
     }
     let doc = format!(
         "gantry {} generator; test-time behaviour {}",

@@ -1,6 +1,7 @@
 //! The models: each a generator/discriminator pair behind the [`Gan`] trait, built from a
 //! validated, serialisable [`ModelConfig`].
 
+mod biggan;
 mod cdcgan;
 mod dcgan;
 mod mlp;
@@ -9,6 +10,7 @@ mod pix2pix;
 mod recipe;
 mod wgan_gp;
 
+pub use biggan::{BigGan, BigGanConfig, BigGanDiscriminator, BigGanGenerator};
 pub use cdcgan::{Cdcgan, CdcganConfig, CondGenerator};
 pub use dcgan::{Dcgan, DcganConfig, DcganVariant};
 pub use mlp::{Mlp, MlpConfig, MlpOutput};
@@ -148,10 +150,12 @@ pub enum ModelConfig {
     /// WGAN-GP (Gulrajani et al.) with DCGAN-shaped players.
     #[serde(rename = "wgan-gp")]
     WganGp(WganGpConfig),
+    /// A small class-conditional BigGAN (Brock et al.).
+    BigGan(BigGanConfig),
 }
 
 impl ModelConfig {
-    /// The model kind's name (`mlp`, `dcgan`, `pix2pix`, `cdcgan`, `wgan-gp`).
+    /// The model kind's name (`mlp`, `dcgan`, `pix2pix`, `cdcgan`, `wgan-gp`, `biggan`).
     pub fn kind(&self) -> &'static str {
         match self {
             ModelConfig::Mlp(_) => "mlp",
@@ -159,6 +163,7 @@ impl ModelConfig {
             ModelConfig::Pix2Pix(_) => "pix2pix",
             ModelConfig::Cdcgan(_) => "cdcgan",
             ModelConfig::WganGp(_) => "wgan-gp",
+            ModelConfig::BigGan(_) => "biggan",
         }
     }
 
@@ -170,10 +175,12 @@ impl ModelConfig {
             ModelConfig::Pix2Pix(c) => c.pack,
             ModelConfig::Cdcgan(c) => c.dcgan.pack,
             ModelConfig::WganGp(c) => c.dcgan.pack,
+            ModelConfig::BigGan(_) => 1,
         }
     }
 
-    /// The same configuration with the discriminator packing `m` samples.
+    /// The same configuration with the discriminator packing `m` samples (BigGAN's projection
+    /// discriminator judges one sample with its class and does not pack: it stays at 1).
     pub fn with_pack(mut self, m: usize) -> Self {
         match &mut self {
             ModelConfig::Mlp(c) => c.pack = m,
@@ -181,6 +188,7 @@ impl ModelConfig {
             ModelConfig::Pix2Pix(c) => c.pack = m,
             ModelConfig::Cdcgan(c) => c.dcgan.pack = m,
             ModelConfig::WganGp(c) => c.dcgan.pack = m,
+            ModelConfig::BigGan(_) => {}
         }
         self
     }
@@ -196,6 +204,7 @@ impl ModelConfig {
             ModelConfig::Pix2Pix(c) => Box::new(Pix2Pix::new(c.clone(), rng)?),
             ModelConfig::Cdcgan(c) => Box::new(Cdcgan::new(c.clone(), rng)?),
             ModelConfig::WganGp(c) => Box::new(WganGp::new(c.clone(), rng)?),
+            ModelConfig::BigGan(c) => Box::new(BigGan::new(c.clone(), rng)?),
         })
     }
 }

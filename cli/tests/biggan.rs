@@ -1,0 +1,182 @@
+//! `gantry train --model biggan`: the recipe lands in the run, the class-conditional model
+//! trains on labelled data (the emoji categories and CIFAR-10), resumes, draws one class
+//! with `sample --label` and typical samples with `--truncation`, is scored with label
+//! agreement, and the flags and data that do not fit are refused in one line.
+
+mod common;
+
+use common::{fails_in_one_line, metrics_rows, ok, run_config, s, temp};
+use std::path::Path;
+
+/// A tiny BigGAN: base width 8, 16x16 images, batch 6.
+const TINY: [&str; 8] = [
+    "--ngf",
+    "8",
+    "--image-size",
+    "16",
+    "--batch-size",
+    "6",
+    "--log-every",
+    "1",
+];
+
+fn png_size(path: &Path) -> (u32, u32) {
+    image::image_dimensions(path).unwrap()
+}
+
+#[test]
+fn biggan_trains_on_the_emoji_categories_with_its_recipe_and_samples_one_class() {
+    let run = temp("biggan-emoji");
+    let mut args = vec!["train", "--model", "biggan", "--steps", "2", "--quiet"];
+    args.extend(TINY);
+    args.extend(["--attention", "8", "--out", s(&run)]);
+    ok(&args);
+
+    let config = run_config(&run);
+    assert_eq!(config["run"]["data"], "emoji");
+    let model = &config["model"];
+    assert_eq!(model["model"], "biggan");
+    assert_eq!(
+        (model["classes"].as_u64(), model["ch"].as_u64()),
+        (Some(9), Some(8))
+    );
+    assert_eq!(model["attention"], 8);
+    let train = &config["train"];
+    assert_eq!(train["k"], 2);
+    assert_eq!(train["objective"]["loss"], "hinge");
+    assert!((train["optim_g"]["lr"].as_f64().unwrap() - 1e-4).abs() < 1e-9);
+    assert!((train["optim_d"]["lr"].as_f64().unwrap() - 4e-4).abs() < 1e-9);
+    assert_eq!(train["optim_d"]["beta1"], 0.0);
+    assert!(
+        (train["ema"].as_f64().unwrap() - 0.999).abs() < 1e-6,
+        "{train}"
+    );
+    for row in metrics_rows(&run) {
+        for key in ["loss_d", "loss_g"] {
+            assert!(row[key].as_f64().unwrap().is_finite(), "{key} in {row}");
+        }
+    }
+
+    // Resuming continues the run; one class, and truncated noise, are drawn on demand.
+    ok(&["train", "--resume", s(&run), "--steps", "3", "--quiet"]);
+    assert_eq!(metrics_rows(&run).len(), 3);
+    let flags = run.join("flags.png");
+    ok(&[
+        "sample",
+        "--run",
+        s(&run),
+        "--label",
+        "8",
+        "--n",
+        "4",
+        "--out",
+        s(&flags),
+    ]);
+    assert_eq!(png_size(&flags), (2 * 16 + 3 * 2, 2 * 16 + 3 * 2));
+    let (t1, t2) = (run.join("t1.png"), run.join("t2.png"));
+    for (t, out) in [("0.5", &t1), ("2", &t2)] {
+        ok(&[
+            "sample",
+            "--run",
+            s(&run),
+            "--truncation",
+            t,
+            "--n",
+            "4",
+            "--out",
+            s(out),
+        ]);
+    }
+    assert_ne!(std::fs::read(&t1).unwrap(), std::fs::read(&t2).unwrap());
+
+    let err = fails_in_one_line(&[
+        "sample",
+        "--run",
+        s(&run),
+        "--label",
+        "9",
+        "--out",
+        s(&flags),
+    ]);
+    assert!(
+        err.contains("--label 9 is out of range") && err.contains("9 classes"),
+        "{err}"
+    );
+    let err = fails_in_one_line(&[
+        "sample",
+        "--run",
+        s(&run),
+        "--truncation",
+        "0",
+        "--out",
+        s(&flags),
+    ]);
+    assert!(
+        err.contains("--truncation 0 must be a positive threshold"),
+        "{err}"
+    );
+    let err = fails_in_one_line(&["export", "--run", s(&run), "--out", s(&run.join("g.onnx"))]);
+    assert!(
+        err.contains("biggan generators have no ONNX writer"),
+        "{err}"
+    );
+}
+
+/// CIFAR-10 is read from the shared data folder (`../shared/data`, as CI has it).
+#[test]
+fn biggan_on_cifar10_is_scored_with_label_agreement() {
+    let run = temp("biggan-cifar");
+    let mut args = vec![
+        "train", "--model", "biggan", "--data", "cifar10", "--steps", "2", "--quiet",
+    ];
+    args.extend(TINY);
+    args.extend(["--out", s(&run)]);
+    ok(&args);
+    assert_eq!(run_config(&run)["model"]["classes"], 10);
+    let stdout = ok(&["eval", "--run", s(&run), "--n", "40"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["model"], "biggan");
+    assert_eq!(v["resized_from"], serde_json::json!([16, 16]));
+    let per_class = v["label_agreement"]["per_class"].as_array().unwrap();
+    assert_eq!(per_class.len(), 10);
+    assert!(v["kid"].as_f64().unwrap().is_finite());
+}
+
+#[test]
+fn what_biggan_cannot_take_is_refused_before_anything_is_written() {
+    let flat = temp("biggan-flat");
+    std::fs::create_dir_all(&flat).unwrap();
+    for i in 0..2 {
+        image::RgbImage::new(16, 16)
+            .save(flat.join(format!("{i}.png")))
+            .unwrap();
+    }
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--data", s(&flat)],
+            "has no class labels; biggan is class-conditional",
+        ),
+        (&["--pack", "2"], "does not pack"),
+        (&["--ndf", "8"], "set it with --ngf"),
+        (&["--attention", "64"], "attention at 64x64"),
+        (&["--attention", "8", "--ngf", "12"], "multiple of 8"),
+        (&["--data", "ring"], "holds 2-D points"),
+    ];
+    for (extra, want) in cases {
+        let out = temp("biggan-refused");
+        let mut args = vec!["train", "--model", "biggan", "--steps", "1"];
+        args.extend_from_slice(extra);
+        args.extend(["--out", s(&out)]);
+        let err = fails_in_one_line(&args);
+        assert!(err.contains(want), "{extra:?}: {err}");
+        assert!(!out.join("config.json").exists(), "{extra:?} wrote a run");
+    }
+    let err = fails_in_one_line(&[
+        "train",
+        "--attention",
+        "8",
+        "--out",
+        s(&temp("dcgan-attention")),
+    ]);
+    assert!(err.contains("--attention is BigGAN's"), "{err}");
+}
