@@ -10,6 +10,7 @@
 //! | `ring` | 8 Gaussians on the unit circle, points `[2]` | synthetic, 100,000 points |
 //! | `grid` | 25 Gaussians on {-4..4}², points `[2]` | synthetic, 100,000 points |
 //! | `edges2emoji` | edge map → emoji pairs, `[3, 64, 64]` each | from `emoji` |
+//! | `edges2emoji128` | edge map → emoji pairs, `[3, 128, 128]` each, the same edge pipeline | from `emoji128` |
 //! | `edges2digits` | edge map → digit pairs, `[1, 28, 28]` each | from `mnist` |
 //!
 //! The emoji classes are the nine Unicode categories of [`EMOJI_CATEGORIES`], read from the
@@ -42,7 +43,7 @@ pub enum Split {
 pub const DATA_ENV: &str = "GANTRY_DATA";
 
 /// The names [`builtin`] knows.
-pub const BUILTIN_NAMES: [&str; 9] = [
+pub const BUILTIN_NAMES: [&str; 10] = [
     "mnist",
     "fashion-mnist",
     "emoji",
@@ -51,6 +52,7 @@ pub const BUILTIN_NAMES: [&str; 9] = [
     "ring",
     "grid",
     "edges2emoji",
+    "edges2emoji128",
     "edges2digits",
 ];
 
@@ -121,6 +123,10 @@ pub fn builtin_with(
             Box::new(all.subset(&emoji_split(all.len(), split)))
         }
         "edges2emoji" => Box::new(edges2emoji(&load_emoji("emoji", roots, progress)?, split)),
+        "edges2emoji128" => Box::new(edges2emoji(
+            &load_emoji("emoji128", roots, progress)?,
+            split,
+        )),
         "edges2digits" => {
             let digits =
                 load_mnist_with_progress(&locate("mnist", roots, &["mnist"])?, split, progress)?;

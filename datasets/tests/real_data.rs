@@ -151,6 +151,7 @@ fn builtin_names_load() {
         ("emoji", vec![3, 64, 64], None),
         ("emoji128", vec![3, 128, 128], None),
         ("edges2emoji", vec![3, 64, 64], Some(vec![3, 64, 64])),
+        ("edges2emoji128", vec![3, 128, 128], Some(vec![3, 128, 128])),
     ] {
         let ds = builtin(name, Split::Test).unwrap();
         assert_eq!(ds.image_shape(), shape, "{name}");
@@ -298,5 +299,26 @@ fn emoji_without_their_label_table_say_which_file_is_missing() {
     assert!(
         err.contains("emoji64-labels.tsv") && err.contains("1 labels for 2 images"),
         "{err}"
+    );
+}
+
+/// `edges2emoji128`: the 128-pixel emoji with the same edge pipeline and split rule as
+/// `edges2emoji` (every 10th image is validation); line drawings, not blank or solid pages.
+#[test]
+fn edges2emoji128_pairs_the_large_emoji_with_their_line_drawings() {
+    let (train, val) = (
+        builtin("edges2emoji128", Split::Train).unwrap(),
+        builtin("edges2emoji128", Split::Test).unwrap(),
+    );
+    assert_eq!((train.len(), val.len()), (1754, 195));
+    let mut dark = 0.0;
+    for i in 0..val.len() {
+        let a = val.get(i).image.to_vec();
+        dark += a.iter().filter(|&&v| v < 0.0).count() as f64 / a.len() as f64;
+    }
+    let mean = dark / val.len() as f64;
+    assert!(
+        (0.01..0.3).contains(&mean),
+        "dark (line) pixel share {mean}"
     );
 }
