@@ -8,7 +8,8 @@
 #
 # Environment (defaults in brackets): DATA [ring grid], LOSSES [non-saturating hinge lsgan
 # wgan-gp], PACKS [1 2], SEEDS [5], STEPS [4000], OUT [target/mixtures], JOBS [1] (runs at
-# once; the scores do not depend on it, the seconds do). wgan-gp means the Wasserstein loss
+# once; the scores do not depend on it, the seconds do), and for a second phase at a lower
+# learning rate, resumed from the first: DECAY_STEPS [none] more steps at DECAY_LR [2e-5]. wgan-gp means the Wasserstein loss
 # with a gradient penalty of 0.1 (the weight of WGAN-GP's own toy experiments), 5 critic steps
 # per generator step and Adam 1e-4 with betas (0.5, 0.9); every loss trains the same number of
 # generator steps. Every run directory stays in OUT.
@@ -45,6 +46,10 @@ run() {
   # shellcheck disable=SC2046
   "$gantry" train --model mlp --data "$data" --pack "$pack" --seed "$seed" --steps "$steps" \
     $(loss_flags "$loss") --threads 1 --quiet --out "$dir" "$@"
+  if [ -n "${DECAY_STEPS:-}" ]; then
+    "$gantry" train --resume "$dir" --steps $((steps + DECAY_STEPS)) --lr "${DECAY_LR:-2e-5}" \
+      --threads 1 --quiet
+  fi
   local secs
   secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   # The eval's own sample stream is fixed (seed 0) so runs differ only by training.

@@ -91,23 +91,26 @@ pub struct TrainArgs {
     /// Model family [default: dcgan].
     #[arg(long, value_enum)]
     pub model: Option<ModelArg>,
-    /// Data: mnist, fashion-mnist, emoji, cifar10, ring, grid, edges2emoji, edges2digits, or a
+    /// Data: mnist, fashion-mnist, emoji, emoji128, cifar10, ring, grid, edges2emoji,
+    /// edges2emoji128, edges2digits, or a
     /// path (IDX file, image folder, or pix2pix folder with train/ and val/) [default: mnist,
     /// ring for mlp, edges2emoji for pix2pix].
     #[arg(long)]
     pub data: Option<String>,
-    /// Total generator steps to reach (a resumed run continues up to this) [default: 1000
-    /// for dcgan, 4000 for mlp, 2000 for pix2pix].
+    /// Total generator steps to reach (a resumed run continues up to this) [default: the
+    /// model's recipe: 2000 for the 28x28 dcgan on digits, 1000 for other dcgan, 4000 for
+    /// mlp, 2000 for pix2pix, wgan-gp and biggan].
     #[arg(long, conflicts_with = "epochs")]
     pub steps: Option<u64>,
     /// Train for this many passes over the data instead of --steps.
     #[arg(long)]
     pub epochs: Option<u64>,
-    /// Examples per batch [default: 64; 4 for pix2pix].
+    /// Examples per batch [default: the recipe's: 32 for the 28x28 dcgan on digits, 4 for
+    /// pix2pix, 64 otherwise].
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Discriminator steps per generator step (Algorithm 1's k), 1..=100 [default: 1; a
-    /// resumed run keeps its own].
+    /// Discriminator steps per generator step (Algorithm 1's k), 1..=100 [default: the
+    /// recipe's: 1; 5 for wgan-gp, 2 for biggan; a resumed run keeps its own].
     #[arg(long)]
     pub k: Option<usize>,
     /// The adversarial loss of both players: non-saturating (D: cross-entropy, G: maximise
@@ -138,7 +141,8 @@ pub struct TrainArgs {
     pub feature_matching: Option<f32>,
     /// Keep an exponential moving average of G's weights with this decay (0.999 is usual;
     /// warmed up as min(D, (1+t)/(10+t))); samples, `gantry sample`, `eval` and `translate`
-    /// use the average.
+    /// use the average; 0 turns the recipe's average off [default: the recipe's: 0.999 for
+    /// the 28x28 dcgan on digits and biggan, none otherwise].
     #[arg(long)]
     pub ema: Option<f32>,
     /// Differentiable augmentation of everything D sees, real and fake (DiffAugment, Zhao et
@@ -149,8 +153,9 @@ pub struct TrainArgs {
     /// Optimizer of both players.
     #[arg(long, value_enum, default_value = "adam")]
     pub optimizer: OptimizerArg,
-    /// Learning rate of both players [default: 2e-4 for Adam, 0.01 for SGD]; with --resume,
-    /// changes the run's.
+    /// Learning rate of both players [default: the recipe's for Adam: 4e-4 for the 28x28
+    /// dcgan on digits, 2e-4 for dcgan, mlp, cdcgan and pix2pix, 1e-4 for wgan-gp, 1e-4 (G) and
+    /// 4e-4 (D) for biggan; 0.01 for SGD]; with --resume, changes the run's.
     #[arg(long)]
     pub lr: Option<f32>,
     /// The generator's learning rate, over --lr (TTUR, Heusel et al. 2017: e.g. --lr-g 1e-4
@@ -262,7 +267,8 @@ pub fn default_checkpoint_every() -> u64 {
 }
 
 impl ModelArg {
-    /// How the model trains unless a flag says otherwise.
+    /// The family's recipe before the data decides the variant (the run uses
+    /// [`Recipe::for_model`]): its data is the default `--data`.
     pub fn recipe(self) -> Recipe {
         match self {
             ModelArg::Dcgan => Recipe::dcgan(),
@@ -507,9 +513,9 @@ pub(crate) fn check_knobs(args: &TrainArgs) -> Result<()> {
         bail!("--r1-every needs --r1 (the penalty's weight)");
     }
     if let Some(d) = args.ema
-        && !(d > 0.0 && d < 1.0)
+        && !((0.0..1.0).contains(&d))
     {
-        bail!("--ema {d} must be a decay in (0, 1), such as 0.999");
+        bail!("--ema {d} must be a decay in (0, 1), such as 0.999, or 0 for no average");
     }
     diffaug_policy(args)?;
     Ok(())
@@ -621,7 +627,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         (None, Some(e)) => {
             e.saturating_mul((data.set.len() / batch_size / trainer.config.k.max(1)).max(1) as u64)
         }
-        (None, None) => settings.model.recipe().steps,
+        (None, None) => Recipe::for_model(&trainer.gan.config()).steps,
     };
     if trainer.step >= target {
         bail!(
@@ -758,7 +764,7 @@ fn start(args: &TrainArgs) -> Result<Started> {
     let seed = args.seed.unwrap_or(0);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let gan = model.build(&mut rng)?;
-    let recipe = model_arg.recipe();
+    let recipe = Recipe::for_model(&model);
     let batch_size = args.batch_size.unwrap_or(recipe.batch_size);
     if let Some(w) = args.mode_seeking {
         check_mode_seeking(w, model_arg)?;
@@ -775,7 +781,11 @@ fn start(args: &TrainArgs) -> Result<Started> {
         optim_g: optim(args, &recipe, true),
         optim_d: optim(args, &recipe, false),
         seed,
-        ema: args.ema.or(recipe.ema),
+        ema: match args.ema {
+            Some(d) if d == 0.0 => None,
+            Some(d) => Some(d),
+            None => recipe.ema,
+        },
         diffaug: diffaug_policy(args)?,
     };
     // Refuses an objective that does not fit the model before anything is written.

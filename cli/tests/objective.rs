@@ -366,3 +366,60 @@ fn runs_from_before_objectives_resume_and_report() {
     assert!(rows[3]["loss_g_gan"].as_f64().unwrap() < 0.0, "{}", rows[3]);
     ok(&["report", "--run", s(&run)]);
 }
+
+/// The default run (the 28x28 DCGAN on MNIST) trains with its own recipe: batch 32, both
+/// learning rates 4e-4, an EMA of G; `--ema 0` turns the average off, and a DCGAN of other
+/// images keeps the paper's recipe.
+#[test]
+fn the_default_digits_run_has_its_recipe_and_ema_0_turns_the_average_off() {
+    let (plain, off, colour) = (
+        temp("recipe-28"),
+        temp("recipe-28-noema"),
+        temp("recipe-64"),
+    );
+    ok(&["train", "--steps", "1", "--quiet", "--out", s(&plain)]);
+    let config = run_config(&plain);
+    let train = &config["train"];
+    assert_eq!(config["run"]["batch_size"], 32, "{config}");
+    assert_eq!(train["optim_g"]["lr"].as_f64().unwrap() as f32, 4e-4);
+    assert_eq!(train["optim_d"]["lr"].as_f64().unwrap() as f32, 4e-4);
+    assert_eq!(train["ema"].as_f64().unwrap() as f32, 0.999);
+    ok(&[
+        "train",
+        "--steps",
+        "1",
+        "--ema",
+        "0",
+        "--quiet",
+        "--out",
+        s(&off),
+    ]);
+    assert!(run_config(&off)["train"]["ema"].is_null());
+    let common = [
+        "train",
+        "--data",
+        "emoji",
+        "--image-size",
+        "16",
+        "--ngf",
+        "4",
+        "--ndf",
+        "4",
+    ];
+    ok(&[
+        &common[..],
+        &[
+            "--steps",
+            "1",
+            "--batch-size",
+            "4",
+            "--quiet",
+            "--out",
+            s(&colour),
+        ],
+    ]
+    .concat());
+    let train = &run_config(&colour)["train"];
+    assert_eq!(train["optim_g"]["lr"].as_f64().unwrap() as f32, 2e-4);
+    assert!(train["ema"].is_null());
+}

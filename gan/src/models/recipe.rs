@@ -5,6 +5,7 @@
 //! authors did and every flag only overrides one part of it. A new model adds one constructor
 //! here beside its own file.
 
+use super::{DcganVariant, ModelConfig};
 use crate::objective::TermSpec;
 use crate::train::OptimConfig;
 
@@ -48,6 +49,36 @@ impl Recipe {
             lr_d: 2e-4,
             betas: (0.5, 0.999),
             ema: None,
+        }
+    }
+
+    /// The 28x28 DCGAN on digits (the default `gantry train`): DCGAN's recipe with batch 32,
+    /// both learning rates doubled to 4e-4 and an EMA of G (0.999), for 2,000 steps. Measured
+    /// against the paper's recipe (batch 64, 2e-4, no EMA) at equal wall time on MNIST, it
+    /// reaches the same Fréchet distance in about a third of the time (README: "A default run
+    /// that shows digits in minutes").
+    pub fn dcgan28() -> Self {
+        Recipe {
+            steps: 2000,
+            batch_size: 32,
+            lr_g: 4e-4,
+            lr_d: 4e-4,
+            ema: Some(0.999),
+            ..Recipe::dcgan()
+        }
+    }
+
+    /// The recipe of a model: its family's, or its variant's where that has its own (the 28x28
+    /// DCGAN).
+    pub fn for_model(model: &ModelConfig) -> Self {
+        match model {
+            ModelConfig::Dcgan(c) if c.variant == DcganVariant::Dcgan28 => Recipe::dcgan28(),
+            ModelConfig::Dcgan(_) => Recipe::dcgan(),
+            ModelConfig::Mlp(_) => Recipe::mlp(),
+            ModelConfig::Pix2Pix(_) => Recipe::pix2pix(),
+            ModelConfig::Cdcgan(_) => Recipe::cdcgan(),
+            ModelConfig::WganGp(_) => Recipe::wgan_gp(),
+            ModelConfig::BigGan(_) => Recipe::biggan(),
         }
     }
 
@@ -123,5 +154,29 @@ impl Recipe {
             beta1: self.betas.0,
             beta2: self.betas.1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{BigGanConfig, DcganConfig};
+
+    #[test]
+    fn the_28x28_dcgan_has_its_own_recipe_and_the_others_their_familys() {
+        let digits = Recipe::for_model(&ModelConfig::Dcgan(DcganConfig::dcgan28()));
+        assert_eq!(digits, Recipe::dcgan28());
+        assert_eq!(
+            (digits.batch_size, digits.lr_g, digits.ema),
+            (32, 4e-4, Some(0.999))
+        );
+        let colour = Recipe::for_model(&ModelConfig::Dcgan(DcganConfig::dcgan64(3)));
+        assert_eq!(colour, Recipe::dcgan());
+        assert_eq!(
+            (colour.batch_size, colour.lr_d, colour.ema),
+            (64, 2e-4, None)
+        );
+        let big = Recipe::for_model(&ModelConfig::BigGan(BigGanConfig::new(32, 3, 10)));
+        assert_eq!((big.loss, big.k), ("hinge", 2));
     }
 }

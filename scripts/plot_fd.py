@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Plots FD against wall time for `scripts/fd_curve.sh` runs, as one SVG (no dependencies).
+
+    scripts/plot_fd.py OUT.svg LABEL=CSV=SECONDS_PER_STEP [...] [--target FD] [--budget SECONDS]
+
+Each series is a CSV written by `scripts/fd_curve.sh` (columns step, seconds, fd, ...). Its wall
+time is step x SECONDS_PER_STEP, the time of one training step on an idle machine as
+`gantry bench` measures it (the CSV's own seconds column holds whatever load the machine had
+while the curve was taken). --target draws a horizontal line (an FD to reach), --budget a
+vertical one (a time limit).
+"""
+
+import csv
+import sys
+
+W, H, LEFT, RIGHT, TOP, BOTTOM = 640, 400, 70, 20, 20, 55
+COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+
+
+def read(path, per_step):
+    with open(path) as f:
+        rows = [r for r in csv.DictReader(f) if r.get("fd")]
+    return [(int(r["step"]) * per_step, float(r["fd"]), int(r["step"])) for r in rows]
+
+
+def main(argv):
+    out, args = argv[0], argv[1:]
+    target = budget = None
+    series = []
+    i = 0
+    while i < len(args):
+        if args[i] == "--target":
+            target, i = float(args[i + 1]), i + 2
+        elif args[i] == "--budget":
+            budget, i = float(args[i + 1]), i + 2
+        else:
+            label, path, per_step = args[i].split("=")
+            series.append((label, read(path, float(per_step))))
+            i += 1
+    xs = [p[0] for _, s in series for p in s] + ([budget] if budget else [])
+    ys = [p[1] for _, s in series for p in s] + ([target] if target else [])
+    x_max = max(xs) * 1.05
+    y_max = max(ys) * 1.1
+
+    def x(v):
+        return LEFT + v / x_max * (W - LEFT - RIGHT)
+
+    def y(v):
+        return H - BOTTOM - v / y_max * (H - TOP - BOTTOM)
+
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+           'font-family="sans-serif" font-size="12">',
+           f'<rect width="{W}" height="{H}" fill="white"/>',
+           f'<line x1="{LEFT}" y1="{y(0)}" x2="{W - RIGHT}" y2="{y(0)}" stroke="black"/>',
+           f'<line x1="{LEFT}" y1="{y(0)}" x2="{LEFT}" y2="{TOP}" stroke="black"/>']
+    for k in range(6):
+        tx, ty = x_max / 1.05 * k / 5, y_max / 1.1 * k / 5
+        svg.append(f'<text x="{x(tx)}" y="{y(0) + 16}" text-anchor="middle">{tx / 60:.1f}</text>')
+        svg.append(f'<text x="{LEFT - 6}" y="{y(ty) + 4}" text-anchor="end">{ty:.0f}</text>')
+    svg.append(f'<text x="{(LEFT + W - RIGHT) / 2}" y="{H - 12}" text-anchor="middle">'
+               'wall time of training, minutes (idle machine)</text>')
+    svg.append(f'<text x="16" y="{(TOP + H - BOTTOM) / 2}" text-anchor="middle" '
+               f'transform="rotate(-90 16 {(TOP + H - BOTTOM) / 2})">FD (10,000 samples)</text>')
+    if target:
+        svg.append(f'<line x1="{LEFT}" y1="{y(target)}" x2="{W - RIGHT}" y2="{y(target)}" '
+                   'stroke="gray" stroke-dasharray="4 4"/>')
+        svg.append(f'<text x="{W - RIGHT - 4}" y="{y(target) - 4}" text-anchor="end" '
+                   f'fill="gray">FD {target:g}</text>')
+    if budget:
+        svg.append(f'<line x1="{x(budget)}" y1="{y(0)}" x2="{x(budget)}" y2="{TOP}" '
+                   'stroke="gray" stroke-dasharray="4 4"/>')
+        svg.append(f'<text x="{x(budget) + 4}" y="{TOP + 12}" fill="gray">'
+                   f'{budget / 60:g} min</text>')
+    for n, (label, points) in enumerate(series):
+        colour = COLOURS[n % len(COLOURS)]
+        path = " ".join(f"{x(px):.1f},{y(py):.1f}" for px, py, _ in points)
+        svg.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for px, py, step in points:
+            svg.append(f'<circle cx="{x(px):.1f}" cy="{y(py):.1f}" r="3.5" fill="{colour}"/>')
+            svg.append(f'<text x="{x(px) + 5:.1f}" y="{y(py) - 6:.1f}" fill="{colour}" '
+                       f'font-size="10">{step}</text>')
+        svg.append(f'<text x="{W - RIGHT - 190}" y="{TOP + 40 + 16 * n}" fill="{colour}">'
+                   f'{label}</text>')
+    svg.append("</svg>")
+    with open(out, "w") as f:
+        f.write("\n".join(svg) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    main(sys.argv[1:])
