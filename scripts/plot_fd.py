@@ -23,6 +23,12 @@ def read(path, per_step):
     return [(int(r["step"]) * per_step, float(r["fd"]), int(r["step"])) for r in rows]
 
 
+def nice_step(raw):
+    """The smallest of 1, 2, 5 times a power of ten that is at least `raw`."""
+    power = 10 ** len(str(int(max(raw, 1)))) / 10
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
 def main(argv):
     out, args = argv[0], argv[1:]
     target = budget = None
@@ -53,10 +59,12 @@ def main(argv):
            f'<rect width="{W}" height="{H}" fill="white"/>',
            f'<line x1="{LEFT}" y1="{y(0)}" x2="{W - RIGHT}" y2="{y(0)}" stroke="black"/>',
            f'<line x1="{LEFT}" y1="{y(0)}" x2="{LEFT}" y2="{TOP}" stroke="black"/>']
-    for k in range(6):
-        tx, ty = x_max / 1.05 * k / 5, y_max / 1.1 * k / 5
-        svg.append(f'<text x="{x(tx)}" y="{y(0) + 16}" text-anchor="middle">{tx / 60:.1f}</text>')
-        svg.append(f'<text x="{LEFT - 6}" y="{y(ty) + 4}" text-anchor="end">{ty:.0f}</text>')
+    minutes, fds = nice_step(x_max / 60 / 5), nice_step(y_max / 5)
+    for k in range(int(x_max / 60 / minutes) + 1):
+        svg.append(f'<text x="{x(k * minutes * 60)}" y="{y(0) + 16}" '
+                   f'text-anchor="middle">{k * minutes:g}</text>')
+    for k in range(int(y_max / fds) + 1):
+        svg.append(f'<text x="{LEFT - 6}" y="{y(k * fds) + 4}" text-anchor="end">{k * fds:g}</text>')
     svg.append(f'<text x="{(LEFT + W - RIGHT) / 2}" y="{H - 12}" text-anchor="middle">'
                'wall time of training, minutes (idle machine)</text>')
     svg.append(f'<text x="16" y="{(TOP + H - BOTTOM) / 2}" text-anchor="middle" '
