@@ -782,7 +782,7 @@ fn start(args: &TrainArgs) -> Result<Started> {
         optim_d: optim(args, &recipe, false),
         seed,
         ema: match args.ema {
-            Some(d) if d == 0.0 => None,
+            Some(0.0) => None,
             Some(d) => Some(d),
             None => recipe.ema,
         },
