@@ -121,6 +121,23 @@ pub fn resume(args: &TrainArgs, dir: &Path) -> Result<Started> {
             );
         }
     }
+    let schedule = match &model {
+        ModelConfig::ProGan(c) => [c.fade_images, c.stable_images].map(Some),
+        _ => [None, None],
+    };
+    for ((flag, given), run) in [
+        ("fade-images", args.fade_images),
+        ("stable-images", args.stable_images),
+    ]
+    .into_iter()
+    .zip(schedule)
+    {
+        match (given, run) {
+            (Some(_), None) => bail!("--{flag} is ProGAN's (--model progan)"),
+            (Some(g), Some(r)) => keep(flag, Some(&g as &dyn Debug), &r)?,
+            (None, _) => {}
+        }
+    }
     let (ngf, ndf) = widths(&model);
     keep("ngf", args.ngf.as_ref().map(|w| w as &dyn Debug), &ngf)?;
     keep("ndf", args.ndf.as_ref().map(|w| w as &dyn Debug), &ndf)?;
@@ -188,6 +205,7 @@ fn widths(model: &ModelConfig) -> (usize, usize) {
         ModelConfig::Pix2Pix(c) => (c.ngf, c.ndf),
         ModelConfig::WganGp(c) => (c.dcgan.ngf, c.dcgan.ndf),
         ModelConfig::BigGan(c) => (c.ch, c.ch),
+        ModelConfig::ProGan(c) => (c.fmap_max, c.fmap_max),
         ModelConfig::Mlp(c) => (
             c.g_hidden.first().copied().unwrap_or(0),
             c.d_hidden.first().copied().unwrap_or(0),
@@ -206,6 +224,7 @@ fn check_run(dir: &Path, settings: &RunSettings, model: &ModelConfig) -> Result<
         ModelConfig::Cdcgan(_) => ModelArg::Cdcgan,
         ModelConfig::WganGp(_) => ModelArg::WganGp,
         ModelConfig::BigGan(_) => ModelArg::Biggan,
+        ModelConfig::ProGan(_) => ModelArg::Progan,
     };
     if settings.model != family {
         bail!(
@@ -216,6 +235,15 @@ fn check_run(dir: &Path, settings: &RunSettings, model: &ModelConfig) -> Result<
         );
     }
     let b = settings.batch_size;
+    if let ModelConfig::ProGan(c) = model
+        && c.batch_size != b
+    {
+        bail!(
+            "{}: run.batch_size {b} differs from the batch size {} the checkpoint's growth schedule counts images in",
+            config.display(),
+            c.batch_size
+        );
+    }
     if !(1..=MAX_BATCH).contains(&b) || !b.is_multiple_of(model.pack()) {
         bail!(
             "{}: run.batch_size {b} must be in 1..={MAX_BATCH} and a multiple of the discriminator's packing {}",
@@ -244,6 +272,7 @@ fn model_shapes(model: &ModelConfig) -> (Vec<usize>, Option<Vec<usize>>) {
             (vec![c.out_channels, s, s], Some(vec![c.in_channels, s, s]))
         }
         ModelConfig::BigGan(c) => (vec![c.channels, c.image_size, c.image_size], None),
+        ModelConfig::ProGan(c) => (vec![c.channels, c.image_size, c.image_size], None),
     }
 }
 

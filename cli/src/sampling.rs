@@ -131,7 +131,8 @@ pub fn write_real_samples(
     Ok(())
 }
 
-/// `samples/step_NNNNNN.png` from the fixed inputs; returns its path.
+/// `samples/step_NNNNNN.png` from the fixed inputs, copied to `samples/STAGE.png` for a
+/// model with stages ([`Gan::stage_name`]); returns its path.
 pub fn write_step_samples(
     run: &RunDir,
     trainer: &Trainer,
@@ -156,6 +157,13 @@ pub fn write_step_samples(
         let b = get("sample_b").context("the run keeps no fixed sample targets")?;
         let out = generate(gan, a, step);
         samples::save_grid(&interleave(&[a, &out, b]), 3, &path)?;
+    }
+    // A model that changes as it trains (ProGAN's resolutions) keeps the last grid of each
+    // stage beside the step grids.
+    if let Some(stage) = gan.stage_name() {
+        let kept = run.sample(&format!("{stage}.png"));
+        std::fs::copy(&path, &kept)
+            .with_context(|| format!("cannot copy {} to {}", path.display(), kept.display()))?;
     }
     Ok(path)
 }

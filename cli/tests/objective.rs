@@ -166,16 +166,7 @@ fn ema_and_diffaug_train_sample_and_resume_exactly() {
     args.extend(common);
     ok(&args);
 
-    let tensors = |run: &Path| {
-        let mut t: Vec<(String, Vec<f32>)> = read_safetensors(&run.join("checkpoint.safetensors"))
-            .unwrap()
-            .tensors
-            .into_iter()
-            .map(|(k, v)| (k, v.to_vec()))
-            .collect();
-        t.sort_by(|a, b| a.0.cmp(&b.0));
-        t
-    };
+    let tensors = |run: &Path| common::tensors(&run.join("checkpoint.safetensors"));
     let (a, b) = (tensors(&straight), tensors(&split));
     assert!(
         a.iter().any(|(k, _)| k.starts_with("ema.")),

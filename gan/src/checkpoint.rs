@@ -106,6 +106,12 @@ pub fn check_sizes(config: &ModelConfig) -> Result<()> {
             let widest = c.ch.saturating_mul(c.image_size / 4);
             at_most("ch x image_size / 4", widest, MAX_CONV_WIDTH)?;
         }
+        ModelConfig::ProGan(c) => {
+            at_most("image_size", c.image_size, MAX_IMAGE_SIZE)?;
+            at_most("channels", c.channels, MAX_CHANNELS)?;
+            at_most("z_dim", c.z_dim, MAX_LATENT)?;
+            at_most("fmap_max", c.fmap_max, MAX_CONV_WIDTH)?;
+        }
         ModelConfig::Cdcgan(c) => {
             dcgan_sizes(&c.dcgan, &at_most)?;
             at_most("num_classes", c.num_classes, MAX_CLASSES)?;
@@ -401,6 +407,7 @@ pub fn load(path: &Path) -> Result<(Trainer, Extras)> {
         }
     }
     trainer.step = step;
+    trainer.gan.set_progress(step);
     trainer.rng = rng;
     Ok((
         trainer,

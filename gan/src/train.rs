@@ -206,6 +206,7 @@ impl Trainer {
         if !config.diffaug.is_empty() {
             check_diffaug(gan.as_ref())?;
         }
+        gan.set_progress(0);
         Ok(Trainer {
             opt_g: config.optim_g.build(),
             opt_d: config.optim_d.build(),
@@ -295,6 +296,8 @@ impl Trainer {
         let (gan, opt_d) = (gan.as_ref(), opt_d.as_mut());
         let (g, d) = (gan.generator(), gan.discriminator());
         let now = *step + 1;
+        // The model's state follows the step count alone (see `Gan::set_progress`).
+        gan.set_progress(*step);
         let k = config.k.max(1) as u64;
         let run = Run {
             gan,
@@ -346,6 +349,7 @@ impl Trainer {
             ema.update(g, now - 1);
         }
         *step = now;
+        gan.set_progress(now);
         Ok(StepMetrics {
             step: now,
             loss_d,
@@ -437,9 +441,19 @@ impl Run<'_> {
 }
 
 /// `batch` if it fits `gan` (a multiple of its packing; labels in range for a
-/// label-conditional model), else an error naming the step, before anything is drawn or
+/// label-conditional model), with its real samples as the model wants them now
+/// ([`Gan::real_samples`]), else an error naming the step, before anything is drawn or
 /// updated.
 fn checked(gan: &dyn Gan, batch: Batch, step: u64) -> Result<Batch> {
+    let batch = valid(gan, batch, step)?;
+    Ok(Batch {
+        real: gan.real_samples(batch.real),
+        ..batch
+    })
+}
+
+/// `batch` if it fits `gan`, else an error naming the step.
+fn valid(gan: &dyn Gan, batch: Batch, step: u64) -> Result<Batch> {
     let bad = |message: String| Err(GanError::Batch { step, message });
     let (n, m) = (batch.len(), gan.pack());
     if n == 0 || !n.is_multiple_of(m) {

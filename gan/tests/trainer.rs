@@ -3,7 +3,7 @@
 use gantry_gan::diffaug::DiffAug;
 use gantry_gan::models::{
     Batch, BigGanConfig, CdcganConfig, CriticNorm, DcganConfig, DcganVariant, MlpConfig, MlpOutput,
-    ModelConfig, Pix2PixConfig, WganGpConfig,
+    ModelConfig, Pix2PixConfig, ProGanConfig, WganGpConfig,
 };
 use gantry_gan::objective::{ObjectiveConfig, TermSpec};
 use gantry_gan::{GanError, OptimConfig, TrainConfig, Trainer, checkpoint};
@@ -41,7 +41,8 @@ fn tiny_cdcgan() -> CdcganConfig {
 }
 
 /// A tiny DCGAN, a tiny pix2pix at 32x32 with dropout, a tiny conditional DCGAN, a tiny
-/// WGAN-GP and a tiny BigGAN with self-attention.
+/// WGAN-GP, a tiny BigGAN with self-attention and a tiny ProGAN growing from 4x4 to 8x8
+/// (one step at 4x4, then a fade over two: the resume tests checkpoint it mid-fade).
 fn models() -> Vec<ModelConfig> {
     vec![
         ModelConfig::Dcgan(tiny_dcgan()),
@@ -62,16 +63,21 @@ fn models() -> Vec<ModelConfig> {
             attention: Some(8),
             ..BigGanConfig::new(16, 3, 3)
         }),
+        ModelConfig::ProGan(ProGanConfig {
+            fade_images: 8,
+            stable_images: 4,
+            ..ProGanConfig::new(8, 3, 4, 4)
+        }),
     ]
 }
 
-/// Every model kind that packs (BigGAN's projection discriminator does not) with a
-/// discriminator packing two samples.
+/// Every model kind that packs (BigGAN's projection discriminator and ProGAN's do not) with
+/// a discriminator packing two samples.
 fn packed_models() -> Vec<ModelConfig> {
     let mut all = vec![ModelConfig::Mlp(MlpConfig::points())];
     all.extend(models());
     all.into_iter()
-        .filter(|m| !matches!(m, ModelConfig::BigGan(_)))
+        .filter(|m| !matches!(m, ModelConfig::BigGan(_) | ModelConfig::ProGan(_)))
         .map(|m| m.with_pack(2))
         .collect()
 }
@@ -88,12 +94,7 @@ fn batch_for(model: &ModelConfig, i: u64) -> Batch {
             }
         }
         ModelConfig::Dcgan(c) | ModelConfig::WganGp(WganGpConfig { dcgan: c, .. }) => {
-            Batch::new(Tensor::rand_uniform(
-                &[4, c.channels, c.image_size, c.image_size],
-                -1.0,
-                1.0,
-                &mut rng,
-            ))
+            squares([c.channels, c.image_size], &mut rng)
         }
         ModelConfig::Mlp(c) => {
             Batch::new(Tensor::randn(&[8, c.sample_shape[0]], 0.0, 1.0, &mut rng))
@@ -105,19 +106,25 @@ fn batch_for(model: &ModelConfig, i: u64) -> Batch {
             &mut rng,
         ),
         ModelConfig::BigGan(c) => labelled(i, c.classes, [c.channels, c.image_size], &mut rng),
+        ModelConfig::ProGan(c) => squares([c.channels, c.image_size], &mut rng),
     }
 }
 
-/// A batch of 4 images `[channels, side, side]` with labels cycling over `classes`.
-fn labelled(i: u64, classes: usize, [channels, side]: [usize; 2], rng: &mut ChaCha8Rng) -> Batch {
+/// A batch of 4 images `[channels, side, side]`, uniform in [-1, 1].
+fn squares([channels, side]: [usize; 2], rng: &mut ChaCha8Rng) -> Batch {
+    Batch::new(Tensor::rand_uniform(
+        &[4, channels, side, side],
+        -1.0,
+        1.0,
+        rng,
+    ))
+}
+
+/// [`squares`] with labels cycling over `classes`.
+fn labelled(i: u64, classes: usize, shape: [usize; 2], rng: &mut ChaCha8Rng) -> Batch {
     Batch {
         labels: Some((0..4).map(|j| (i as usize + j) % classes).collect()),
-        ..Batch::new(Tensor::rand_uniform(
-            &[4, channels, side, side],
-            -1.0,
-            1.0,
-            rng,
-        ))
+        ..squares(shape, rng)
     }
 }
 
@@ -414,7 +421,9 @@ fn packed_models_train_with_finite_losses_and_packed_discriminators() {
             ModelConfig::WganGp(c) => c.dcgan.channels,
             ModelConfig::Pix2Pix(c) => c.in_channels + c.out_channels,
             ModelConfig::Cdcgan(c) => c.dcgan.channels + c.num_classes,
-            ModelConfig::BigGan(_) => unreachable!("biggan does not pack"),
+            ModelConfig::BigGan(_) | ModelConfig::ProGan(_) => {
+                unreachable!("biggan and progan do not pack")
+            }
         };
         assert_eq!(first[1], 2 * per_sample, "{what}: {name} {first:?}");
 

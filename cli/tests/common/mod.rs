@@ -84,3 +84,74 @@ pub fn metrics_rows(run: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// Every tensor of a safetensors file by name, sorted.
+pub fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let mut all: Vec<(String, Vec<f32>)> = gantry_nn::state_dict::read_safetensors(path)
+        .unwrap()
+        .tensors
+        .into_iter()
+        .map(|(k, t)| (k, t.to_vec()))
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+/// Trains `name` `total` steps straight and `first` + resume + the rest, and checks that the
+/// checkpoints and the logged metrics agree bit for bit. `new_only` are the arguments a
+/// resume does not repeat (model and data). Returns the resumed run's directory.
+pub fn resume_is_exact(
+    name: &str,
+    [first, total]: [u64; 2],
+    new_only: &[&str],
+    common: &[&str],
+) -> PathBuf {
+    let (first, total) = (first.to_string(), total.to_string());
+    let straight = temp(&format!("straight-{name}"));
+    let mut args = vec!["train", "--steps", &total, "--out", s(&straight)];
+    args.extend(new_only);
+    args.extend(common);
+    ok(&args);
+
+    let split = temp(&format!("split-{name}"));
+    let mut args = vec!["train", "--steps", &first, "--out", s(&split)];
+    args.extend(new_only);
+    args.extend(common);
+    ok(&args);
+    let mut args = vec!["train", "--steps", &total, "--resume", s(&split)];
+    args.extend(common);
+    ok(&args);
+
+    let (a, b) = (
+        tensors(&straight.join("checkpoint.safetensors")),
+        tensors(&split.join("checkpoint.safetensors")),
+    );
+    assert_eq!(a.len(), b.len());
+    for ((ka, va), (kb, vb)) in a.iter().zip(&b) {
+        assert_eq!(ka, kb);
+        assert!(
+            va == vb,
+            "{name}: {ka} differs between {total} straight steps and {first} + resume"
+        );
+    }
+    let lines = std::fs::read_to_string(split.join("metrics.jsonl")).unwrap();
+    let straight_lines = std::fs::read_to_string(straight.join("metrics.jsonl")).unwrap();
+    let strip = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("seconds");
+                v.to_string()
+            })
+            .collect()
+    };
+    let (split_lines, straight_lines) = (strip(&lines), strip(&straight_lines));
+    assert!(!straight_lines.is_empty());
+    for line in &straight_lines {
+        assert!(
+            split_lines.contains(line),
+            "{name}: {line} was not logged identically after resuming"
+        );
+    }
+    split
+}

@@ -7,6 +7,7 @@ mod dcgan;
 mod mlp;
 mod pack;
 mod pix2pix;
+mod progan;
 mod recipe;
 mod wgan_gp;
 
@@ -16,6 +17,7 @@ pub use dcgan::{Dcgan, DcganConfig, DcganVariant};
 pub use mlp::{Mlp, MlpConfig, MlpOutput};
 pub use pack::{Packed, pack, pack_tensor};
 pub use pix2pix::{PatchGan, Pix2Pix, Pix2PixConfig, UNet};
+pub use progan::{ProGan, ProGanConfig, ProGanDiscriminator, ProGanGenerator, Stage};
 pub use recipe::Recipe;
 pub use wgan_gp::{CriticNorm, WganGp, WganGpConfig};
 
@@ -133,6 +135,28 @@ pub trait Gan {
     fn fake_first(&self) -> bool {
         false
     }
+
+    /// Tells the model how far training has come: `step` iterations are done. The trainer
+    /// calls it before and after every iteration and when a checkpoint is loaded, so a model
+    /// whose networks change as training goes (ProGAN grows) derives its state from the
+    /// step alone, and a resumed run continues bit for bit. The default does nothing.
+    fn set_progress(&self, step: u64) {
+        let _ = step;
+    }
+
+    /// The real samples of a batch as the discriminator should see them at this point of
+    /// training (ProGAN: at the resolution it has grown to, blended during a fade-in). The
+    /// default returns them unchanged.
+    fn real_samples(&self, real: Tensor) -> Tensor {
+        real
+    }
+
+    /// The name of the stage training is in, for a model whose networks change during
+    /// training (ProGAN: `res-008` while at or fading into 8x8); a run keeps the last sample
+    /// grid of each stage under it. `None` (the default) for the others.
+    fn stage_name(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Any model's configuration, stored in checkpoints to rebuild the model.
@@ -152,10 +176,13 @@ pub enum ModelConfig {
     WganGp(WganGpConfig),
     /// A small class-conditional BigGAN (Brock et al.).
     BigGan(BigGanConfig),
+    /// Progressive growing of GANs (Karras et al.).
+    ProGan(ProGanConfig),
 }
 
 impl ModelConfig {
-    /// The model kind's name (`mlp`, `dcgan`, `pix2pix`, `cdcgan`, `wgan-gp`, `biggan`).
+    /// The model kind's name (`mlp`, `dcgan`, `pix2pix`, `cdcgan`, `wgan-gp`, `biggan`,
+    /// `progan`).
     pub fn kind(&self) -> &'static str {
         match self {
             ModelConfig::Mlp(_) => "mlp",
@@ -164,6 +191,7 @@ impl ModelConfig {
             ModelConfig::Cdcgan(_) => "cdcgan",
             ModelConfig::WganGp(_) => "wgan-gp",
             ModelConfig::BigGan(_) => "biggan",
+            ModelConfig::ProGan(_) => "progan",
         }
     }
 
@@ -175,12 +203,13 @@ impl ModelConfig {
             ModelConfig::Pix2Pix(c) => c.pack,
             ModelConfig::Cdcgan(c) => c.dcgan.pack,
             ModelConfig::WganGp(c) => c.dcgan.pack,
-            ModelConfig::BigGan(_) => 1,
+            ModelConfig::BigGan(_) | ModelConfig::ProGan(_) => 1,
         }
     }
 
     /// The same configuration with the discriminator packing `m` samples (BigGAN's projection
-    /// discriminator judges one sample with its class and does not pack: it stays at 1).
+    /// discriminator judges one sample with its class, and ProGAN's already sees the batch
+    /// through its minibatch standard deviation: neither packs, they stay at 1).
     pub fn with_pack(mut self, m: usize) -> Self {
         match &mut self {
             ModelConfig::Mlp(c) => c.pack = m,
@@ -188,7 +217,7 @@ impl ModelConfig {
             ModelConfig::Pix2Pix(c) => c.pack = m,
             ModelConfig::Cdcgan(c) => c.dcgan.pack = m,
             ModelConfig::WganGp(c) => c.dcgan.pack = m,
-            ModelConfig::BigGan(_) => {}
+            ModelConfig::BigGan(_) | ModelConfig::ProGan(_) => {}
         }
         self
     }
@@ -205,6 +234,7 @@ impl ModelConfig {
             ModelConfig::Cdcgan(c) => Box::new(Cdcgan::new(c.clone(), rng)?),
             ModelConfig::WganGp(c) => Box::new(WganGp::new(c.clone(), rng)?),
             ModelConfig::BigGan(c) => Box::new(BigGan::new(c.clone(), rng)?),
+            ModelConfig::ProGan(c) => Box::new(ProGan::new(c.clone(), rng)?),
         })
     }
 }
