@@ -73,21 +73,43 @@ fn biggan_trains_on_the_emoji_categories_with_its_recipe_and_samples_one_class()
         s(&flags),
     ]);
     assert_eq!(png_size(&flags), (2 * 16 + 3 * 2, 2 * 16 + 3 * 2));
-    let (t1, t2) = (run.join("t1.png"), run.join("t2.png"));
-    for (t, out) in [("0.5", &t1), ("2", &t2)] {
+    // Deterministic under --seed: the same seed draws the same picture, another seed or
+    // another threshold another one.
+    let draw = |t: &str, seed: &str, name: &str| {
+        let out = run.join(name);
         ok(&[
             "sample",
             "--run",
             s(&run),
             "--truncation",
             t,
+            "--label",
+            "3",
+            "--seed",
+            seed,
             "--n",
             "4",
             "--out",
-            s(out),
+            s(&out),
         ]);
-    }
-    assert_ne!(std::fs::read(&t1).unwrap(), std::fs::read(&t2).unwrap());
+        std::fs::read(out).unwrap()
+    };
+    let t1 = draw("0.5", "5", "t1.png");
+    assert_eq!(
+        t1,
+        draw("0.5", "5", "t1-again.png"),
+        "same seed, other picture"
+    );
+    assert_ne!(
+        t1,
+        draw("2", "5", "t2.png"),
+        "the threshold changed nothing"
+    );
+    assert_ne!(
+        t1,
+        draw("0.5", "6", "t1-seed6.png"),
+        "the seed changed nothing"
+    );
 
     let err = fails_in_one_line(&[
         "sample",

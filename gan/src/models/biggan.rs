@@ -370,7 +370,7 @@ impl Gan for BigGan {
 mod tests {
     use super::*;
     use gantry_autodiff::Tape;
-    use gantry_nn::named_params;
+    use gantry_nn::{ParamKind, named_params};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
@@ -457,6 +457,89 @@ mod tests {
         let (s0, s1) = (score(0), score(1));
         assert_eq!(s0.shape(), &[1, 1]);
         assert_ne!(s0.to_vec(), s1.to_vec(), "the projection reads the label");
+    }
+
+    /// Trainable values counted by hand for `tiny(None)`: ch 8, chunks of 3, shared 5, 4
+    /// classes, 16x16x3 (two blocks; G 32 -> 16 -> 8 channels, D 3 -> 8 -> 16 -> 32).
+    #[test]
+    fn parameter_counts_match_a_hand_count() {
+        let gan = tiny(None);
+        let count = |m: &dyn Module| -> usize {
+            named_params(m)
+                .iter()
+                .filter(|(_, p)| p.kind() == ParamKind::Trainable)
+                .map(|(_, p)| p.len())
+                .sum()
+        };
+        let conv = |i: usize, o: usize, k: usize| o * i * k * k + o;
+        // A conditional batch norm: gain and bias, each a linear from the condition (8).
+        let cbn = |c: usize| 2 * (8 * c + c);
+        let g = 4 * 5 // shared embedding
+            + (3 * 512 + 512) // linear: chunk 0 -> 32 x 4 x 4
+            + conv(32, 16, 3) + conv(16, 16, 3) + conv(32, 16, 1) + cbn(32) + cbn(16)
+            + conv(16, 8, 3) + conv(8, 8, 3) + conv(16, 8, 1) + cbn(16) + cbn(8)
+            + 2 * 8 // batch norm
+            + conv(8, 3, 3);
+        let d = conv(3, 8, 3) + conv(8, 8, 3) + conv(3, 8, 1)
+            + conv(8, 16, 3) + conv(16, 16, 3) + conv(8, 16, 1)
+            + conv(16, 32, 3) + conv(32, 32, 3) + conv(16, 32, 1)
+            + (32 + 1) // head.linear
+            + 4 * 32; // head.embed
+        assert_eq!((g, d), (12951, 19065));
+        assert_eq!(count(gan.generator()), g);
+        assert_eq!(count(gan.discriminator()), d);
+    }
+
+    /// D's score is `linear(p) + <embed(y), p>` for the pooled features `p`: affine in the
+    /// one-hot label, and the label's part is the projection of `p` on the class embedding.
+    #[test]
+    fn the_score_projects_the_class_embedding_on_the_pooled_features() {
+        let gan = tiny(None);
+        let img = draw(&gan, &[1], 3);
+        let tape = Tape::new();
+        let classes = gan.config.classes;
+        // The image with a plane of `w[k]` for each class k.
+        let score = |w: &[f32]| {
+            let planes: Vec<f32> = w.iter().flat_map(|&v| [v; 16 * 16]).collect();
+            let planes = Tensor::from_vec(&[1, classes, 16, 16], planes);
+            let x = tape.constant(Tensor::concat(1, &[&img, &planes]));
+            gan.discriminator().forward(x, Mode::Eval).value().to_vec()[0]
+        };
+        let mut h = tape.constant(img.clone());
+        for block in &gan.d.blocks {
+            h = block.forward(h, Mode::Eval);
+        }
+        let pooled = h.relu().sum_axes(&[2, 3], false).value().to_vec();
+        let all = Embedding::one_hot(&(0..classes).collect::<Vec<_>>(), classes);
+        let embed = gan
+            .d
+            .head
+            .embed
+            .forward(tape.constant(all), Mode::Eval)
+            .value();
+        let c = pooled.len();
+        let unlabelled = score(&[0.0; 4]);
+        let mut one_hot_scores = vec![];
+        for y in 0..classes {
+            let mut w = [0.0; 4];
+            w[y] = 1.0;
+            let s = score(&w);
+            let row = &embed.to_vec()[y * c..(y + 1) * c];
+            let projection: f32 = row.iter().zip(&pooled).map(|(e, p)| e * p).sum();
+            let tol = 1e-4 * (1.0 + projection.abs());
+            assert!(
+                (s - unlabelled - projection).abs() < tol,
+                "class {y}: score {s}, without a label {unlabelled}, <embed, pooled> {projection}"
+            );
+            one_hot_scores.push(s);
+        }
+        let half = score(&[0.5, 0.5, 0.0, 0.0]);
+        let mean = (one_hot_scores[0] + one_hot_scores[1]) / 2.0;
+        assert!(
+            (half - mean).abs() < 1e-4 * (1.0 + mean.abs()),
+            "{half} {mean}"
+        );
+        assert_ne!(one_hot_scores[0], one_hot_scores[1]);
     }
 
     #[test]
