@@ -113,6 +113,7 @@ pub fn resume(args: &TrainArgs, dir: &Path) -> Result<Started> {
         ("beta1", args.beta1.is_some()),
         ("beta2", args.beta2.is_some()),
         ("critic-norm", args.critic_norm.is_some()),
+        ("g-batch-norm", args.g_batch_norm),
     ] {
         if given {
             bail!(

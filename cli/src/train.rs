@@ -222,6 +222,10 @@ pub struct TrainArgs {
     /// WGAN-GP's critic normalisation [default: none].
     #[arg(long, value_enum)]
     pub critic_norm: Option<CriticNormArg>,
+    /// Batch norm after each hidden layer of the MLP generator on 2-D points, as PacGAN's
+    /// toy generator (--model mlp on ring or grid) [default: off].
+    #[arg(long)]
+    pub g_batch_norm: bool,
     /// PacGAN: the discriminator judges this many samples at once (all real or all fake,
     /// concatenated along channels or features); the batch size must be a multiple of it
     /// [default: 1, a standard discriminator; a resumed run keeps its own].
@@ -378,6 +382,9 @@ fn unpacked_config(
     if args.critic_norm.is_some() && model != ModelArg::WganGp {
         bail!("--critic-norm is WGAN-GP's (--model wgan-gp)");
     }
+    if args.g_batch_norm && (model != ModelArg::Mlp || !matches!(kind, Kind::Points(_))) {
+        bail!("--g-batch-norm is the point MLP's (--model mlp --data ring|grid)");
+    }
     if args.attention.is_some() && model != ModelArg::Biggan {
         bail!("--attention is BigGAN's (--model biggan)");
     }
@@ -393,6 +400,7 @@ fn unpacked_config(
             if let Some(w) = args.ndf {
                 config.d_hidden = vec![w; config.d_hidden.len()];
             }
+            config.g_batch_norm = args.g_batch_norm;
             (ModelConfig::Mlp(config), None)
         }
         (ModelArg::Mlp, Kind::Images(_)) if args.ngf.is_some() || args.ndf.is_some() => {

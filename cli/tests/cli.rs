@@ -634,6 +634,30 @@ fn pack_is_stored_checked_and_kept_on_resume() {
         .concat(),
     );
     assert!(err.contains("fixed widths"), "{err}");
+    // --g-batch-norm puts PacGAN's batch norm into the point generator, is recorded, and is
+    // refused on resume and for other models.
+    let normed = temp("mlp-bn");
+    ok(&[&mlp[..], &["--g-batch-norm", "--out", s(&normed)]].concat());
+    assert_eq!(run_config(&normed)["model"]["g_batch_norm"], true);
+    let (trainer, _) = checkpoint::load(&normed.join("checkpoint.safetensors")).unwrap();
+    let mut names = Vec::new();
+    trainer
+        .gan
+        .generator()
+        .visit("", &mut |name, _| names.push(name.to_string()));
+    assert!(names.contains(&"1.running_mean".to_string()), "{names:?}");
+    assert!(!names.contains(&"0.bias".to_string()), "{names:?}");
+    let err = fails(&[
+        "train",
+        "--resume",
+        s(&normed),
+        "--steps",
+        "4",
+        "--g-batch-norm",
+    ]);
+    assert!(err.contains("--g-batch-norm: a resumed run"), "{err}");
+    let err = fails(&["train", "--g-batch-norm", "--out", s(&temp("dcgan-bn"))]);
+    assert!(err.contains("--g-batch-norm is the point MLP's"), "{err}");
     // Resuming keeps the packing without being told, and refuses another one.
     ok(&["train", "--resume", s(&run), "--steps", "12", "--quiet"]);
     let err = fails(&["train", "--resume", s(&run), "--steps", "14", "--pack", "4"]);

@@ -92,6 +92,7 @@ impl Gan for TwoModes {
             d_dropout: 0.0,
             output: MlpOutput::Linear,
             pack: 1,
+            g_batch_norm: false,
         })
     }
 

@@ -123,6 +123,7 @@ fn small_mlp() -> ModelConfig {
         d_dropout: 0.0,
         output: MlpOutput::Tanh,
         pack: 1,
+        g_batch_norm: false,
     })
 }
 

@@ -610,6 +610,7 @@ fn small_image_mlp() -> ModelConfig {
         d_dropout: 0.2,
         output: MlpOutput::Tanh,
         pack: 1,
+        g_batch_norm: false,
     })
 }
 

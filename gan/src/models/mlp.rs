@@ -3,7 +3,9 @@
 
 use super::{Gan, ModelConfig, Packed, check_pack, one};
 use crate::error::{Result, config_error};
-use gantry_nn::{Dropout, LeakyReLU, LinearConfig, Module, ReLU, Reshape, Sequential, Tanh};
+use gantry_nn::{
+    BatchNormConfig, Dropout, LeakyReLU, LinearConfig, Module, ReLU, Reshape, Sequential, Tanh,
+};
 use gantry_tensor::Tensor;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -38,6 +40,11 @@ pub struct MlpConfig {
     /// Samples the discriminator judges at once (PacGAN; 1 is the standard discriminator).
     #[serde(default = "one")]
     pub pack: usize,
+    /// Batch norm after each hidden layer of G, before its activation, as PacGAN's generator
+    /// for the 2-D mixtures (the bias of those layers is then dropped: the norm's shift
+    /// replaces it). Runs saved before the field existed had none.
+    #[serde(default)]
+    pub g_batch_norm: bool,
 }
 
 impl MlpConfig {
@@ -53,6 +60,7 @@ impl MlpConfig {
             d_dropout: 0.0,
             output: MlpOutput::Tanh,
             pack: 1,
+            g_batch_norm: false,
         }
     }
 
@@ -68,6 +76,7 @@ impl MlpConfig {
             d_dropout: 0.0,
             output: MlpOutput::Linear,
             pack: 1,
+            g_batch_norm: false,
         }
     }
 
@@ -114,7 +123,14 @@ impl Mlp {
         let mut g = Sequential::new();
         let mut width = config.latent;
         for &h in &config.g_hidden {
-            g.push(Box::new(LinearConfig::new(width, h).build(rng)?));
+            let mut linear = LinearConfig::new(width, h);
+            if config.g_batch_norm {
+                linear = linear.no_bias();
+            }
+            g.push(Box::new(linear.build(rng)?));
+            if config.g_batch_norm {
+                g.push(Box::new(BatchNormConfig::new(h).build()?));
+            }
             g.push(config.activation());
             width = h;
         }
@@ -165,5 +181,67 @@ impl Gan for Mlp {
 
     fn pack(&self) -> usize {
         self.config.pack
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn names(module: &dyn Module) -> Vec<String> {
+        let mut names = Vec::new();
+        module.visit("", &mut |name, _| names.push(name.to_string()));
+        names
+    }
+
+    #[test]
+    fn the_generator_takes_batch_norm_in_place_of_its_hidden_biases() {
+        let mut rng = StdRng::seed_from_u64(0);
+        let plain = Mlp::new(MlpConfig::points(), &mut rng).unwrap();
+        let config = MlpConfig {
+            g_batch_norm: true,
+            ..MlpConfig::points()
+        };
+        let normed = Mlp::new(config, &mut rng).unwrap();
+        assert_eq!(
+            names(plain.generator()),
+            [
+                "0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias", "6.weight",
+                "6.bias"
+            ]
+        );
+        let normed = names(normed.generator());
+        assert_eq!(
+            &normed[..5],
+            [
+                "0.weight",
+                "1.weight",
+                "1.bias",
+                "1.running_mean",
+                "1.running_var"
+            ]
+        );
+        // Three hidden layers of (linear weight, 4 norm tensors), then the biased output layer.
+        assert_eq!(normed.len(), 3 * 5 + 2);
+        assert_eq!(normed[15..], ["9.weight", "9.bias"]);
+        // The discriminator is untouched.
+        assert_eq!(
+            names(plain.discriminator()),
+            names(
+                Mlp::new(MlpConfig::points(), &mut rng)
+                    .unwrap()
+                    .discriminator()
+            )
+        );
+    }
+
+    #[test]
+    fn configs_saved_before_the_norm_existed_load_without_it() {
+        let mut json = serde_json::to_value(MlpConfig::points()).unwrap();
+        json.as_object_mut().unwrap().remove("g_batch_norm");
+        let config: MlpConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(config, MlpConfig::points());
     }
 }
