@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Plots FD against wall time for `scripts/fd_curve.sh` runs, as one SVG (no dependencies).
 
-    scripts/plot_fd.py OUT.svg LABEL=CSV=SECONDS_PER_STEP [...] [--target FD] [--budget SECONDS]
+    scripts/plot_fd.py OUT.svg LABEL=CSV[=SECONDS_PER_STEP] [...] [--target FD] [--budget SECONDS]
 
 Each series is a CSV written by `scripts/fd_curve.sh` (columns step, seconds, fd, ...). Its wall
-time is step x SECONDS_PER_STEP, the time of one training step on an idle machine as
-`gantry bench` measures it (the CSV's own seconds column holds whatever load the machine had
-while the curve was taken). --target draws a horizontal line (an FD to reach), --budget a
-vertical one (a time limit).
+time is the CSV's own seconds column, right when the curve was taken on an idle machine; or,
+with SECONDS_PER_STEP, step x SECONDS_PER_STEP, the time of one training step on an idle
+machine as `gantry bench` measures it, for a curve whose scores were taken on a loaded one.
+--target draws a horizontal line (an FD to reach), --budget a vertical one (a time limit).
 """
 
 import csv
@@ -18,9 +18,11 @@ COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
 
 
 def read(path, per_step):
+    """(seconds, fd, step) per row; seconds from the CSV when per_step is None."""
     with open(path) as f:
         rows = [r for r in csv.DictReader(f) if r.get("fd")]
-    return [(int(r["step"]) * per_step, float(r["fd"]), int(r["step"])) for r in rows]
+    return [(int(r["step"]) * per_step if per_step is not None else float(r["seconds"]),
+             float(r["fd"]), int(r["step"])) for r in rows]
 
 
 def nice_step(raw):
@@ -40,8 +42,8 @@ def main(argv):
         elif args[i] == "--budget":
             budget, i = float(args[i + 1]), i + 2
         else:
-            label, path, per_step = args[i].split("=")
-            series.append((label, read(path, float(per_step))))
+            label, path, *per_step = args[i].split("=")
+            series.append((label, read(path, float(per_step[0]) if per_step else None)))
             i += 1
     xs = [p[0] for _, s in series for p in s] + ([budget] if budget else [])
     ys = [p[1] for _, s in series for p in s] + ([target] if target else [])
