@@ -196,14 +196,14 @@ pub struct TrainArgs {
     /// dcgan, else 64; the next power of two for pix2pix].
     #[arg(long)]
     pub image_size: Option<usize>,
-    /// Generator width (ngf) of dcgan (not its 28x28 network, whose widths are fixed),
-    /// pix2pix and wgan-gp, at most 1024 [default: 64]; for mlp on 2-D points, the width of
+    /// Generator width (ngf) of dcgan (the 28x28 network's dense layer makes 4 ngf channels),
+    /// cdcgan, pix2pix and wgan-gp, at most 1024 [default: 64]; for mlp on 2-D points, the width of
     /// each of G's three hidden layers [default: 128]; for progan, the widest blocks of both
     /// players and the latent's length [default: 32].
     #[arg(long)]
     pub ngf: Option<usize>,
-    /// Discriminator width (ndf) of dcgan (not its 28x28 network), pix2pix and wgan-gp, at
-    /// most 1024 [default: 64]; for mlp on 2-D points, the width of each of D's three hidden
+    /// Discriminator width (ndf) of dcgan, cdcgan, pix2pix and wgan-gp, at most 1024
+    /// [default: 64]; for mlp on 2-D points, the width of each of D's three hidden
     /// layers [default: 128].
     #[arg(long)]
     pub ndf: Option<usize>,
@@ -313,11 +313,6 @@ fn dcgan_config(args: &TrainArgs, s: &[usize]) -> Result<DcganConfig> {
     } else {
         DcganVariant::Dcgan64
     };
-    if variant == DcganVariant::Dcgan28 && (args.ngf.is_some() || args.ndf.is_some()) {
-        bail!(
-            "--ngf/--ndf: the 28x28 DCGAN (the TensorFlow tutorial's network) has fixed widths; pass --image-size 32 or 64 for pytorch/examples' network, whose widths they set"
-        );
-    }
     Ok(DcganConfig {
         variant,
         image_size: size,
@@ -326,6 +321,7 @@ fn dcgan_config(args: &TrainArgs, s: &[usize]) -> Result<DcganConfig> {
         ngf: args.ngf.unwrap_or(64),
         ndf: args.ndf.unwrap_or(64),
         pack: 1,
+        d_dropout: None,
     })
 }
 

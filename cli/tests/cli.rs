@@ -88,6 +88,46 @@ fn dcgan_on_mnist_and_emoji_samples_grids() {
     ]);
     assert_eq!(png_size(&out), (4 * 30 + 2, 4 * 30 + 2));
 
+    // --ngf/--ndf set the 28x28 network's widths: a dense layer to 4 ngf x 7 x 7, D's convs
+    // of ndf and 2 ndf channels into a dense layer of 2 ndf x 7 x 7 inputs.
+    let narrow = temp("dcgan28-narrow");
+    ok(&[
+        "train",
+        "--steps",
+        "1",
+        "--batch-size",
+        "4",
+        "--ngf",
+        "8",
+        "--ndf",
+        "4",
+        "--quiet",
+        "--out",
+        s(&narrow),
+    ]);
+    let config = run_config(&narrow);
+    assert_eq!(
+        (
+            config["model"]["ngf"].as_u64(),
+            config["model"]["ndf"].as_u64()
+        ),
+        (Some(8), Some(4))
+    );
+    let sizes: Vec<(String, usize)> = tensors(&narrow.join("checkpoint.safetensors"))
+        .into_iter()
+        .map(|(k, v)| (k, v.len()))
+        .collect();
+    let size = |suffix: &str| {
+        sizes
+            .iter()
+            .find(|(k, _)| k.ends_with(suffix))
+            .unwrap_or_else(|| panic!("no tensor *{suffix} in {sizes:?}"))
+            .1
+    };
+    assert_eq!(size("fc.weight"), 100 * 4 * 8 * 49);
+    assert_eq!(size("conv.0.weight"), 4 * 8 * 2 * 8 * 25);
+    assert_eq!(size("7.weight"), 2 * 4 * 49);
+
     let run = temp("dcgan-emoji");
     ok(&[
         "train",
@@ -695,7 +735,6 @@ fn pack_is_stored_checked_and_kept_on_resume() {
         s(&temp("pack-zero")),
     ]);
     assert!(err.contains("pack must be at least 1"), "{err}");
-    // The 28x28 DCGAN has fixed widths (and refuses --ngf/--ndf).
     for model in [
         &[
             "--model",

@@ -205,8 +205,11 @@ fn cdcgan_takes_int64_labels_in_both_variants() {
     let c28 = CdcganConfig {
         embed_dim: 6,
         ..CdcganConfig::new(
+            // Narrower than the tutorial: the export follows the widths.
             DcganConfig {
                 nz: 10,
+                ngf: 8,
+                ndf: 4,
                 ..DcganConfig::dcgan28()
             },
             4,

@@ -202,6 +202,7 @@ fn a_penalty_through_batch_norm_is_refused_before_training() {
         ngf: 4,
         ndf: 4,
         pack: 1,
+        d_dropout: None,
     });
     for term in ["gp", "r1"] {
         let gan = dcgan.build(&mut ChaCha8Rng::seed_from_u64(0)).unwrap();

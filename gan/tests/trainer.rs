@@ -29,6 +29,7 @@ fn tiny_dcgan() -> DcganConfig {
         ngf: 4,
         ndf: 4,
         pack: 1,
+        d_dropout: None,
     }
 }
 

@@ -116,7 +116,7 @@ fn dcgan_net(
             let mut x = g.linear(z, &format!("{prefix}fc"))?;
             x = g.batch_norm(&x, &format!("{prefix}bn0"), eps, 2, stats)?;
             x = g.leaky_relu(&x, slope);
-            x = g.reshape(&x, &[-1, 256, 7, 7]);
+            x = g.reshape(&x, &[-1, 4 * c.ngf as i64, 7, 7]);
             x = g.conv_transpose(&x, &format!("{prefix}conv.0"), ConvSpec::new(1, 2))?;
             let up = ConvSpec {
                 output_padding: 1,

@@ -17,7 +17,7 @@
 //! # let _ = gan;
 //! ```
 
-mod names;
+pub mod names;
 mod pickle;
 mod pth;
 
@@ -165,6 +165,7 @@ pub fn infer_config(
                 ngf,
                 ndf,
                 pack: 1,
+                d_dropout: None,
             }))
         }
         TorchModel::Pix2Pix => {

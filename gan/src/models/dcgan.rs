@@ -21,7 +21,8 @@ pub enum DcganVariant {
     /// blocks.
     Dcgan64,
     /// The TensorFlow DCGAN tutorial's network for 28x28 (`dcgan28` in the reference bench):
-    /// dense 7x7x256 + batch norm, transposed convs 5x5, LeakyReLU 0.3, D with dropout 0.3.
+    /// dense 7x7x(4 ngf) + batch norm, transposed convs 5x5, LeakyReLU 0.3, D with dropout
+    /// 0.3; the tutorial's widths at ngf = ndf = 64.
     Dcgan28,
 }
 
@@ -36,13 +37,18 @@ pub struct DcganConfig {
     pub channels: usize,
     /// Latent size.
     pub nz: usize,
-    /// Generator width (`ngf`).
+    /// Generator width (`ngf`): the last hidden layer's channels, doubled per layer towards
+    /// the noise (the 28x28 network: 4 ngf x 7 x 7, 2 ngf, ngf).
     pub ngf: usize,
-    /// Discriminator width (`ndf`).
+    /// Discriminator width (`ndf`): the first layer's channels, doubled per layer.
     pub ndf: usize,
     /// Samples the discriminator judges at once (PacGAN; 1 is the standard discriminator).
     #[serde(default = "one")]
     pub pack: usize,
+    /// Dropout after each hidden layer of the 28x28 discriminator [default (`None`): the
+    /// tutorial's 0.3]. The 64x64 network has none and refuses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d_dropout: Option<f32>,
 }
 
 impl DcganConfig {
@@ -56,6 +62,7 @@ impl DcganConfig {
             ngf: 64,
             ndf: 64,
             pack: 1,
+            d_dropout: None,
         }
     }
 
@@ -69,6 +76,7 @@ impl DcganConfig {
             ngf: 64,
             ndf: 64,
             pack: 1,
+            d_dropout: None,
         }
     }
 
@@ -93,8 +101,19 @@ impl DcganConfig {
                     self.image_size
                 ))
             }
-            _ => Ok(()),
+            _ => match self.d_dropout {
+                Some(p) if self.variant == DcganVariant::Dcgan64 => bad(format!(
+                    "dropout {p}: the 64x64 network (pytorch/examples) has no dropout"
+                )),
+                Some(p) if !(0.0..1.0).contains(&p) => bad(format!("dropout {p} outside [0, 1)")),
+                _ => Ok(()),
+            },
         }
+    }
+
+    /// The dropout of the 28x28 discriminator's hidden layers.
+    pub fn dropout28(&self) -> f32 {
+        self.d_dropout.unwrap_or(0.3)
     }
 }
 
@@ -140,7 +159,7 @@ pub(super) fn players(
         }
         DcganVariant::Dcgan28 => (
             Box::new(Generator28::new(c, rng)?),
-            discriminator28(d_channels, rng)?,
+            discriminator28(c, d_channels, rng)?,
         ),
     })
 }
@@ -225,6 +244,8 @@ struct Generator28 {
     fc: Linear,
     bn0: BatchNorm,
     conv: Sequential,
+    /// Channels of the 7x7 map the dense layer makes.
+    width: usize,
 }
 
 impl Generator28 {
@@ -239,27 +260,28 @@ impl Generator28 {
             .build()
         };
         let slope = 0.3;
+        let w = c.ngf;
         let conv = Sequential::new()
             .add(
-                ConvTranspose2dConfig::new(256, 128, 5)
+                ConvTranspose2dConfig::new(4 * w, 2 * w, 5)
                     .padding(2)
                     .bias(false)
                     .build(rng)?,
             )
-            .add(bn(128)?)
+            .add(bn(2 * w)?)
             .add(LeakyReLU::new(slope))
             .add(
-                ConvTranspose2dConfig::new(128, 64, 5)
+                ConvTranspose2dConfig::new(2 * w, w, 5)
                     .stride(2)
                     .padding(2)
                     .output_padding(1)
                     .bias(false)
                     .build(rng)?,
             )
-            .add(bn(64)?)
+            .add(bn(w)?)
             .add(LeakyReLU::new(slope))
             .add(
-                ConvTranspose2dConfig::new(64, c.channels, 5)
+                ConvTranspose2dConfig::new(w, c.channels, 5)
                     .stride(2)
                     .padding(2)
                     .output_padding(1)
@@ -268,9 +290,12 @@ impl Generator28 {
             )
             .add(Tanh);
         Ok(Generator28 {
-            fc: LinearConfig::new(c.nz, 7 * 7 * 256).no_bias().build(rng)?,
-            bn0: bn(7 * 7 * 256)?,
+            fc: LinearConfig::new(c.nz, 7 * 7 * 4 * w)
+                .no_bias()
+                .build(rng)?,
+            bn0: bn(7 * 7 * 4 * w)?,
             conv,
+            width: 4 * w,
         })
     }
 }
@@ -288,31 +313,37 @@ impl Module for Generator28 {
             .forward(self.fc.forward(z, mode), mode)
             .leaky_relu(0.3);
         let n = h.shape()[0];
-        self.conv.forward(h.reshape(&[n, 256, 7, 7]), mode)
+        self.conv.forward(h.reshape(&[n, self.width, 7, 7]), mode)
     }
 }
 
-fn discriminator28(in_channels: usize, rng: &mut dyn RngCore) -> Result<Sequential> {
-    let slope = 0.3;
+/// The tutorial's discriminator (`ndf` 64: convs of 64 and 128 channels). Its dropout layers
+/// stay in place at any rate, so that the parameter names do not depend on it.
+fn discriminator28(
+    c: &DcganConfig,
+    in_channels: usize,
+    rng: &mut dyn RngCore,
+) -> Result<Sequential> {
+    let (slope, w, p) = (0.3, c.ndf, c.dropout28());
     Ok(Sequential::new()
         .add(
-            Conv2dConfig::new(in_channels, 64, 5)
+            Conv2dConfig::new(in_channels, w, 5)
                 .stride(2)
                 .padding(2)
                 .build(rng)?,
         )
         .add(LeakyReLU::new(slope))
-        .add(Dropout::new(0.3))
+        .add(Dropout::new(p))
         .add(
-            Conv2dConfig::new(64, 128, 5)
+            Conv2dConfig::new(w, 2 * w, 5)
                 .stride(2)
                 .padding(2)
                 .build(rng)?,
         )
         .add(LeakyReLU::new(slope))
-        .add(Dropout::new(0.3))
+        .add(Dropout::new(p))
         .add(Flatten)
-        .add(LinearConfig::new(128 * 7 * 7, 1).build(rng)?))
+        .add(LinearConfig::new(2 * w * 7 * 7, 1).build(rng)?))
 }
 
 impl Gan for Dcgan {
@@ -345,8 +376,81 @@ impl Gan for Dcgan {
 mod tests {
     use super::*;
     use gantry_autodiff::Tape;
-    use gantry_nn::forward_with_features;
+    use gantry_nn::{forward_with_features, param_count};
     use rand::SeedableRng;
+
+    /// The TensorFlow tutorial's parameter counts at ngf = ndf = 64, and every width
+    /// following ngf and ndf otherwise.
+    #[test]
+    fn the_28x28_network_has_the_tutorials_widths_at_64_and_follows_ngf_ndf() {
+        let count = |ngf: usize, ndf: usize| {
+            let c = DcganConfig {
+                ngf,
+                ndf,
+                ..DcganConfig::dcgan28()
+            };
+            let gan = Dcgan::new(c, &mut rand::rngs::StdRng::seed_from_u64(0)).unwrap();
+            (
+                param_count(gan.generator()),
+                param_count(gan.discriminator()),
+            )
+        };
+        let g = |w: usize| {
+            let dense = 7 * 7 * 4 * w;
+            100 * dense
+                + 2 * dense
+                + 4 * w * 2 * w * 25
+                + 2 * 2 * w
+                + 2 * w * w * 25
+                + 2 * w
+                + w * 25
+        };
+        let d = |w: usize| (25 * w + w) + (w * 2 * w * 25 + 2 * w) + (2 * w * 49 + 1);
+        assert_eq!(
+            count(64, 64),
+            (2_305_472, 212_865),
+            "the tutorial's trainable counts"
+        );
+        assert_eq!(count(64, 64), (g(64), d(64)));
+        assert_eq!(count(8, 4), (g(8), d(4)));
+    }
+
+    /// The 28x28 discriminator drops 30% unless told otherwise (configs saved before the
+    /// setting existed load as the tutorial's); the 64x64 network has no dropout to set.
+    #[test]
+    fn the_28x28_dropout_is_the_tutorials_unless_set_and_the_64_network_refuses_it() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let old: DcganConfig = serde_json::from_str(
+            r#"{"variant":"dcgan28","image_size":28,"channels":1,"nz":100,"ngf":64,"ndf":64}"#,
+        )
+        .unwrap();
+        assert_eq!((old.d_dropout, old.dropout28()), (None, 0.3));
+        assert!(!serde_json::to_string(&old).unwrap().contains("d_dropout"));
+        let off = DcganConfig {
+            d_dropout: Some(0.0),
+            ..DcganConfig::dcgan28()
+        };
+        assert!(Dcgan::new(off, &mut rng).is_ok());
+        for (config, want) in [
+            (
+                DcganConfig {
+                    d_dropout: Some(0.1),
+                    ..DcganConfig::dcgan64(3)
+                },
+                "has no dropout",
+            ),
+            (
+                DcganConfig {
+                    d_dropout: Some(1.0),
+                    ..DcganConfig::dcgan28()
+                },
+                "outside [0, 1)",
+            ),
+        ] {
+            let err = Dcgan::new(config, &mut rng).err().unwrap().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+    }
 
     /// The discriminator's features (every layer's output, by `nn.Sequential` index) are the
     /// activations of a layer-by-layer forward pass, and its output is the last of them: a
