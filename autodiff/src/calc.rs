@@ -9,7 +9,7 @@
 use crate::custom::CustomOp;
 use crate::error::GradError;
 use crate::tape::Var;
-use gantry_tensor::{Conv2dParams, Tensor};
+use gantry_tensor::{Conv2dParams, Pads2d, Tensor};
 
 /// The operations backward rules are written in, for tensors and for recorded variables.
 pub(crate) trait Calc: Clone + Sized {
@@ -44,6 +44,10 @@ pub(crate) trait Calc: Clone + Sized {
     fn slice_axis(&self, axis: usize, start: usize, end: usize) -> Self;
     fn pad(&self, pads: &[(usize, usize)]) -> Self;
     fn unpad(&self, pads: &[(usize, usize)]) -> Self;
+    fn upsample_nearest2d(&self, f: usize) -> Self;
+    fn sum_pool2d(&self, f: usize) -> Self;
+    fn reflection_pad2d(&self, pads: Pads2d) -> Self;
+    fn reflection_pad2d_fold(&self, pads: Pads2d) -> Self;
 
     fn matmul_t(&self, o: &Self, ta: bool, tb: bool) -> Self;
     fn conv2d(&self, w: &Self, p: Conv2dParams) -> Self;
@@ -146,6 +150,18 @@ impl Calc for Tensor {
     }
     fn unpad(&self, pads: &[(usize, usize)]) -> Self {
         Tensor::unpad(self, pads)
+    }
+    fn upsample_nearest2d(&self, f: usize) -> Self {
+        Tensor::upsample_nearest2d(self, f)
+    }
+    fn sum_pool2d(&self, f: usize) -> Self {
+        Tensor::sum_pool2d(self, f)
+    }
+    fn reflection_pad2d(&self, pads: Pads2d) -> Self {
+        Tensor::reflection_pad2d(self, pads)
+    }
+    fn reflection_pad2d_fold(&self, pads: Pads2d) -> Self {
+        Tensor::reflection_pad2d_fold(self, pads)
     }
     fn matmul_t(&self, o: &Self, ta: bool, tb: bool) -> Self {
         Tensor::matmul_t(self, o, ta, tb)
@@ -255,6 +271,18 @@ impl<'t> Calc for Var<'t> {
     }
     fn unpad(&self, pads: &[(usize, usize)]) -> Self {
         Var::unpad(*self, pads)
+    }
+    fn upsample_nearest2d(&self, f: usize) -> Self {
+        Var::upsample_nearest2d(*self, f)
+    }
+    fn sum_pool2d(&self, f: usize) -> Self {
+        Var::sum_pool2d(*self, f)
+    }
+    fn reflection_pad2d(&self, pads: Pads2d) -> Self {
+        Var::reflection_pad2d(*self, pads)
+    }
+    fn reflection_pad2d_fold(&self, pads: Pads2d) -> Self {
+        Var::reflection_pad2d_fold(*self, pads)
     }
     fn matmul_t(&self, o: &Self, ta: bool, tb: bool) -> Self {
         Var::matmul_t(*self, *o, ta, tb)

@@ -11,7 +11,7 @@
 use crate::calc::Calc;
 use crate::custom::{self, Recorded};
 use crate::error::GradError;
-use gantry_tensor::{Conv2dParams, ConvTranspose2dParams, Tensor};
+use gantry_tensor::{Conv2dParams, ConvTranspose2dParams, Pads2d, Tensor};
 
 /// How a loss combines its per-element terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -91,6 +91,26 @@ pub(crate) enum Op {
     Unpad {
         x: usize,
         pads: Vec<(usize, usize)>,
+    },
+    /// Nearest-neighbour upsampling of `[N, C, H, W]` by `f`; its adjoint is [`Op::SumPool`].
+    UpsampleNearest {
+        x: usize,
+        f: usize,
+    },
+    /// Sums over non-overlapping `f x f` blocks; its adjoint is [`Op::UpsampleNearest`].
+    SumPool {
+        x: usize,
+        f: usize,
+    },
+    /// Reflection padding of `[N, C, H, W]`; its adjoint is [`Op::ReflectionPadFold`].
+    ReflectionPad {
+        x: usize,
+        pads: Pads2d,
+    },
+    /// A padded gradient folded back onto the plane; its adjoint is [`Op::ReflectionPad`].
+    ReflectionPadFold {
+        x: usize,
+        pads: Pads2d,
     },
     /// `op(a) · op(b)`, `op` transposing the last two axes where the flag is set.
     Matmul {
@@ -226,6 +246,10 @@ impl Op {
             | SliceAxis { x, .. }
             | Pad { x, .. }
             | Unpad { x, .. }
+            | UpsampleNearest { x, .. }
+            | SumPool { x, .. }
+            | ReflectionPad { x, .. }
+            | ReflectionPadFold { x, .. }
             | Dropout { x, .. } => vec![*x],
             Concat { parts, .. } => parts.clone(),
             Custom { inputs, .. } => inputs.clone(),
@@ -369,6 +393,11 @@ impl Op {
             }
             Pad { x, pads } => put!(*x, gy.unpad(pads)),
             Unpad { x, pads } => put!(*x, gy.pad(pads)),
+            // Each is linear and the other's adjoint.
+            UpsampleNearest { x, f } => put!(*x, gy.sum_pool2d(*f)),
+            SumPool { x, f } => put!(*x, gy.upsample_nearest2d(*f)),
+            ReflectionPad { x, pads } => put!(*x, gy.reflection_pad2d_fold(*pads)),
+            ReflectionPadFold { x, pads } => put!(*x, gy.reflection_pad2d(*pads)),
             Matmul { a, b, ta, tb } => {
                 let (va, vb) = (val(*a), val(*b));
                 // C = op(A) op(B): dA = G op(B)ᵀ (transposed back if A was), likewise dB.

@@ -273,6 +273,33 @@ proptest! {
     }
 
     #[test]
+    fn upsample_nearest_and_sum_pool(
+        n in 1usize..=2, c in 1usize..=2, h in 1usize..=3, w in 1usize..=3, f in 1usize..=3,
+        seed in any::<u64>(),
+    ) {
+        let mut r = ChaCha8Rng::seed_from_u64(seed);
+        let x = uniform(&[n, c, h, w], -2.0, 2.0, &mut r);
+        let y = uniform(&[n, c, h * f, w * f], -2.0, 2.0, &mut r);
+        check(|_, v| v[0].upsample_nearest2d(f), &[x], &cfg(seed))?;
+        check(|_, v| v[0].sum_pool2d(f), &[y], &cfg(seed))?;
+    }
+
+    #[test]
+    fn reflection_pad_and_fold(
+        (h, w, pads) in (2usize..=4, 2usize..=4).prop_flat_map(|(h, w)| {
+            (Just(h), Just(w), [0..w, 0..w, 0..h, 0..h])
+        }),
+        seed in any::<u64>(),
+    ) {
+        let mut r = ChaCha8Rng::seed_from_u64(seed);
+        let [l, rt, t, b] = pads;
+        let x = uniform(&[1, 2, h, w], -2.0, 2.0, &mut r);
+        let y = uniform(&[1, 2, h + t + b, w + l + rt], -2.0, 2.0, &mut r);
+        check(|_, v| v[0].reflection_pad2d(pads), &[x], &cfg(seed))?;
+        check(|_, v| v[0].reflection_pad2d_fold(pads), &[y], &cfg(seed))?;
+    }
+
+    #[test]
     fn concat(
         (s, axis, sizes) in shape(4, 3).prop_flat_map(|s| {
             let n = s.len();

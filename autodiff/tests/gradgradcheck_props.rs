@@ -162,6 +162,33 @@ proptest! {
     }
 
     #[test]
+    fn upsample_nearest_and_sum_pool(
+        n in 1usize..=2, c in 1usize..=2, h in 1usize..=3, w in 1usize..=3, f in 1usize..=3,
+        seed in any::<u64>(),
+    ) {
+        let mut r = rng(seed);
+        let x = uniform(&[n, c, h, w], -1.0, 1.0, &mut r);
+        let y = uniform(&[n, c, h * f, w * f], -1.0, 1.0, &mut r);
+        check2(|_, v| v[0].upsample_nearest2d(f).tanh(), &[x], &cfg(seed))?;
+        check2(|_, v| v[0].sum_pool2d(f).tanh(), &[y], &cfg(seed))?;
+    }
+
+    #[test]
+    fn reflection_pad_and_fold(
+        (h, w, pads) in (2usize..=4, 2usize..=4).prop_flat_map(|(h, w)| {
+            (Just(h), Just(w), [0..w, 0..w, 0..h, 0..h])
+        }),
+        seed in any::<u64>(),
+    ) {
+        let mut r = rng(seed);
+        let [l, rt, t, b] = pads;
+        let x = uniform(&[1, 2, h, w], -1.0, 1.0, &mut r);
+        let y = uniform(&[1, 2, h + t + b, w + l + rt], -1.0, 1.0, &mut r);
+        check2(|_, v| v[0].reflection_pad2d(pads).tanh(), &[x], &cfg(seed))?;
+        check2(|_, v| v[0].reflection_pad2d_fold(pads).tanh(), &[y], &cfg(seed))?;
+    }
+
+    #[test]
     fn concat_broadcast_to_sum_to(s in shape(3, 3), seed in any::<u64>()) {
         let mut r = rng(seed);
         let (a, b) = (uniform(&s, -1.0, 1.0, &mut r), uniform(&s, -1.0, 1.0, &mut r));

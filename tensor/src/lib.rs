@@ -31,6 +31,7 @@ mod norm;
 mod parallel;
 mod random;
 mod reduce;
+mod resample;
 mod scratch;
 mod tensor;
 
@@ -38,6 +39,7 @@ pub use conv::{Conv2dParams, ConvTranspose2dParams};
 pub use elementwise::{broadcast_shape, sigmoid};
 pub use matmul::gemm;
 pub use parallel::num_threads;
+pub use resample::Pads2d;
 pub use tensor::Tensor;
 
 pub use ndarray;

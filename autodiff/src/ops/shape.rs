@@ -2,7 +2,7 @@
 
 use crate::Var;
 use crate::op::Op;
-use gantry_tensor::Tensor;
+use gantry_tensor::{Pads2d, Tensor};
 
 impl<'t> Var<'t> {
     /// The same elements with another shape. Backward: `gy` reshaped back.
@@ -67,6 +67,51 @@ impl<'t> Var<'t> {
             pads: pads.to_vec(),
         };
         self.unary(op, |x| x.unpad(pads))
+    }
+
+    /// Nearest-neighbour upsampling of `[N, C, H, W]` by the integer factor `f` (each pixel
+    /// becomes an `f x f` block). Backward: `gy` summed over those blocks.
+    ///
+    /// # Panics
+    /// If the value is not 4-D or `f` is 0.
+    #[track_caller]
+    pub fn upsample_nearest2d(self, f: usize) -> Var<'t> {
+        let op = Op::UpsampleNearest { x: self.id, f };
+        self.unary(op, |x| x.upsample_nearest2d(f))
+    }
+
+    /// The sum of each non-overlapping `f x f` block of `[N, C, H, W]` (`f²` times an average
+    /// pooling with kernel and stride `f`). Backward: `gy` upsampled by `f`.
+    ///
+    /// # Panics
+    /// If the value is not 4-D, `f` is 0, or `H` or `W` is not a multiple of `f`.
+    #[track_caller]
+    pub fn sum_pool2d(self, f: usize) -> Var<'t> {
+        let op = Op::SumPool { x: self.id, f };
+        self.unary(op, |x| x.sum_pool2d(f))
+    }
+
+    /// Reflection padding of `[N, C, H, W]` by `[left, right, top, bottom]`, as PyTorch's
+    /// `ReflectionPad2d`. Backward: `gy` folded back, each padded position onto the pixel it
+    /// mirrors.
+    ///
+    /// # Panics
+    /// If the value is not 4-D or a padding is not smaller than the axis it pads.
+    #[track_caller]
+    pub fn reflection_pad2d(self, pads: Pads2d) -> Var<'t> {
+        let op = Op::ReflectionPad { x: self.id, pads };
+        self.unary(op, |x| x.reflection_pad2d(pads))
+    }
+
+    /// The adjoint of [`Var::reflection_pad2d`]: a padded `[N, C, H', W']` folded back onto
+    /// the unpadded plane. Backward: `gy` reflection-padded.
+    ///
+    /// # Panics
+    /// If the value is not 4-D or the padding leaves a plane no larger than it.
+    #[track_caller]
+    pub fn reflection_pad2d_fold(self, pads: Pads2d) -> Var<'t> {
+        let op = Op::ReflectionPadFold { x: self.id, pads };
+        self.unary(op, |x| x.reflection_pad2d_fold(pads))
     }
 
     /// The value repeated along broadcast axes to `shape` (NumPy's rules).

@@ -38,21 +38,6 @@ impl ReflectionPad2d {
     }
 }
 
-/// `x` reflected along `axis` by `before` and `after` elements.
-fn reflect<'t>(x: Var<'t>, axis: usize, before: usize, after: usize) -> Var<'t> {
-    if before == 0 && after == 0 {
-        return x;
-    }
-    let n = x.shape()[axis];
-    let mut parts: Vec<Var<'t>> = (1..=before)
-        .rev()
-        .map(|i| x.slice_axis(axis, i, i + 1))
-        .collect();
-    parts.push(x);
-    parts.extend((1..=after).map(|i| x.slice_axis(axis, n - 1 - i, n - i)));
-    Var::concat(&parts, axis)
-}
-
 impl Module for ReflectionPad2d {
     fn visit<'a>(&'a self, _prefix: &str, _f: &mut dyn FnMut(&str, &'a Param)) {}
 
@@ -66,8 +51,7 @@ impl Module for ReflectionPad2d {
             s.len() == 4 && self.top.max(self.bottom) < s[2] && self.left.max(self.right) < s[3],
             "ReflectionPad2d: input {s:?} is not [N, C, H, W] larger than the padding {self:?}"
         );
-        let rows = reflect(x, 2, self.top, self.bottom);
-        reflect(rows, 3, self.left, self.right)
+        x.reflection_pad2d([self.left, self.right, self.top, self.bottom])
     }
 
     fn describe(&self) -> String {

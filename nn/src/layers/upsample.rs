@@ -86,13 +86,10 @@ impl Module for Upsample {
     fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
         let s = x.shape();
         assert!(s.len() == 4, "Upsample: input {s:?} is not [N, C, H, W]");
-        let (n, c, h, w, f) = (s[0], s[1], s[2], s[3], self.factor);
+        let (h, w, f) = (s[2], s[3], self.factor);
         let tape = x.tape();
         match self.mode {
-            UpsampleMode::Nearest => x
-                .reshape(&[n, c, h, 1, w, 1])
-                .mul(tape.constant(Tensor::ones(&[1, 1, 1, f, 1, f])))
-                .reshape(&[n, c, h * f, w * f]),
+            UpsampleMode::Nearest => x.upsample_nearest2d(f),
             UpsampleMode::Bilinear => {
                 let a_h = tape.constant(bilinear_matrix(h, f));
                 let a_w_t = tape.constant(bilinear_matrix(w, f).transpose(0, 1));
