@@ -66,6 +66,10 @@ pub(crate) trait Calc: Clone + Sized {
         batch_stats: bool,
     ) -> Result<(Self, Self, Self), GradError>;
 
+    /// Instance norm's input gradient from the input `x`, the output `y`, the output gradient
+    /// `gy` and the per-plane `rstd` of the forward pass.
+    fn instance_norm_backward(x: &Self, y: &Self, gy: &Self, rstd: &Tensor, eps: f32) -> Self;
+
     /// A user-defined op's rule: `None` for inputs that get no gradient.
     fn custom_backward(
         op: &dyn CustomOp,
@@ -185,6 +189,9 @@ impl Calc for Tensor {
         batch_stats: bool,
     ) -> Result<(Self, Self, Self), GradError> {
         Ok(x.batch_norm_backward(gy, gamma, mean, var, eps, batch_stats))
+    }
+    fn instance_norm_backward(_x: &Self, y: &Self, gy: &Self, rstd: &Tensor, _eps: f32) -> Self {
+        y.instance_norm_backward(gy, rstd)
     }
     fn custom_backward(
         op: &dyn CustomOp,
@@ -308,6 +315,22 @@ impl<'t> Calc for Var<'t> {
         Err(GradError::NoSecondDerivative {
             op: "batch_norm".into(),
         })
+    }
+    /// Recorded, so that the gradient can be differentiated again: the statistics are
+    /// recomputed from `x` on the tape (the saved `rstd` would be a constant to it), and `y`
+    /// is the op's own output, whose dependence on `x` the tape already holds.
+    fn instance_norm_backward(x: &Self, y: &Self, gy: &Self, _rstd: &Tensor, eps: f32) -> Self {
+        let shape = x.shape();
+        let per_plane = 1.0 / (shape[2] * shape[3]) as f32;
+        let mean = |t: Var<'t>| {
+            t.sum_axes(&[2, 3], true)
+                .mul_scalar(per_plane)
+                .broadcast_to(&shape)
+        };
+        let centred = Var::sub(*x, mean(*x));
+        let rstd = Var::powf(Var::add_scalar(mean(Var::mul(centred, centred)), eps), -0.5);
+        let projection = Var::mul(*y, mean(Var::mul(*gy, *y)));
+        Var::mul(Var::sub(Var::sub(*gy, mean(*gy)), projection), rstd)
     }
     fn custom_backward(
         op: &dyn CustomOp,

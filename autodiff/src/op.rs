@@ -145,6 +145,13 @@ pub(crate) enum Op {
         eps: f32,
         batch_stats: bool,
     },
+    /// Instance normalisation of each `[H, W]` plane; `rstd` is `1 / sqrt(var + eps)` per
+    /// plane, `[N, C]`.
+    InstanceNorm {
+        x: usize,
+        rstd: Tensor,
+        eps: f32,
+    },
     /// The input gradient of a convolution, `conv2d_grad_input(gy, w)`: bilinear, so its own
     /// rule is a convolution and a weight gradient.
     Conv2dGradInput {
@@ -250,6 +257,7 @@ impl Op {
             | SumPool { x, .. }
             | ReflectionPad { x, .. }
             | ReflectionPadFold { x, .. }
+            | InstanceNorm { x, .. }
             | Dropout { x, .. } => vec![*x],
             Concat { parts, .. } => parts.clone(),
             Custom { inputs, .. } => inputs.clone(),
@@ -398,6 +406,10 @@ impl Op {
             SumPool { x, f } => put!(*x, gy.upsample_nearest2d(*f)),
             ReflectionPad { x, pads } => put!(*x, gy.reflection_pad2d_fold(*pads)),
             ReflectionPadFold { x, pads } => put!(*x, gy.reflection_pad2d(*pads)),
+            // dx = rstd (gy - mean(gy) - y mean(gy y)) over each plane.
+            InstanceNorm { x, rstd, eps } => {
+                put!(*x, C::instance_norm_backward(&val(*x), y, gy, rstd, *eps))
+            }
             Matmul { a, b, ta, tb } => {
                 let (va, vb) = (val(*a), val(*b));
                 // C = op(A) op(B): dA = G op(B)ᵀ (transposed back if A was), likewise dB.

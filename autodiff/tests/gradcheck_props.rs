@@ -436,6 +436,15 @@ proptest! {
         )?;
     }
 
+    #[test]
+    fn instance_norm(
+        n in 1usize..=2, c in 1usize..=3, h in 2usize..=3, w in 2usize..=4,
+        seed in any::<u64>(),
+    ) {
+        let x = spread_planes(&[n, c, h, w], &mut ChaCha8Rng::seed_from_u64(seed));
+        check(|_, v| v[0].instance_norm(1e-5), &[x], &cfg(seed))?;
+    }
+
     // ---------------------------------------------------------------- losses
 
     #[test]
@@ -611,4 +620,17 @@ fn loss_cfg(seed: u64, loss: f32, third: f32) -> GradcheckConfig {
         atol: 1e-4 + rounding + truncation,
         ..c
     }
+}
+
+/// Values whose `[H, W]` planes each have a spread of at least 1 (a ramp plus noise), so that
+/// instance norm's division by the plane's deviation stays well conditioned.
+fn spread_planes(shape: &[usize], rng: &mut ChaCha8Rng) -> Tensor {
+    let noise = uniform(shape, -0.3, 0.3, rng).to_vec();
+    let s = shape[2] * shape[3];
+    let v = noise
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i % s) as f32 * 2.0 / s as f32 + e)
+        .collect();
+    Tensor::from_vec(shape, v)
 }

@@ -189,6 +189,21 @@ proptest! {
     }
 
     #[test]
+    fn instance_norm(
+        n in 1usize..=2, c in 1usize..=2, h in 2usize..=3, w in 2usize..=3,
+        seed in any::<u64>(),
+    ) {
+        let mut r = rng(seed);
+        let noise = uniform(&[n, c, h, w], -0.3, 0.3, &mut r).to_vec();
+        let s = h * w;
+        // A ramp in every plane keeps its deviation away from 0.
+        let x: Vec<f32> = noise.iter().enumerate().map(|(i, e)| (i % s) as f32 * 2.0 / s as f32 + e).collect();
+        let x = Tensor::from_vec(&[n, c, h, w], x);
+        let gy = uniform(&[n, c, h, w], -1.0, 1.0, &mut r);
+        check2(|_, v| v[0].instance_norm(1e-5).mul(v[1]).tanh(), &[x, gy], &cfg(seed))?;
+    }
+
+    #[test]
     fn concat_broadcast_to_sum_to(s in shape(3, 3), seed in any::<u64>()) {
         let mut r = rng(seed);
         let (a, b) = (uniform(&s, -1.0, 1.0, &mut r), uniform(&s, -1.0, 1.0, &mut r));

@@ -26,6 +26,7 @@
 mod conv;
 mod elementwise;
 mod im2col;
+mod instance_norm;
 mod matmul;
 mod norm;
 mod parallel;

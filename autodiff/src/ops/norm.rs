@@ -1,4 +1,4 @@
-//! Batch normalisation and dropout.
+//! Batch and instance normalisation, and dropout.
 
 use crate::Var;
 use crate::op::Op;
@@ -33,6 +33,26 @@ impl<'t> Var<'t> {
             var,
             count,
         }
+    }
+
+    /// Instance normalisation: each `[H, W]` plane of `[N, C, H, W]` minus its mean, divided
+    /// by `sqrt(var + eps)` (biased variance), as PyTorch's `InstanceNorm2d` without its affine
+    /// part. Backward: `dx = (dy - mean(dy) - y mean(dy y)) / sqrt(var + eps)` per plane,
+    /// differentiable again.
+    ///
+    /// # Panics
+    /// If the value is not 4-D with non-empty planes.
+    #[track_caller]
+    pub fn instance_norm(self, eps: f32) -> Var<'t> {
+        let (y, rstd) = self.value().instance_norm(eps);
+        self.tape.record(
+            y,
+            Op::InstanceNorm {
+                x: self.id,
+                rstd,
+                eps,
+            },
+        )
     }
 
     /// Batch normalisation with fixed statistics (evaluation mode): `mean` and `var` are

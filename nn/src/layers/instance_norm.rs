@@ -96,9 +96,7 @@ impl Module for InstanceNorm2d {
             s.len() == 4 && s[1] == c,
             "InstanceNorm2d({c}): input {s:?} is not [N, {c}, H, W]"
         );
-        let centred = x.sub(x.mean_axes(&[2, 3], true));
-        let var = centred.mul(centred).mean_axes(&[2, 3], true);
-        let y = centred.div(var.add_scalar(self.config.eps).sqrt());
+        let y = x.instance_norm(self.config.eps);
         match &self.affine {
             None => y,
             Some((w, b)) => {
