@@ -105,6 +105,15 @@ impl Tensor {
         if let Reduction::Max = how {
             assert!(inner > 0, "{op}: empty axes {axes:?} of {:?}", self.shape());
         }
+        let ascending = axes.windows(2).all(|w| w[0] < w[1]);
+        if let Reduction::Sum = how
+            && ascending
+            && !axes.is_empty()
+            && !self.is_empty()
+        {
+            let out = sum_in_place(&self.as_slice(), self.shape(), &reduced);
+            return Tensor::from_vec(&out_shape(self.shape(), &reduced, keepdim), out);
+        }
         let moved = if order.iter().enumerate().all(|(i, &a)| i == a) {
             self.contiguous()
         } else {
@@ -125,20 +134,210 @@ impl Tensor {
         } else {
             (0..outer).map(rows).collect()
         };
-        let shape: Vec<usize> = if keepdim {
-            (0..nd)
-                .map(|i| if reduced[i] { 1 } else { self.shape()[i] })
-                .collect()
+        Tensor::from_vec(&out_shape(self.shape(), &reduced, keepdim), out)
+    }
+}
+
+/// The shape of a reduction's result.
+fn out_shape(shape: &[usize], reduced: &[bool], keepdim: bool) -> Vec<usize> {
+    shape
+        .iter()
+        .zip(reduced)
+        .filter_map(|(&d, &r)| match (r, keepdim) {
+            (false, _) => Some(d),
+            (true, true) => Some(1),
+            (true, false) => None,
+        })
+        .collect()
+}
+
+/// A run of adjacent axes that are all reduced or all kept, collapsed into one.
+#[derive(Clone, Copy)]
+struct Segment {
+    len: usize,
+    reduced: bool,
+    /// Elements between consecutive indices of this segment, in the input and the output.
+    in_stride: usize,
+    out_stride: usize,
+}
+
+/// Sums the contiguous `src` of `shape` over the `reduced` axes without moving it: the input is
+/// walked in memory order and each element added to its output's `f64` accumulator. Each
+/// output thus adds its elements in the order of the reduced axes, ascending, exactly as the
+/// permuted rows of [`Tensor::reduce`]'s general path do, so the two agree bit for bit; this
+/// one skips the copy into the permuted layout (which cost more than the sum: a bias gradient
+/// `[N, C, H, W] -> [C]`, the `sum_to` of a broadcast). The work is split over the first kept
+/// axes' indices, whose outputs are disjoint, so the thread count changes nothing.
+fn sum_in_place(src: &[f32], shape: &[usize], reduced: &[bool]) -> Vec<f32> {
+    let mut segments: Vec<Segment> = Vec::new();
+    for (&len, &r) in shape.iter().zip(reduced) {
+        match segments.last_mut() {
+            Some(last) if last.reduced == r => last.len *= len,
+            _ => segments.push(Segment {
+                len,
+                reduced: r,
+                in_stride: 0,
+                out_stride: 0,
+            }),
+        }
+    }
+    let (mut in_stride, mut out_stride) = (1, 1);
+    for seg in segments.iter_mut().rev() {
+        seg.in_stride = in_stride;
+        seg.out_stride = out_stride;
+        in_stride *= seg.len;
+        if !seg.reduced {
+            out_stride *= seg.len;
+        }
+    }
+    let outputs = out_stride;
+    // The sum of nothing as `Iterator::sum` has it, so that every output starts as a row does.
+    let zero: f64 = std::iter::empty::<f64>().sum();
+    let split = segments.iter().position(|s| !s.reduced);
+    let Some(k) = split else {
+        let mut acc = [zero];
+        walk(src, &segments, usize::MAX, 0..1, &mut acc);
+        return vec![acc[0] as f32];
+    };
+    let n = segments[k].len;
+    let chunks = if src.len() >= crate::parallel::PAR_MIN_ELEMS {
+        n.min(4 * crate::parallel::num_threads())
+    } else {
+        1
+    };
+    let per = n.div_ceil(chunks);
+    let parts = map_range(n.div_ceil(per), |c| {
+        let range = c * per..((c + 1) * per).min(n);
+        let mut acc = vec![zero; range.len() * segments[k].out_stride];
+        walk(src, &segments, k, range, &mut acc);
+        acc
+    });
+    let out: Vec<f32> = parts.into_iter().flatten().map(|v| v as f32).collect();
+    debug_assert_eq!(out.len(), outputs);
+    out
+}
+
+/// Adds every element of `src` whose index along segment `k` lies in `range` into `acc`, which
+/// holds the outputs of that range, in memory order.
+fn walk(src: &[f32], segs: &[Segment], k: usize, range: std::ops::Range<usize>, acc: &mut [f64]) {
+    let last = segs.len() - 1;
+    let lo = if k == usize::MAX { 0 } else { range.start };
+    let bounds: Vec<(usize, usize)> = segs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if i == k {
+                (range.start, range.end)
+            } else {
+                (0, s.len)
+            }
+        })
+        .collect();
+    let mut idx: Vec<usize> = bounds.iter().map(|b| b.0).collect();
+    let run = segs[last];
+    let base_out = if k == usize::MAX {
+        0
+    } else {
+        lo * segs[k].out_stride
+    };
+    loop {
+        let (mut at, mut out) = (0, 0);
+        for (i, s) in segs[..last].iter().enumerate() {
+            at += idx[i] * s.in_stride;
+            if !s.reduced {
+                out += idx[i] * s.out_stride;
+            }
+        }
+        let (from, to) = bounds[last];
+        let values = &src[at + from..at + to];
+        if run.reduced {
+            let a = &mut acc[out - base_out];
+            for &v in values {
+                *a += f64::from(v);
+            }
         } else {
-            kept.iter().map(|&i| self.shape()[i]).collect()
-        };
-        Tensor::from_vec(&shape, out)
+            let start = out + from - base_out;
+            for (a, &v) in acc[start..start + values.len()].iter_mut().zip(values) {
+                *a += f64::from(v);
+            }
+        }
+        // The odometer over every segment but the last.
+        let mut i = last;
+        loop {
+            if i == 0 {
+                return;
+            }
+            i -= 1;
+            idx[i] += 1;
+            if idx[i] < bounds[i].1 {
+                break;
+            }
+            idx[i] = bounds[i].0;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use crate::Tensor;
+    use proptest::prelude::*;
+
+    /// The general path's sum: permute the reduced axes to the end, sum each row.
+    fn permuted_sum(x: &Tensor, axes: &[usize], keepdim: bool) -> Tensor {
+        let nd = x.ndim();
+        let kept: Vec<usize> = (0..nd).filter(|a| !axes.contains(a)).collect();
+        let order: Vec<usize> = kept.iter().chain(axes).copied().collect();
+        let moved = x.permute(&order).contiguous();
+        let inner: usize = axes.iter().map(|&a| x.shape()[a]).product();
+        let v = moved.as_slice();
+        let out: Vec<f32> = v
+            .chunks(inner.max(1))
+            .map(|row| row.iter().map(|&e| f64::from(e)).sum::<f64>() as f32)
+            .collect();
+        let shape: Vec<usize> = (0..nd)
+            .filter_map(|i| match (axes.contains(&i), keepdim) {
+                (false, _) => Some(x.shape()[i]),
+                (true, true) => Some(1),
+                (true, false) => None,
+            })
+            .collect();
+        Tensor::from_vec(&shape, out)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5e11),
+            ..ProptestConfig::default()
+        })]
+
+        /// Summing in place (ascending axes) gives the permuted rows' sums bit for bit, over
+        /// every pattern of reduced and kept axes, with the work split over threads or not.
+        #[test]
+        fn in_place_sums_equal_the_permuted_rows_bit_for_bit(
+            shape in prop::collection::vec(1usize..6, 1..=5),
+            mask in prop::collection::vec(any::<bool>(), 5),
+            big in any::<bool>(),
+            seed in any::<u64>(),
+        ) {
+            let mut shape = shape;
+            if big {
+                // Large enough to take the parallel split.
+                shape[0] *= 1500;
+            }
+            let axes: Vec<usize> = (0..shape.len()).filter(|&i| mask[i]).collect();
+            prop_assume!(!axes.is_empty());
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+            let x = Tensor::randn(&shape, 0.0, 1.0, &mut rng);
+            for keepdim in [false, true] {
+                let got = x.sum_axes(&axes, keepdim);
+                let want = permuted_sum(&x, &axes, keepdim);
+                prop_assert_eq!(got.shape(), want.shape());
+                let bits = |t: &Tensor| t.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                prop_assert_eq!(bits(&got), bits(&want));
+            }
+        }
+    }
 
     fn iota(shape: &[usize]) -> Tensor {
         let n = shape.iter().product();

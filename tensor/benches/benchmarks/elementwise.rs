@@ -23,6 +23,14 @@ fn elementwise(c: &mut Criterion) {
     group.bench_function("sum_axes_023_64x128x16x16", |b| {
         b.iter(|| black_box(&x).sum_axes(&[0, 2, 3], false))
     });
+    // The same elements summed over channels (pixel norm's mean square) and over the batch
+    // (minibatch stddev, a linear layer's bias gradient).
+    group.bench_function("sum_axes_1_64x128x16x16", |b| {
+        b.iter(|| black_box(&x).sum_axes(&[1], true))
+    });
+    group.bench_function("sum_axes_0_64x128x16x16", |b| {
+        b.iter(|| black_box(&x).sum_axes(&[0], true))
+    });
     group.finish();
 }
 
