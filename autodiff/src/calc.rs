@@ -70,6 +70,10 @@ pub(crate) trait Calc: Clone + Sized {
     /// `gy` and the per-plane `rstd` of the forward pass.
     fn instance_norm_backward(x: &Self, y: &Self, gy: &Self, rstd: &Tensor, eps: f32) -> Self;
 
+    /// Pixel norm's input gradient from the input `x`, the output `y`, the output gradient
+    /// `gy` and the per-position `scale` of the forward pass.
+    fn pixel_norm_backward(x: &Self, y: &Self, gy: &Self, scale: &Tensor, eps: f32) -> Self;
+
     /// A user-defined op's rule: `None` for inputs that get no gradient.
     fn custom_backward(
         op: &dyn CustomOp,
@@ -192,6 +196,9 @@ impl Calc for Tensor {
     }
     fn instance_norm_backward(_x: &Self, y: &Self, gy: &Self, rstd: &Tensor, _eps: f32) -> Self {
         y.instance_norm_backward(gy, rstd)
+    }
+    fn pixel_norm_backward(_x: &Self, y: &Self, gy: &Self, scale: &Tensor, _eps: f32) -> Self {
+        y.pixel_norm_backward(gy, scale)
     }
     fn custom_backward(
         op: &dyn CustomOp,
@@ -331,6 +338,19 @@ impl<'t> Calc for Var<'t> {
         let rstd = Var::powf(Var::add_scalar(mean(Var::mul(centred, centred)), eps), -0.5);
         let projection = Var::mul(*y, mean(Var::mul(*gy, *y)));
         Var::mul(Var::sub(Var::sub(*gy, mean(*gy)), projection), rstd)
+    }
+    /// Recorded as [`Calc::instance_norm_backward`] is: the scale recomputed from `x`.
+    fn pixel_norm_backward(x: &Self, y: &Self, gy: &Self, _scale: &Tensor, eps: f32) -> Self {
+        let shape = x.shape();
+        let per_channel = 1.0 / shape[1] as f32;
+        let mean = |t: Var<'t>| {
+            t.sum_axes(&[1], true)
+                .mul_scalar(per_channel)
+                .broadcast_to(&shape)
+        };
+        let scale = Var::powf(Var::add_scalar(mean(Var::mul(*x, *x)), eps), -0.5);
+        let projection = Var::mul(*y, mean(Var::mul(*gy, *y)));
+        Var::mul(Var::sub(*gy, projection), scale)
     }
     fn custom_backward(
         op: &dyn CustomOp,

@@ -152,6 +152,12 @@ pub(crate) enum Op {
         rstd: Tensor,
         eps: f32,
     },
+    /// Pixel norm over axis 1; `scale` is `1 / sqrt(mean over C of x² + eps)`, `[N, 1, ...]`.
+    PixelNorm {
+        x: usize,
+        scale: Tensor,
+        eps: f32,
+    },
     /// The input gradient of a convolution, `conv2d_grad_input(gy, w)`: bilinear, so its own
     /// rule is a convolution and a weight gradient.
     Conv2dGradInput {
@@ -258,6 +264,7 @@ impl Op {
             | ReflectionPad { x, .. }
             | ReflectionPadFold { x, .. }
             | InstanceNorm { x, .. }
+            | PixelNorm { x, .. }
             | Dropout { x, .. } => vec![*x],
             Concat { parts, .. } => parts.clone(),
             Custom { inputs, .. } => inputs.clone(),
@@ -409,6 +416,10 @@ impl Op {
             // dx = rstd (gy - mean(gy) - y mean(gy y)) over each plane.
             InstanceNorm { x, rstd, eps } => {
                 put!(*x, C::instance_norm_backward(&val(*x), y, gy, rstd, *eps))
+            }
+            // dx = r (gy - y mean_C(gy y)) at each position.
+            PixelNorm { x, scale, eps } => {
+                put!(*x, C::pixel_norm_backward(&val(*x), y, gy, scale, *eps))
             }
             Matmul { a, b, ta, tb } => {
                 let (va, vb) = (val(*a), val(*b));

@@ -445,6 +445,15 @@ proptest! {
         check(|_, v| v[0].instance_norm(1e-5), &[x], &cfg(seed))?;
     }
 
+    #[test]
+    fn pixel_norm(
+        shape in prop::collection::vec(1usize..=3, 2..=4), seed in any::<u64>(),
+    ) {
+        // Values away from 0, so that no position's features are all near zero.
+        let x = signed(&shape, 0.5, 1.5, &mut ChaCha8Rng::seed_from_u64(seed));
+        check(|_, v| v[0].pixel_norm(1e-8), &[x], &cfg(seed))?;
+    }
+
     // ---------------------------------------------------------------- losses
 
     #[test]

@@ -204,6 +204,16 @@ proptest! {
     }
 
     #[test]
+    fn pixel_norm(
+        shape in prop::collection::vec(1usize..=3, 2..=4), seed in any::<u64>(),
+    ) {
+        let mut r = rng(seed);
+        let x = uniform(&shape, 0.5, 1.5, &mut r);
+        let gy = uniform(&shape, -1.0, 1.0, &mut r);
+        check2(|_, v| v[0].pixel_norm(1e-8).mul(v[1]).tanh(), &[x, gy], &cfg(seed))?;
+    }
+
+    #[test]
     fn concat_broadcast_to_sum_to(s in shape(3, 3), seed in any::<u64>()) {
         let mut r = rng(seed);
         let (a, b) = (uniform(&s, -1.0, 1.0, &mut r), uniform(&s, -1.0, 1.0, &mut r));

@@ -30,6 +30,7 @@ mod instance_norm;
 mod matmul;
 mod norm;
 mod parallel;
+mod pixel_norm;
 mod random;
 mod reduce;
 mod resample;

@@ -55,6 +55,25 @@ impl<'t> Var<'t> {
         )
     }
 
+    /// ProGAN's pixel norm: every position's feature vector (axis 1 of `[N, C, ...]`) divided
+    /// by `sqrt(mean over C of x² + eps)`. Backward:
+    /// `dx = (dy - y mean_C(dy y)) / sqrt(mean_C(x²) + eps)`, differentiable again.
+    ///
+    /// # Panics
+    /// If the value has fewer than two axes.
+    #[track_caller]
+    pub fn pixel_norm(self, eps: f32) -> Var<'t> {
+        let (y, scale) = self.value().pixel_norm(eps);
+        self.tape.record(
+            y,
+            Op::PixelNorm {
+                x: self.id,
+                scale,
+                eps,
+            },
+        )
+    }
+
     /// Batch normalisation with fixed statistics (evaluation mode): `mean` and `var` are
     /// constants. Backward: `dx = γ/σ dy`.
     #[track_caller]

@@ -30,8 +30,7 @@ impl Module for PixelNorm {
     fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
         let s = x.shape();
         assert!(s.len() >= 2, "PixelNorm: input {s:?} needs [N, C, ...]");
-        let ms = x.mul(x).mean_axes(&[1], true);
-        x.div(ms.add_scalar(self.eps).sqrt())
+        x.pixel_norm(self.eps)
     }
 
     fn describe(&self) -> String {
