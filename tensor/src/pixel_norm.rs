@@ -16,18 +16,19 @@ fn layout(x: &Tensor, what: &str) -> (usize, usize, usize) {
     (s[0], s[1], s[2..].iter().product())
 }
 
-/// Per position of one sample `[C, S]`: `1 / sqrt(mean over C of x² + eps)`, summed in `f64`
-/// over the channels in order.
-fn inverse_rms(x: &[f32], c: usize, s: usize, eps: f32) -> Vec<f32> {
+/// Writes into `out`, per position of one sample `[C, S]`, `1 / sqrt(mean over C of x² +
+/// eps)`, summed in `f64` over the channels in order.
+fn inverse_rms(x: &[f32], c: usize, eps: f32, out: &mut [f32]) {
+    let s = out.len();
     let mut acc = vec![0.0f64; s];
     for row in x.chunks_exact(s).take(c) {
         for (a, &v) in acc.iter_mut().zip(row) {
             *a += f64::from(v) * f64::from(v);
         }
     }
-    acc.iter()
-        .map(|&q| (1.0 / (q / c as f64 + f64::from(eps)).sqrt()) as f32)
-        .collect()
+    for (o, &q) in out.iter_mut().zip(&acc) {
+        *o = (1.0 / (q / c as f64 + f64::from(eps)).sqrt()) as f32;
+    }
 }
 
 impl Tensor {
@@ -43,7 +44,7 @@ impl Tensor {
         let mut y = vec![0.0f32; n * c * s];
         let mut scale = vec![0.0f32; n * s];
         for_each_chunk_mut(&mut scale, s.max(1), |b, r| {
-            r.copy_from_slice(&inverse_rms(&x[b * c * s..(b + 1) * c * s], c, s, eps));
+            inverse_rms(&x[b * c * s..(b + 1) * c * s], c, eps, r);
         });
         for_each_chunk_mut(&mut y, (c * s).max(1), |b, dst| {
             let r = &scale[b * s..(b + 1) * s];

@@ -5,6 +5,7 @@
 
 use crate::Tensor;
 use crate::parallel::map_range;
+use std::ops::Range;
 
 /// How the elements along the reduced axes combine.
 #[derive(Clone, Copy)]
@@ -196,7 +197,7 @@ fn sum_in_place(src: &[f32], shape: &[usize], reduced: &[bool]) -> Vec<f32> {
     let split = segments.iter().position(|s| !s.reduced);
     let Some(k) = split else {
         let mut acc = [zero];
-        walk(src, &segments, usize::MAX, 0..1, &mut acc);
+        walk(src, &segments, None, &mut acc);
         return vec![acc[0] as f32];
     };
     let n = segments[k].len;
@@ -209,7 +210,7 @@ fn sum_in_place(src: &[f32], shape: &[usize], reduced: &[bool]) -> Vec<f32> {
     let parts = map_range(n.div_ceil(per), |c| {
         let range = c * per..((c + 1) * per).min(n);
         let mut acc = vec![zero; range.len() * segments[k].out_stride];
-        walk(src, &segments, k, range, &mut acc);
+        walk(src, &segments, Some((k, range)), &mut acc);
         acc
     });
     let out: Vec<f32> = parts.into_iter().flatten().map(|v| v as f32).collect();
@@ -217,29 +218,22 @@ fn sum_in_place(src: &[f32], shape: &[usize], reduced: &[bool]) -> Vec<f32> {
     out
 }
 
-/// Adds every element of `src` whose index along segment `k` lies in `range` into `acc`, which
-/// holds the outputs of that range, in memory order.
-fn walk(src: &[f32], segs: &[Segment], k: usize, range: std::ops::Range<usize>, acc: &mut [f64]) {
+/// Adds every element of `src` into `acc` in memory order; with `split = Some((k, range))`
+/// only those whose index along segment `k` lies in `range`, `acc` then holding the outputs of
+/// that range alone.
+fn walk(src: &[f32], segs: &[Segment], split: Option<(usize, Range<usize>)>, acc: &mut [f64]) {
     let last = segs.len() - 1;
-    let lo = if k == usize::MAX { 0 } else { range.start };
     let bounds: Vec<(usize, usize)> = segs
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            if i == k {
-                (range.start, range.end)
-            } else {
-                (0, s.len)
-            }
+        .map(|(i, s)| match &split {
+            Some((k, r)) if *k == i => (r.start, r.end),
+            _ => (0, s.len),
         })
         .collect();
     let mut idx: Vec<usize> = bounds.iter().map(|b| b.0).collect();
     let run = segs[last];
-    let base_out = if k == usize::MAX {
-        0
-    } else {
-        lo * segs[k].out_stride
-    };
+    let base_out = split.map_or(0, |(k, r)| r.start * segs[k].out_stride);
     loop {
         let (mut at, mut out) = (0, 0);
         for (i, s) in segs[..last].iter().enumerate() {
