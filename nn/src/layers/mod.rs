@@ -17,6 +17,7 @@ mod pool;
 mod projection;
 mod reshape;
 mod residual;
+mod resnet_block;
 mod sequential;
 mod upsample;
 
@@ -37,5 +38,6 @@ pub use pool::{AvgPool2d, AvgPool2dConfig};
 pub use projection::ProjectionHead;
 pub use reshape::{Flatten, Reshape};
 pub use residual::{ResBlockDown, ResBlockUp};
+pub use resnet_block::ResnetBlock;
 pub use sequential::Sequential;
 pub use upsample::{Upsample, UpsampleMode};
