@@ -122,7 +122,7 @@ fn eval_run(dir: &Path, args: &EvalArgs) -> Result<()> {
         "step": trainer.step,
         "seed": args.seed,
     });
-    let metrics = if matches!(gan.config(), ModelConfig::Pix2Pix(_)) {
+    let metrics = if gan.config().condition_shape().is_some() {
         paired_metrics(&trainer, &data, &config, args)?
     } else {
         match data.as_str() {
@@ -352,7 +352,10 @@ fn fit_to(images: &Tensor, classifier: &ImageClassifier) -> Result<Tensor> {
 fn paired_metrics(trainer: &Trainer, data: &str, config: &Value, args: &EvalArgs) -> Result<Value> {
     let val = data::load(data, Split::Test, true)?;
     if !matches!(val.kind, Kind::Pairs(..)) {
-        bail!("--data {data} of the pix2pix run is not paired data");
+        bail!(
+            "--data {data} of the {} run is not paired data",
+            trainer.gan.config().kind()
+        );
     }
     let size = config["run"]["image_size"].as_u64().map(|s| s as usize);
     let augment = data::augment_for(&val.kind, size, false);
@@ -372,7 +375,8 @@ fn paired_metrics(trainer: &Trainer, data: &str, config: &Value, args: &EvalArgs
         let a = b.condition.context("pairs have inputs")?;
         // One image at a time, as `gantry translate` (batch statistics of one image).
         outs.push(generate(gan, &a, args.seed.wrapping_add(i as u64)));
-        targets.push(b.real);
+        // At the resolution the model works at now (pix2pixHD's global phase: half).
+        targets.push(gan.real_samples(b.real));
     }
     let cat = |parts: &[Tensor]| Tensor::concat(0, &parts.iter().collect::<Vec<_>>());
     let (out, target) = (cat(&outs), cat(&targets));

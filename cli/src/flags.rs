@@ -33,14 +33,20 @@ pub fn check_flags(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Refuses a mode-seeking weight that is negative or not finite, or any for pix2pix.
+/// Refuses a mode-seeking weight that is negative or not finite, or any for the translation
+/// models (pix2pix, pix2pixhd).
 pub fn check_mode_seeking(weight: f32, model: ModelArg) -> Result<()> {
     if !(weight >= 0.0 && weight.is_finite()) {
         bail!("--mode-seeking {weight} must be a finite weight >= 0");
     }
-    if weight > 0.0 && model == ModelArg::Pix2pix {
+    if weight > 0.0 && matches!(model, ModelArg::Pix2pix | ModelArg::Pix2pixhd) {
         bail!(
-            "--mode-seeking: pix2pix draws no noise, so there are no two samples of one input to compare"
+            "--mode-seeking: {} draws no noise, so there are no two samples of one input to compare",
+            if model == ModelArg::Pix2pix {
+                "pix2pix"
+            } else {
+                "pix2pixhd"
+            }
         );
     }
     Ok(())

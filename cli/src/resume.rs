@@ -122,19 +122,40 @@ pub fn resume(args: &TrainArgs, dir: &Path) -> Result<Started> {
             );
         }
     }
-    let schedule = match &model {
-        ModelConfig::ProGan(c) => [c.fade_images, c.stable_images].map(Some),
-        _ => [None, None],
+    // Settings that only one family has: the run's own value, if it is of that family.
+    let (progan, hd) = match &model {
+        ModelConfig::ProGan(c) => (Some(c), None),
+        ModelConfig::Pix2PixHd(c) => (None, Some(c)),
+        _ => (None, None),
     };
-    for ((flag, given), run) in [
-        ("fade-images", args.fade_images),
-        ("stable-images", args.stable_images),
-    ]
-    .into_iter()
-    .zip(schedule)
-    {
+    for (flag, given, run, owner) in [
+        (
+            "fade-images",
+            args.fade_images,
+            progan.map(|c| c.fade_images),
+            "ProGAN's (--model progan)",
+        ),
+        (
+            "stable-images",
+            args.stable_images,
+            progan.map(|c| c.stable_images),
+            "ProGAN's (--model progan)",
+        ),
+        (
+            "global-steps",
+            args.global_steps,
+            hd.map(|c| c.global_steps),
+            "pix2pixHD's (--model pix2pixhd)",
+        ),
+        (
+            "num-d",
+            args.num_d.map(|n| n as u64),
+            hd.map(|c| c.num_d as u64),
+            "pix2pixHD's (--model pix2pixhd)",
+        ),
+    ] {
         match (given, run) {
-            (Some(_), None) => bail!("--{flag} is ProGAN's (--model progan)"),
+            (Some(_), None) => bail!("--{flag} is {owner}"),
             (Some(g), Some(r)) => keep(flag, Some(&g as &dyn Debug), &r)?,
             (None, _) => {}
         }
@@ -207,6 +228,7 @@ fn widths(model: &ModelConfig) -> (usize, usize) {
         ModelConfig::WganGp(c) => (c.dcgan.ngf, c.dcgan.ndf),
         ModelConfig::BigGan(c) => (c.ch, c.ch),
         ModelConfig::ProGan(c) => (c.fmap_max, c.fmap_max),
+        ModelConfig::Pix2PixHd(c) => (c.ngf, c.ndf),
         ModelConfig::Mlp(c) => (
             c.g_hidden.first().copied().unwrap_or(0),
             c.d_hidden.first().copied().unwrap_or(0),
@@ -226,6 +248,7 @@ fn check_run(dir: &Path, settings: &RunSettings, model: &ModelConfig) -> Result<
         ModelConfig::WganGp(_) => ModelArg::WganGp,
         ModelConfig::BigGan(_) => ModelArg::Biggan,
         ModelConfig::ProGan(_) => ModelArg::Progan,
+        ModelConfig::Pix2PixHd(_) => ModelArg::Pix2pixhd,
     };
     if settings.model != family {
         bail!(
@@ -257,24 +280,7 @@ fn check_run(dir: &Path, settings: &RunSettings, model: &ModelConfig) -> Result<
 
 /// The shape of one real sample and of one condition as the model takes them.
 fn model_shapes(model: &ModelConfig) -> (Vec<usize>, Option<Vec<usize>>) {
-    match model {
-        ModelConfig::Mlp(c) => (c.sample_shape.clone(), None),
-        ModelConfig::Dcgan(c) => (vec![c.channels, c.image_size, c.image_size], None),
-        ModelConfig::WganGp(c) => {
-            let d = &c.dcgan;
-            (vec![d.channels, d.image_size, d.image_size], None)
-        }
-        ModelConfig::Cdcgan(c) => {
-            let d = &c.dcgan;
-            (vec![d.channels, d.image_size, d.image_size], None)
-        }
-        ModelConfig::Pix2Pix(c) => {
-            let s = c.image_size;
-            (vec![c.out_channels, s, s], Some(vec![c.in_channels, s, s]))
-        }
-        ModelConfig::BigGan(c) => (vec![c.channels, c.image_size, c.image_size], None),
-        ModelConfig::ProGan(c) => (vec![c.channels, c.image_size, c.image_size], None),
-    }
+    (model.sample_shape(), model.condition_shape())
 }
 
 /// The same for the data, brought to `size` as training brings it.

@@ -64,8 +64,9 @@ pub fn run(args: SampleArgs) -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let Some(noise) = gan.noise(args.n, &mut rng) else {
         bail!(
-            "{} is a pix2pix run: it translates inputs, use `gantry translate`",
-            args.run.display()
+            "{} is a {} run: it translates inputs, use `gantry translate`",
+            args.run.display(),
+            gan.config().kind()
         );
     };
     let noise = match args.truncation {

@@ -90,8 +90,22 @@ pub fn extent(mixture: &Option<Mixture>, points: &Tensor) -> f32 {
 /// Interleaves `[N, C, H, W]` tensors row by row: a, b, c, a, b, c, ... (for strips).
 pub fn interleave(parts: &[&Tensor]) -> Tensor {
     let n = parts[0].shape()[0];
+    // A part smaller than the first by a whole factor (pix2pixHD's half-size translations
+    // during its global phase) is shown enlarged to it, pixel by pixel.
+    let side = parts[0].shape()[2];
+    let sized: Vec<Tensor> = parts
+        .iter()
+        .map(|p| {
+            let s = p.shape()[2];
+            if s < side && side.is_multiple_of(s) {
+                p.upsample_nearest2d(side / s)
+            } else {
+                (*p).clone()
+            }
+        })
+        .collect();
     let rows: Vec<Tensor> = (0..n)
-        .flat_map(|i| parts.iter().map(move |p| p.slice_axis(0, i, i + 1)))
+        .flat_map(|i| sized.iter().map(move |p| p.slice_axis(0, i, i + 1)))
         .collect();
     let refs: Vec<&Tensor> = rows.iter().collect();
     Tensor::concat(0, &refs)

@@ -13,7 +13,7 @@ use gantry_datasets::Split;
 use gantry_gan::diffaug::DiffAug;
 use gantry_gan::models::{
     BigGanConfig, CdcganConfig, CriticNorm, DcganConfig, DcganVariant, MlpConfig, ModelConfig,
-    Pix2PixConfig, ProGanConfig, Recipe, WganGpConfig,
+    Pix2PixConfig, Pix2PixHdConfig, ProGanConfig, Recipe, WganGpConfig,
 };
 use gantry_gan::objective::{ObjectiveConfig, TermSpec, model_terms};
 use gantry_gan::{OptimConfig, StepMetrics, TrainConfig, Trainer, checkpoint};
@@ -60,6 +60,14 @@ pub enum ModelArg {
     /// the widest blocks of both players (32; halved at 64x64, again at 128x128) and the
     /// latent's length. samples/res-RRR.png keeps the last grid of each resolution.
     Progan,
+    /// pix2pixHD (Wang et al.), for paired data at high resolution: a global generator
+    /// (residual blocks, instance norm, reflection padding) trained alone at half resolution
+    /// for --global-steps, then with its local enhancer at full size; --num-d PatchGANs on
+    /// the image and its average-pooled copies; least squares and feature matching over
+    /// every discriminator layer at every scale; no VGG term (no pretrained weights ship).
+    /// On edges2emoji128 by default, batch 4. --ngf sets the enhancer's width (16; the
+    /// global generator's is twice it), --ndf the discriminators' (32).
+    Pix2pixhd,
 }
 
 /// How WGAN-GP's critic normalises its hidden layers.
@@ -219,6 +227,14 @@ pub struct TrainArgs {
     /// 4x4 before the first growth [default: --fade-images].
     #[arg(long)]
     pub stable_images: Option<u64>,
+    /// pix2pixHD's coarse phase: steps the global generator trains alone at half
+    /// resolution before the local enhancer joins [default: 1000].
+    #[arg(long)]
+    pub global_steps: Option<u64>,
+    /// pix2pixHD's discriminators, each on the image pooled once more: 1, 2 or 3
+    /// [default: 2].
+    #[arg(long)]
+    pub num_d: Option<usize>,
     /// WGAN-GP's critic normalisation [default: none].
     #[arg(long, value_enum)]
     pub critic_norm: Option<CriticNormArg>,
@@ -299,6 +315,7 @@ impl ModelArg {
             ModelArg::WganGp => Recipe::wgan_gp(),
             ModelArg::Biggan => Recipe::biggan(),
             ModelArg::Progan => Recipe::progan(),
+            ModelArg::Pix2pixhd => Recipe::pix2pixhd(),
         }
     }
 }
@@ -386,6 +403,9 @@ fn unpacked_config(
     }
     if (args.fade_images.is_some() || args.stable_images.is_some()) && model != ModelArg::Progan {
         bail!("--fade-images and --stable-images are ProGAN's (--model progan)");
+    }
+    if (args.global_steps.is_some() || args.num_d.is_some()) && model != ModelArg::Pix2pixhd {
+        bail!("--global-steps and --num-d are pix2pixHD's (--model pix2pixhd)");
     }
     Ok(match (model, kind) {
         (ModelArg::Mlp, Kind::Points(_)) => {
@@ -483,11 +503,25 @@ fn unpacked_config(
             };
             (ModelConfig::Pix2Pix(config), Some(size))
         }
-        (ModelArg::Pix2pix, _) => bail!(
-            "pix2pix needs paired data (edges2emoji, edges2digits, or a folder with train/ of A|B images); --data {name} is not paired"
+        (ModelArg::Pix2pixhd, Kind::Pairs(a, b)) => {
+            let size = args.image_size.unwrap_or(a[1].max(a[2]));
+            let mut config = Pix2PixHdConfig {
+                in_channels: a[0],
+                out_channels: b[0],
+                ..Pix2PixHdConfig::new(size)
+            };
+            config.ngf = args.ngf.unwrap_or(config.ngf);
+            config.ndf = args.ndf.unwrap_or(config.ndf);
+            config.global_steps = args.global_steps.unwrap_or(config.global_steps);
+            config.num_d = args.num_d.unwrap_or(config.num_d);
+            (ModelConfig::Pix2PixHd(config), Some(size))
+        }
+        (ModelArg::Pix2pix | ModelArg::Pix2pixhd, _) => bail!(
+            "{} needs paired data (edges2emoji, edges2emoji128, edges2digits, or a folder with train/ of A|B images); --data {name} is not paired",
+            model_name(model)
         ),
         (_, Kind::Pairs(..)) => {
-            bail!("--data {name} is paired data: train it with --model pix2pix")
+            bail!("--data {name} is paired data: train it with --model pix2pix or pix2pixhd")
         }
         (
             ModelArg::Dcgan

@@ -1,4 +1,4 @@
-//! `gantry translate`: run a trained pix2pix generator on images.
+//! `gantry translate`: run a trained translation generator (pix2pix, pix2pixHD) on images.
 
 use crate::report::escape_html;
 use crate::run::RunDir;
@@ -6,7 +6,6 @@ use crate::sampling::{generate_in, generation_mode, interleave};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use gantry_datasets::{Channels, load_image_file, transform};
-use gantry_gan::models::ModelConfig;
 use gantry_gan::{checkpoint, samples};
 use gantry_nn::Mode;
 use gantry_tensor::Tensor;
@@ -21,7 +20,7 @@ Examples:\n  gantry translate --run runs/pix2pix-edges2emoji-1 --input drawing.p
 gantry translate --run runs/pix2pix-edges2emoji-1 --input val/ --out translated/"
 )]
 pub struct TranslateArgs {
-    /// Run directory of a pix2pix run.
+    /// Run directory of a pix2pix or pix2pixhd run.
     #[arg(long)]
     pub run: PathBuf,
     /// An image file, or a folder of them.
@@ -76,12 +75,14 @@ pub fn run(args: TranslateArgs) -> Result<()> {
     };
     let (trainer, _) = checkpoint::load_for_sampling(&dir.checkpoint())
         .with_context(|| format!("cannot load the run in {}", args.run.display()))?;
-    let ModelConfig::Pix2Pix(config) = trainer.gan.config() else {
+    let Some(input_shape) = trainer.gan.config().condition_shape() else {
         bail!(
-            "{} is not a pix2pix run: use `gantry sample`",
-            args.run.display()
+            "{} is a {} run, not a translation run (pix2pix, pix2pixhd): use `gantry sample`",
+            args.run.display(),
+            trainer.gan.config().kind()
         );
     };
+    let (in_channels, image_size) = (input_shape[0], input_shape[1]);
     let gan = trainer.gan.as_ref();
     let mode = if args.eval_mode {
         Mode::Eval
@@ -96,7 +97,7 @@ pub fn run(args: TranslateArgs) -> Result<()> {
         );
     }
     if args.input.is_file() {
-        let (a, _) = read_input(&args.input, config.in_channels, config.image_size)?;
+        let (a, _) = read_input(&args.input, in_channels, image_size)?;
         samples::save_image(&generate(&a, args.seed), &args.out)?;
         println!("wrote {}", args.out.display());
         return Ok(());
@@ -129,7 +130,7 @@ pub fn run(args: TranslateArgs) -> Result<()> {
          <h1>input | output | target</h1>\n",
     );
     for (i, (file, name)) in files.iter().zip(&names).enumerate() {
-        let (a, b) = read_input(file, config.in_channels, config.image_size)?;
+        let (a, b) = read_input(file, in_channels, image_size)?;
         let out = generate(&a, args.seed.wrapping_add(i as u64));
         let strip = match &b {
             Some(b) => interleave(&[&a, &out, b]),

@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::{fails_in_one_line, metrics_rows, ok, run_config, s, temp};
-use std::path::Path;
+use common::{fails_in_one_line, metrics_rows, ok, png_size, run_config, s, temp};
 
 /// A tiny BigGAN: base width 8, 16x16 images, batch 6.
 const TINY: [&str; 8] = [
@@ -19,10 +18,6 @@ const TINY: [&str; 8] = [
     "--log-every",
     "1",
 ];
-
-fn png_size(path: &Path) -> (u32, u32) {
-    image::image_dimensions(path).unwrap()
-}
 
 #[test]
 fn biggan_trains_on_the_emoji_categories_with_its_recipe_and_samples_one_class() {

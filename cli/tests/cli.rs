@@ -3,16 +3,11 @@
 
 mod common;
 
-use common::{fails, ok, ok_log, resume_is_exact, run_config, s, temp, tensors};
+use common::{fails, ok, ok_log, png_size, resume_is_exact, run_config, s, temp, tensors};
 use gantry_gan::checkpoint;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn png_size(path: &Path) -> (u32, u32) {
-    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    (img.width(), img.height())
-}
 
 #[test]
 fn mlp_on_the_ring_trains_logs_samples_and_checkpoints() {
@@ -466,7 +461,7 @@ fn bad_input_is_one_clear_line() {
         "--out",
         s(&run.join("t")),
     ]);
-    assert!(err.contains("not a pix2pix run"), "{err}");
+    assert!(err.contains("not a translation run"), "{err}");
     let err = fails(&[
         "train",
         "--resume",

@@ -127,6 +127,26 @@ pub fn check_sizes(config: &ModelConfig) -> Result<()> {
             let layers = c.image_size.max(4).ilog2() as usize - 2;
             at_most("d_layers", c.d_layers, layers)?;
         }
+        ModelConfig::Pix2PixHd(c) => {
+            at_most("image_size", c.image_size, MAX_IMAGE_SIZE)?;
+            at_most("in_channels", c.in_channels, MAX_CHANNELS)?;
+            at_most("out_channels", c.out_channels, MAX_CHANNELS)?;
+            at_most("ndf", c.ndf, MAX_CONV_WIDTH)?;
+            at_most("d_layers", c.d_layers, 8)?;
+            at_most("n_blocks_global", c.n_blocks_global, 32)?;
+            at_most("n_blocks_local", c.n_blocks_local, 32)?;
+            // The deepest global layer is ngf * 2^(enhancers + n_downsample_global) wide.
+            let shift = c.enhancers.saturating_add(c.n_downsample_global);
+            let widest = c
+                .ngf
+                .checked_shl(shift.min(31) as u32)
+                .unwrap_or(usize::MAX);
+            at_most(
+                "ngf x 2^(enhancers + n_downsample_global)",
+                widest,
+                MAX_CONV_WIDTH,
+            )?;
+        }
     }
     Ok(())
 }

@@ -367,9 +367,10 @@ fn check_diffaug(gan: &dyn Gan) -> Result<()> {
         })
     };
     match gan.config() {
-        ModelConfig::Pix2Pix(_) => refuse(
-            "pix2pix's discriminator judges an input beside its output; augmenting the output alone would break the pair".into(),
-        ),
+        c if c.condition_shape().is_some() => refuse(format!(
+            "{}'s discriminator judges an input beside its output; augmenting the output alone would break the pair",
+            c.kind()
+        )),
         ModelConfig::Mlp(c) if c.sample_shape.len() != 3 => refuse(format!(
             "the samples are points of shape {:?}, not images; colour, translation and cutout need [C, H, W] images",
             c.sample_shape

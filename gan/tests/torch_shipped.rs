@@ -25,9 +25,11 @@
 
 #[path = "../../nn/tests/common/mod.rs"]
 mod common;
+#[path = "common/recording.rs"]
+mod recording;
 
 use common::{Fixtures, Report, setting_f32};
-use gantry_autodiff::{Gradients, Tape};
+use gantry_autodiff::Tape;
 use gantry_gan::import::names;
 use gantry_gan::models::{
     Batch, CdcganConfig, DcganConfig, DcganVariant, Gan, MlpConfig, MlpOutput, ModelConfig,
@@ -35,15 +37,13 @@ use gantry_gan::models::{
 };
 use gantry_gan::objective::ObjectiveConfig;
 use gantry_gan::{OptimConfig, TrainConfig, Trainer};
-use gantry_nn::optim::Optimizer;
 use gantry_nn::state_dict::{LoadOptions, load_tensors, state_dict};
-use gantry_nn::{Mode, Module, named_params};
+use gantry_nn::{Mode, Module};
 use gantry_tensor::Tensor;
 use rand::RngCore;
 use rand::SeedableRng;
-use std::cell::RefCell;
+use recording::Recording;
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
 
 const FILE: &str = "shipped.safetensors";
 const VALUE_TOL: f32 = 5e-6;
@@ -258,40 +258,6 @@ impl Gan for Scripted {
     }
 }
 
-/// An optimizer that records the gradients it is handed, by parameter name, then steps.
-struct Recording {
-    inner: Box<dyn Optimizer>,
-    grads: Rc<RefCell<BTreeMap<String, Tensor>>>,
-}
-
-impl Optimizer for Recording {
-    fn step(&mut self, module: &dyn Module, grads: &Gradients) -> gantry_nn::Result<()> {
-        let mut seen = self.grads.borrow_mut();
-        for (name, p) in named_params(module) {
-            if let Some(g) = p.is_trained().then(|| grads.get_key(p.id().0)).flatten() {
-                seen.insert(name, g.clone());
-            }
-        }
-        self.inner.step(module, grads)
-    }
-    fn lr(&self) -> f32 {
-        self.inner.lr()
-    }
-    fn set_lr(&mut self, lr: f32) {
-        self.inner.set_lr(lr);
-    }
-    fn state(&self, module: &dyn Module) -> Vec<(String, Tensor)> {
-        self.inner.state(module)
-    }
-    fn load_state(
-        &mut self,
-        module: &dyn Module,
-        state: &HashMap<String, Tensor>,
-    ) -> gantry_nn::Result<()> {
-        self.inner.load_state(module, state)
-    }
-}
-
 fn sigmoid(t: &Tensor) -> Tensor {
     Tensor::from_vec(
         t.shape(),
@@ -384,16 +350,8 @@ fn check_step(fx: &Fixtures, case: &Case, probabilities: bool, report: &mut Repo
         ..TrainConfig::default()
     };
     let mut trainer = Trainer::new(Box::new(gan), config).unwrap();
-    let (g_grads, d_grads) = (Rc::default(), Rc::default());
-    let take = |opt: &mut Box<dyn Optimizer>, grads: &Rc<RefCell<_>>| {
-        let inner = std::mem::replace(opt, OptimConfig::adam_gan().build());
-        *opt = Box::new(Recording {
-            inner,
-            grads: Rc::clone(grads),
-        });
-    };
-    take(&mut trainer.opt_g, &g_grads);
-    take(&mut trainer.opt_d, &d_grads);
+    let g_grads = Recording::install(&mut trainer.opt_g);
+    let d_grads = Recording::install(&mut trainer.opt_d);
     let batch = batch(fx, n);
     let metrics = trainer.train_step(&mut || batch.clone()).unwrap();
 

@@ -3,7 +3,7 @@
 use gantry_gan::diffaug::DiffAug;
 use gantry_gan::models::{
     Batch, BigGanConfig, CdcganConfig, CriticNorm, DcganConfig, DcganVariant, MlpConfig, MlpOutput,
-    ModelConfig, Pix2PixConfig, ProGanConfig, WganGpConfig,
+    ModelConfig, Pix2PixConfig, Pix2PixHdConfig, ProGanConfig, WganGpConfig,
 };
 use gantry_gan::objective::{ObjectiveConfig, TermSpec};
 use gantry_gan::{GanError, OptimConfig, TrainConfig, Trainer, checkpoint};
@@ -69,16 +69,26 @@ fn models() -> Vec<ModelConfig> {
             stable_images: 4,
             ..ProGanConfig::new(8, 3, 4, 4)
         }),
+        // The enhancer joins at step 3: after a resume from step 2.
+        ModelConfig::Pix2PixHd(Pix2PixHdConfig {
+            ngf: 2,
+            n_downsample_global: 2,
+            n_blocks_global: 1,
+            n_blocks_local: 1,
+            ndf: 4,
+            global_steps: 3,
+            ..Pix2PixHdConfig::new(32)
+        }),
     ]
 }
 
-/// Every model kind that packs (BigGAN's projection discriminator and ProGAN's do not) with
-/// a discriminator packing two samples.
+/// Every model kind that packs (BigGAN's projection discriminator, ProGAN's and pix2pixHD's
+/// do not) with a discriminator packing two samples.
 fn packed_models() -> Vec<ModelConfig> {
     let mut all = vec![ModelConfig::Mlp(MlpConfig::points())];
     all.extend(models());
     all.into_iter()
-        .filter(|m| !matches!(m, ModelConfig::BigGan(_) | ModelConfig::ProGan(_)))
+        .filter(|m| m.clone().with_pack(2).pack() == 2)
         .map(|m| m.with_pack(2))
         .collect()
 }
@@ -87,8 +97,9 @@ fn packed_models() -> Vec<ModelConfig> {
 fn batch_for(model: &ModelConfig, i: u64) -> Batch {
     let mut rng = ChaCha8Rng::seed_from_u64(1000 + i);
     match model {
-        ModelConfig::Pix2Pix(c) => {
-            let s = [2, 3, c.image_size, c.image_size];
+        ModelConfig::Pix2Pix(Pix2PixConfig { image_size, .. })
+        | ModelConfig::Pix2PixHd(Pix2PixHdConfig { image_size, .. }) => {
+            let s = [2, 3, *image_size, *image_size];
             Batch {
                 condition: Some(Tensor::rand_uniform(&s, -1.0, 1.0, &mut rng)),
                 ..Batch::new(Tensor::rand_uniform(&s, -1.0, 1.0, &mut rng))
@@ -422,8 +433,8 @@ fn packed_models_train_with_finite_losses_and_packed_discriminators() {
             ModelConfig::WganGp(c) => c.dcgan.channels,
             ModelConfig::Pix2Pix(c) => c.in_channels + c.out_channels,
             ModelConfig::Cdcgan(c) => c.dcgan.channels + c.num_classes,
-            ModelConfig::BigGan(_) | ModelConfig::ProGan(_) => {
-                unreachable!("biggan and progan do not pack")
+            ModelConfig::BigGan(_) | ModelConfig::ProGan(_) | ModelConfig::Pix2PixHd(_) => {
+                unreachable!("biggan, progan and pix2pixhd do not pack")
             }
         };
         assert_eq!(first[1], 2 * per_sample, "{what}: {name} {first:?}");

@@ -155,3 +155,8 @@ pub fn resume_is_exact(
     }
     split
 }
+
+/// The width and height of an image file.
+pub fn png_size(path: &Path) -> (u32, u32) {
+    image::image_dimensions(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

@@ -179,6 +179,7 @@ pub fn to_onnx(gan: &dyn Gan, mode: TestMode) -> Result<OnnxModel, ExportError> 
         ModelConfig::Cdcgan(c) => generators::cdcgan(&mut g, c, stats)?,
         ModelConfig::Pix2Pix(c) => generators::pix2pix(&mut g, c, stats)?,
         ModelConfig::BigGan(_) => return Err(ExportError::Unsupported("biggan")),
+        ModelConfig::Pix2PixHd(_) => return Err(ExportError::Unsupported("pix2pixhd")),
         ModelConfig::ProGan(_) => {
             return Err(ExportError::Architecture(
                 "progan generators have no ONNX writer yet: the graph changes as the network grows (its resolution and fade-in depend on the training step)".into(),

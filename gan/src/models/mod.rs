@@ -7,6 +7,7 @@ mod dcgan;
 mod mlp;
 mod pack;
 mod pix2pix;
+mod pix2pixhd;
 mod progan;
 mod recipe;
 mod wgan_gp;
@@ -17,6 +18,7 @@ pub use dcgan::{Dcgan, DcganConfig, DcganVariant};
 pub use mlp::{Mlp, MlpConfig, MlpOutput};
 pub use pack::{Packed, pack, pack_tensor};
 pub use pix2pix::{PatchGan, Pix2Pix, Pix2PixConfig, UNet};
+pub use pix2pixhd::{MultiscaleDiscriminator, Pix2PixHd, Pix2PixHdConfig, Pix2PixHdGenerator};
 pub use progan::{ProGan, ProGanConfig, ProGanDiscriminator, ProGanGenerator, Stage};
 pub use recipe::Recipe;
 pub use wgan_gp::{CriticNorm, WganGp, WganGpConfig};
@@ -157,6 +159,16 @@ pub trait Gan {
     fn stage_name(&self) -> Option<String> {
         None
     }
+
+    /// The discriminator's output split into the patch maps it is made of, for
+    /// `samples` of shape `[N, C, H, W]` (or `[N, D]`). A multi-scale discriminator
+    /// (pix2pixHD's) returns one map per scale, flattened and concatenated; the objective
+    /// averages each loss within a map and sums over the maps, so that every scale counts
+    /// alike whatever its number of patches. The default is the one map it is.
+    fn d_output_maps<'t>(&self, logits: Var<'t>, samples: &[usize]) -> Vec<Var<'t>> {
+        let _ = samples;
+        vec![logits]
+    }
 }
 
 /// Any model's configuration, stored in checkpoints to rebuild the model.
@@ -178,11 +190,14 @@ pub enum ModelConfig {
     BigGan(BigGanConfig),
     /// Progressive growing of GANs (Karras et al.).
     ProGan(ProGanConfig),
+    /// pix2pixHD (Wang et al.).
+    #[serde(rename = "pix2pixhd")]
+    Pix2PixHd(Pix2PixHdConfig),
 }
 
 impl ModelConfig {
     /// The model kind's name (`mlp`, `dcgan`, `pix2pix`, `cdcgan`, `wgan-gp`, `biggan`,
-    /// `progan`).
+    /// `progan`, `pix2pixhd`).
     pub fn kind(&self) -> &'static str {
         match self {
             ModelConfig::Mlp(_) => "mlp",
@@ -192,6 +207,7 @@ impl ModelConfig {
             ModelConfig::WganGp(_) => "wgan-gp",
             ModelConfig::BigGan(_) => "biggan",
             ModelConfig::ProGan(_) => "progan",
+            ModelConfig::Pix2PixHd(_) => "pix2pixhd",
         }
     }
 
@@ -203,13 +219,14 @@ impl ModelConfig {
             ModelConfig::Pix2Pix(c) => c.pack,
             ModelConfig::Cdcgan(c) => c.dcgan.pack,
             ModelConfig::WganGp(c) => c.dcgan.pack,
-            ModelConfig::BigGan(_) | ModelConfig::ProGan(_) => 1,
+            ModelConfig::BigGan(_) | ModelConfig::ProGan(_) | ModelConfig::Pix2PixHd(_) => 1,
         }
     }
 
     /// The same configuration with the discriminator packing `m` samples (BigGAN's projection
-    /// discriminator judges one sample with its class, and ProGAN's already sees the batch
-    /// through its minibatch standard deviation: neither packs, they stay at 1).
+    /// discriminator judges one sample with its class, ProGAN's already sees the batch
+    /// through its minibatch standard deviation, and pix2pixHD's is not built to pack: they
+    /// stay at 1).
     pub fn with_pack(mut self, m: usize) -> Self {
         match &mut self {
             ModelConfig::Mlp(c) => c.pack = m,
@@ -217,7 +234,7 @@ impl ModelConfig {
             ModelConfig::Pix2Pix(c) => c.pack = m,
             ModelConfig::Cdcgan(c) => c.dcgan.pack = m,
             ModelConfig::WganGp(c) => c.dcgan.pack = m,
-            ModelConfig::BigGan(_) | ModelConfig::ProGan(_) => {}
+            ModelConfig::BigGan(_) | ModelConfig::ProGan(_) | ModelConfig::Pix2PixHd(_) => {}
         }
         self
     }
@@ -235,7 +252,34 @@ impl ModelConfig {
             ModelConfig::WganGp(c) => Box::new(WganGp::new(c.clone(), rng)?),
             ModelConfig::BigGan(c) => Box::new(BigGan::new(c.clone(), rng)?),
             ModelConfig::ProGan(c) => Box::new(ProGan::new(c.clone(), rng)?),
+            ModelConfig::Pix2PixHd(c) => Box::new(Pix2PixHd::new(c.clone(), rng)?),
         })
+    }
+
+    /// The shape of one sample the generator makes (at full resolution), `[C, H, W]` or
+    /// the MLP's sample shape.
+    pub fn sample_shape(&self) -> Vec<usize> {
+        let image = |c: usize, s: usize| vec![c, s, s];
+        match self {
+            ModelConfig::Mlp(c) => c.sample_shape.clone(),
+            ModelConfig::Dcgan(c) => image(c.channels, c.image_size),
+            ModelConfig::WganGp(c) => image(c.dcgan.channels, c.dcgan.image_size),
+            ModelConfig::Cdcgan(c) => image(c.dcgan.channels, c.dcgan.image_size),
+            ModelConfig::Pix2Pix(c) => image(c.out_channels, c.image_size),
+            ModelConfig::BigGan(c) => image(c.channels, c.image_size),
+            ModelConfig::ProGan(c) => image(c.channels, c.image_size),
+            ModelConfig::Pix2PixHd(c) => image(c.out_channels, c.image_size),
+        }
+    }
+
+    /// The shape of one input of a translation model (pix2pix, pix2pixHD), `[C, H, W]`;
+    /// `None` for models that draw from noise.
+    pub fn condition_shape(&self) -> Option<Vec<usize>> {
+        match self {
+            ModelConfig::Pix2Pix(c) => Some(vec![c.in_channels, c.image_size, c.image_size]),
+            ModelConfig::Pix2PixHd(c) => Some(vec![c.in_channels, c.image_size, c.image_size]),
+            _ => None,
+        }
     }
 }
 

@@ -203,7 +203,7 @@ fn blend<'t>(old: Var<'t>, new: Var<'t>, alpha: f32) -> Var<'t> {
 
 /// `x` plus zero times the sum of every trained parameter of `idle`, so that the blocks a
 /// stage does not use get a gradient (of zeros) as the others do.
-fn with_idle<'t>(x: Var<'t>, idle: &[&dyn Module]) -> Var<'t> {
+pub(super) fn with_idle<'t>(x: Var<'t>, idle: &[&dyn Module]) -> Var<'t> {
     let tape = x.tape();
     let mut total: Option<Var<'t>> = None;
     for m in idle {

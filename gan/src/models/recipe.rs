@@ -80,6 +80,7 @@ impl Recipe {
             ModelConfig::WganGp(_) => Recipe::wgan_gp(),
             ModelConfig::BigGan(_) => Recipe::biggan(),
             ModelConfig::ProGan(_) => Recipe::progan(),
+            ModelConfig::Pix2PixHd(_) => Recipe::pix2pixhd(),
         }
     }
 
@@ -166,6 +167,19 @@ impl Recipe {
             lr_d: 1e-3,
             betas: (0.0, 0.99),
             ema: Some(0.999),
+        }
+    }
+
+    /// pix2pixHD (Wang et al.): least squares, Adam 2e-4 with beta1 0.5 (its feature-matching
+    /// term is the model's own), batch 4 on edges2emoji128, 3,000 steps: the first 1,000 of
+    /// them the global generator's alone at 64x64 (see [`crate::models::Pix2PixHdConfig`]).
+    pub fn pix2pixhd() -> Self {
+        Recipe {
+            data: "edges2emoji128",
+            steps: 3000,
+            batch_size: 4,
+            loss: "lsgan",
+            ..Recipe::dcgan()
         }
     }
 

@@ -121,11 +121,16 @@ impl ObjectiveConfig {
     }
 }
 
-/// The terms a model brings to its default objective.
+/// The terms a model brings to its default objective: pix2pix its L1 term, pix2pixHD its
+/// feature matching.
 pub fn model_terms(model: &ModelConfig) -> Vec<TermSpec> {
     match model {
         ModelConfig::Pix2Pix(c) if c.lambda_l1 > 0.0 => {
             vec![TermSpec::new("loss_g_l1", c.lambda_l1)]
+        }
+        // Half pix2pixHD's weight: see `Pix2PixHdConfig::lambda_feat`.
+        ModelConfig::Pix2PixHd(c) if c.lambda_feat > 0.0 => {
+            vec![TermSpec::new("loss_g_feat", c.lambda_feat / 2.0)]
         }
         _ => Vec::new(),
     }
@@ -210,8 +215,15 @@ impl Objective {
     /// If a term cannot be computed (a penalty through an op without a second derivative).
     pub fn discriminator<'t>(&self, cx: &DContext<'_, 't>) -> Result<Parts<'t>> {
         let mut parts = Parts::default();
-        self.loss
-            .discriminator(cx.real_logits, cx.fake_logits, self.real_label, &mut parts);
+        let shape = cx.real.shape();
+        let real = cx.gan.d_output_maps(cx.real_logits, shape);
+        let fake = cx.gan.d_output_maps(cx.fake_logits, shape);
+        let n = real.len() as f32;
+        for (r, f) in real.into_iter().zip(fake) {
+            let mut map = Parts::default();
+            self.loss.discriminator(r, f, self.real_label, &mut map);
+            parts.absorb(map, 1.0 / n);
+        }
         for (spec, t, weight) in self.active(cx.step) {
             if let Some(v) = t.discriminator(cx)? {
                 parts.add(&spec.name, v.mul_scalar(weight));
@@ -226,7 +238,15 @@ impl Objective {
     /// If a term cannot be computed.
     pub fn generator<'t>(&self, cx: &GContext<'_, 't>) -> Result<Parts<'t>> {
         let mut parts = Parts::default();
-        self.loss.generator(cx.fake_logits, &mut parts);
+        let maps = cx
+            .gan
+            .d_output_maps(cx.fake_logits, cx.fake.shape().as_slice());
+        let n = maps.len() as f32;
+        for f in maps {
+            let mut map = Parts::default();
+            self.loss.generator(f, &mut map);
+            parts.absorb(map, 1.0 / n);
+        }
         for (spec, t, weight) in self.active(cx.step) {
             if let Some(v) = t.generator(cx)? {
                 parts.add(&spec.name, v.mul_scalar(weight));
@@ -252,6 +272,24 @@ impl<'t> Parts<'t> {
     /// Logs a figure that is not part of the loss (mean D outputs, the Wasserstein estimate).
     pub fn log(&mut self, name: &str, value: f32) {
         self.logged.push((name.to_string(), value));
+    }
+
+    /// Takes in the parts of `other` (one map of a multi-scale discriminator): a loss part
+    /// of a name already here is added to it, a logged figure is added times `log_weight`
+    /// (`1 / maps`, so that a figure is the mean over the maps).
+    pub fn absorb(&mut self, other: Parts<'t>, log_weight: f32) {
+        for (name, v) in other.losses {
+            match self.losses.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, sum)) => *sum = sum.add(v),
+                None => self.losses.push((name, v)),
+            }
+        }
+        for (name, v) in other.logged {
+            match self.logged.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, sum)) => *sum += v * log_weight,
+                None => self.logged.push((name, v * log_weight)),
+            }
+        }
     }
 
     /// The loss: the sum of the parts, times `scale`.

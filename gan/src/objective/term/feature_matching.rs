@@ -8,7 +8,6 @@ use crate::error::Result;
 use crate::models::Gan;
 use crate::objective::GContext;
 use gantry_autodiff::Var;
-use gantry_nn::{Mode, forward_with_features};
 
 /// Registration.
 pub const ENTRY: TermEntry = TermEntry {
@@ -21,27 +20,16 @@ struct FeatureMatching;
 
 impl Term for FeatureMatching {
     fn check(&self, gan: &dyn Gan) -> std::result::Result<(), String> {
-        if super::feature_count(gan) == 0 {
-            return Err(format!(
-                "the discriminator of {} records no intermediate activations to match",
-                gan.config().kind()
-            ));
-        }
-        Ok(())
+        super::check_records_features(gan)
     }
 
     fn generator<'t>(&self, cx: &GContext<'_, 't>) -> Result<Option<Var<'t>>> {
-        let (gan, batch) = (cx.gan, cx.batch);
-        let features = |x: Var<'t>| {
-            let (_, f) = forward_with_features(
-                gan.discriminator(),
-                gan.discriminator_input(x, batch),
-                Mode::Train,
-            );
-            f.vars()
-        };
-        let real = features(cx.tape.constant(batch.real.clone()));
-        let fake = features(cx.fake);
+        let vars = |f: Vec<(String, Var<'t>)>| f.into_iter().map(|(_, v)| v).collect::<Vec<_>>();
+        let real = vars(super::d_features(
+            cx,
+            cx.tape.constant(cx.batch.real.clone()),
+        ));
+        let fake = vars(super::d_features(cx, cx.fake));
         Ok(feature_distance(&real, &fake))
     }
 }

@@ -5,11 +5,13 @@
 //! by its weight (times `every` on the steps a lazy term runs) and logs the product under the
 //! term's name.
 //!
-//! Feature matching (Salimans et al. 2016) reads the activations a discriminator records
-//! with `Module::forward_features`; a model whose discriminator records none is refused.
+//! Feature matching (Salimans et al. 2016's batch means; pix2pixHD's per-sample L1) reads the
+//! activations a discriminator records with `Module::forward_features`; a model whose
+//! discriminator records none is refused.
 
 mod drift;
 mod feature_matching;
+mod feature_matching_l1;
 mod gp;
 mod l1;
 mod mode_seeking;
@@ -20,7 +22,7 @@ pub use penalty::{gradient_penalty, r1_penalty};
 
 use super::{DContext, GContext, objective_error};
 use crate::error::Result;
-use crate::models::{Batch, Gan, ModelConfig};
+use crate::models::{Batch, Gan};
 use gantry_autodiff::{CreateGraph, Tape, Var};
 use gantry_nn::{Mode, forward_with_features, named_params};
 use gantry_tensor::Tensor;
@@ -81,6 +83,7 @@ pub const TERMS: &[TermEntry] = &[
     r1::ENTRY,
     drift::ENTRY,
     feature_matching::ENTRY,
+    feature_matching_l1::ENTRY,
 ];
 
 /// The term called `name`.
@@ -110,15 +113,11 @@ fn probe(gan: &dyn Gan) -> Option<Batch> {
     let n = gan.pack();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let labels = gan.num_classes().map(|_| vec![0; n]);
-    let condition = match gan.config() {
-        ModelConfig::Pix2Pix(c) => Some(Tensor::zeros(&[
-            n,
-            c.in_channels,
-            c.image_size,
-            c.image_size,
-        ])),
-        _ => None,
-    };
+    let condition = gan.config().condition_shape().map(|s| {
+        let mut shape = vec![n];
+        shape.extend(s);
+        Tensor::zeros(&shape)
+    });
     let input = match (&condition, gan.noise(n, &mut rng)) {
         (Some(a), _) => a.clone(),
         (None, Some(z)) => gan.latent_input(z, labels.as_deref()),
@@ -176,6 +175,25 @@ pub(crate) fn check_second_derivatives(gan: &dyn Gan) -> std::result::Result<(),
 }
 
 /// How many activations the discriminator records besides its output.
+/// The activations D records, by name, on samples `x` of the generator step's batch (what the
+/// model shows D beside them added), in training mode.
+fn d_features<'t>(cx: &GContext<'_, 't>, x: Var<'t>) -> Vec<(String, Var<'t>)> {
+    let input = cx.gan.discriminator_input(x, cx.batch);
+    let (_, features) = forward_with_features(cx.gan.discriminator(), input, Mode::Train);
+    features.into_vec()
+}
+
+/// Refuses a model whose discriminator records no intermediate activation.
+fn check_records_features(gan: &dyn Gan) -> std::result::Result<(), String> {
+    if feature_count(gan) == 0 {
+        return Err(format!(
+            "the discriminator of {} records no intermediate activations to match",
+            gan.config().kind()
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn feature_count(gan: &dyn Gan) -> usize {
     let Some(batch) = probe(gan) else {
         return 0;
