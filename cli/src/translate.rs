@@ -16,18 +16,29 @@ use std::path::{Path, PathBuf};
 #[derive(Args, Debug)]
 #[command(
     after_help = "Input images are A, or A|B pairs side by side (then B is shown as the target).\n\
+Several --run give one column per run, to compare models on the same inputs.\n\
 Examples:\n  gantry translate --run runs/pix2pix-edges2emoji-1 --input drawing.png --out emoji.png\n  \
-gantry translate --run runs/pix2pix-edges2emoji-1 --input val/ --out translated/"
+gantry translate --run runs/pix2pix-edges2emoji-1 --input val/ --out translated/\n  \
+gantry translate --run runs/p2p --run runs/hd --data edges2emoji128 --n 8 --out compare.png"
 )]
 pub struct TranslateArgs {
-    /// Run directory of a pix2pix or pix2pixhd run.
-    #[arg(long)]
-    pub run: PathBuf,
+    /// Run directory of a pix2pix or pix2pixhd run; repeat it to compare runs side by side
+    /// (input | run 1 | run 2 | ... | target). The runs must take inputs of one shape.
+    #[arg(long, required = true)]
+    pub run: Vec<PathBuf>,
     /// An image file, or a folder of them.
+    #[arg(long, conflicts_with = "data", required_unless_present = "data")]
+    pub input: Option<PathBuf>,
+    /// Instead of --input: the first --n pairs of the validation split of a paired data set
+    /// (edges2emoji, edges2emoji128, edges2digits, or a pix2pix folder), written as one grid
+    /// to --out.
     #[arg(long)]
-    pub input: PathBuf,
-    /// Output PNG for a file; output folder (strips input | output | target and index.html)
-    /// for a folder.
+    pub data: Option<String>,
+    /// Pairs of --data to translate.
+    #[arg(long, default_value_t = 8, requires = "data")]
+    pub n: usize,
+    /// Output PNG for a file or --data; output folder (strips input | output | target and
+    /// index.html) for a folder.
     #[arg(long)]
     pub out: PathBuf,
     /// Seed of the dropout masks (pix2pix keeps dropout on at test time).
@@ -68,45 +79,89 @@ fn read_input(path: &Path, channels: usize, size: usize) -> Result<(Tensor, Opti
     }
 }
 
+/// A loaded translation run.
+struct Translator {
+    trainer: gantry_gan::Trainer,
+    mode: Mode,
+}
+
+impl Translator {
+    /// The run in `dir`, refused unless it translates inputs.
+    fn load(dir: &Path, eval_mode: bool) -> Result<(Self, Vec<usize>)> {
+        let run = RunDir {
+            root: dir.to_path_buf(),
+        };
+        let (trainer, _) = checkpoint::load_for_sampling(&run.checkpoint())
+            .with_context(|| format!("cannot load the run in {}", dir.display()))?;
+        let Some(input_shape) = trainer.gan.config().condition_shape() else {
+            bail!(
+                "{} is a {} run, not a translation run (pix2pix, pix2pixhd): use `gantry sample`",
+                dir.display(),
+                trainer.gan.config().kind()
+            );
+        };
+        let mode = if eval_mode {
+            Mode::Eval
+        } else {
+            generation_mode(trainer.gan.as_ref())
+        };
+        Ok((Translator { trainer, mode }, input_shape))
+    }
+
+    fn translate(&self, input: &Tensor, seed: u64) -> Tensor {
+        generate_in(self.trainer.gan.as_ref(), input, seed, self.mode)
+    }
+}
+
 /// Runs `gantry translate`.
 pub fn run(args: TranslateArgs) -> Result<()> {
-    let dir = RunDir {
-        root: args.run.clone(),
-    };
-    let (trainer, _) = checkpoint::load_for_sampling(&dir.checkpoint())
-        .with_context(|| format!("cannot load the run in {}", args.run.display()))?;
-    let Some(input_shape) = trainer.gan.config().condition_shape() else {
-        bail!(
-            "{} is a {} run, not a translation run (pix2pix, pix2pixhd): use `gantry sample`",
-            args.run.display(),
-            trainer.gan.config().kind()
-        );
-    };
+    let mut runs = Vec::with_capacity(args.run.len());
+    let mut shape: Option<(PathBuf, Vec<usize>)> = None;
+    for dir in &args.run {
+        let (t, s) = Translator::load(dir, args.eval_mode)?;
+        if let Some((first, want)) = &shape
+            && *want != s
+        {
+            bail!(
+                "{} takes inputs of shape {s:?} but {} takes {want:?}: compare runs of one input shape",
+                dir.display(),
+                first.display()
+            );
+        }
+        shape.get_or_insert((dir.clone(), s));
+        runs.push(t);
+    }
+    let (_, input_shape) = shape.context("--run is required")?;
     let (in_channels, image_size) = (input_shape[0], input_shape[1]);
-    let gan = trainer.gan.as_ref();
-    let mode = if args.eval_mode {
-        Mode::Eval
-    } else {
-        generation_mode(gan)
+    let Some(input) = &args.input else {
+        let data = args
+            .data
+            .as_deref()
+            .context("--input or --data is required")?;
+        return translate_split(&runs, data, args.n, image_size, &args.out, args.seed);
     };
-    let generate = |input: &Tensor, seed: u64| generate_in(gan, input, seed, mode);
-    if same_place(&args.input, &args.out) {
+    if same_place(input, &args.out) {
         bail!(
             "--out {} is --input itself: the translations would replace the originals",
             args.out.display()
         );
     }
-    if args.input.is_file() {
-        let (a, _) = read_input(&args.input, in_channels, image_size)?;
-        samples::save_image(&generate(&a, args.seed), &args.out)?;
+    if input.is_file() {
+        let (a, _) = read_input(input, in_channels, image_size)?;
+        if runs.len() == 1 {
+            samples::save_image(&runs[0].translate(&a, args.seed), &args.out)?;
+        } else {
+            let (grid, cols) = strip(&runs, &a, None, args.seed);
+            samples::save_grid(&grid, cols, &args.out)?;
+        }
         println!("wrote {}", args.out.display());
         return Ok(());
     }
-    if !args.input.is_dir() {
-        bail!("--input {}: no such file or folder", args.input.display());
+    if !input.is_dir() {
+        bail!("--input {}: no such file or folder", input.display());
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.input)
-        .with_context(|| format!("cannot list {}", args.input.display()))?
+    let mut files: Vec<PathBuf> = std::fs::read_dir(input)
+        .with_context(|| format!("cannot list {}", input.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.extension()
@@ -118,7 +173,7 @@ pub fn run(args: TranslateArgs) -> Result<()> {
     if files.is_empty() {
         bail!(
             "--input {}: no PNG or JPEG images in the folder",
-            args.input.display()
+            input.display()
         );
     }
     let names = output_names(&files)?;
@@ -131,12 +186,8 @@ pub fn run(args: TranslateArgs) -> Result<()> {
     );
     for (i, (file, name)) in files.iter().zip(&names).enumerate() {
         let (a, b) = read_input(file, in_channels, image_size)?;
-        let out = generate(&a, args.seed.wrapping_add(i as u64));
-        let strip = match &b {
-            Some(b) => interleave(&[&a, &out, b]),
-            None => interleave(&[&a, &out]),
-        };
-        samples::save_grid(&strip, 3, &args.out.join(name))?;
+        let (grid, cols) = strip(&runs, &a, b.as_ref(), args.seed.wrapping_add(i as u64));
+        samples::save_grid(&grid, cols, &args.out.join(name))?;
         let (src, text) = (url_path(name), escape_html(name));
         let _ = writeln!(
             html,
@@ -149,6 +200,56 @@ pub fn run(args: TranslateArgs) -> Result<()> {
         files.len(),
         args.out.display()
     );
+    Ok(())
+}
+
+/// Input `a`, each run's translation of it, and the target `b` where there is one, as rows
+/// of a grid; returns them with the number of columns.
+fn strip(runs: &[Translator], a: &Tensor, b: Option<&Tensor>, seed: u64) -> (Tensor, usize) {
+    let outs: Vec<Tensor> = runs.iter().map(|t| t.translate(a, seed)).collect();
+    let mut parts: Vec<&Tensor> = vec![a];
+    parts.extend(outs.iter());
+    parts.extend(b);
+    (interleave(&parts), parts.len())
+}
+
+/// The first `n` pairs of `data`'s validation split, one row each (input | outputs |
+/// target), as one grid in `out`.
+fn translate_split(
+    runs: &[Translator],
+    data: &str,
+    n: usize,
+    size: usize,
+    out: &Path,
+    seed: u64,
+) -> Result<()> {
+    let val = crate::data::load(data, gantry_datasets::Split::Test, true)?;
+    if !matches!(val.kind, crate::data::Kind::Pairs(..)) {
+        bail!(
+            "--data {data} is not paired data (edges2emoji, edges2emoji128, edges2digits, or a pix2pix folder)"
+        );
+    }
+    if n == 0 {
+        bail!("--n 0: nothing to translate");
+    }
+    let n = n.min(val.set.len());
+    let mut config = gantry_datasets::BatchConfig::new(1).shuffle(false);
+    if let Some(a) = crate::data::augment_for(&val.kind, Some(size), false) {
+        config = config.augment(a);
+    }
+    let (mut rows, mut cols) = (Vec::with_capacity(n), 0);
+    let pairs = gantry_datasets::Batches::new(val.set.as_ref(), config).take(n);
+    for (i, batch) in pairs.enumerate() {
+        let batch = crate::data::to_gan_batch(batch);
+        let a = batch.condition.context("pairs have inputs")?;
+        // One pair at a time, as `gantry eval` scores them.
+        let (row, c) = strip(runs, &a, Some(&batch.real), seed.wrapping_add(i as u64));
+        rows.push(row);
+        cols = c;
+    }
+    let grid = Tensor::concat(0, &rows.iter().collect::<Vec<_>>());
+    samples::save_grid(&grid, cols, out)?;
+    println!("wrote {} ({n} validation pairs of {data})", out.display());
     Ok(())
 }
 

@@ -89,6 +89,55 @@ fn pix2pixhd_trains_coarse_to_fine_and_translates() {
         s(&out),
     ]);
     assert_eq!(png_size(&out.join("pair.png")).0, 3 * 34 + 2);
+    // The validation split, two runs side by side: input | run | run | target, a row a pair.
+    let grid = temp("hd-compare").with_extension("png");
+    ok(&[
+        "translate",
+        "--run",
+        s(&run),
+        "--run",
+        s(&run),
+        "--data",
+        "edges2emoji128",
+        "--n",
+        "2",
+        "--out",
+        s(&grid),
+    ]);
+    assert_eq!(png_size(&grid), (4 * 34 + 2, 2 * 34 + 2));
+    let other = temp("hd-other-size");
+    ok(&[
+        "train",
+        "--model",
+        "pix2pix",
+        "--data",
+        "edges2emoji",
+        "--image-size",
+        "64",
+        "--ngf",
+        "2",
+        "--ndf",
+        "2",
+        "--steps",
+        "1",
+        "--batch-size",
+        "1",
+        "--quiet",
+        "--out",
+        s(&other),
+    ]);
+    let err = fails_in_one_line(&[
+        "translate",
+        "--run",
+        s(&run),
+        "--run",
+        s(&other),
+        "--data",
+        "edges2emoji128",
+        "--out",
+        s(&grid),
+    ]);
+    assert!(err.contains("one input shape"), "{err}");
     let err = fails_in_one_line(&["sample", "--run", s(&run), "--out", s(&out.join("x.png"))]);
     assert!(
         err.contains("pix2pixhd run") && err.contains("translate"),
