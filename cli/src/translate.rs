@@ -76,10 +76,15 @@ pub fn run(args: TranslateArgs) -> Result<()> {
     let (trainer, _) = checkpoint::load_for_sampling(&dir.checkpoint())
         .with_context(|| format!("cannot load the run in {}", args.run.display()))?;
     let Some(input_shape) = trainer.gan.config().condition_shape() else {
+        let config = trainer.gan.config();
+        let other = match config {
+            gantry_gan::models::ModelConfig::Caae(_) => "gantry age",
+            _ => "gantry sample",
+        };
         bail!(
-            "{} is a {} run, not a translation run (pix2pix, pix2pixhd): use `gantry sample`",
+            "{} is a {} run, not a translation run (pix2pix, pix2pixhd): use `{other}`",
             args.run.display(),
-            trainer.gan.config().kind()
+            config.kind()
         );
     };
     let (in_channels, image_size) = (input_shape[0], input_shape[1]);
