@@ -154,6 +154,15 @@ pub fn augment_for(kind: &Kind, size: Option<usize>, jitter: bool) -> Option<Aug
     }
 }
 
+/// The augmentation of a run's training batches: the face-ageing one (shifts, flips, colour
+/// jitter) for caae, else [`augment_for`] with the run's jitter.
+pub fn train_augment(kind: &Kind, settings: &crate::train::RunSettings) -> Option<Augment> {
+    match (settings.model, settings.image_size) {
+        (crate::train::ModelArg::Caae, Some(size)) if settings.jitter => Some(Augment::faces(size)),
+        _ => augment_for(kind, settings.image_size, settings.jitter),
+    }
+}
+
 /// Seeded batches of `data` that never end, positioned after `skip` batches.
 pub fn batches(
     data: &Data,

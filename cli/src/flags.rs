@@ -33,20 +33,21 @@ pub fn check_flags(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Refuses a mode-seeking weight that is negative or not finite, or any for the translation
-/// models (pix2pix, pix2pixhd).
+/// Refuses a mode-seeking weight that is negative or not finite, or any for the models that
+/// draw no noise (pix2pix, pix2pixhd, caae).
 pub fn check_mode_seeking(weight: f32, model: ModelArg) -> Result<()> {
     if !(weight >= 0.0 && weight.is_finite()) {
         bail!("--mode-seeking {weight} must be a finite weight >= 0");
     }
-    if weight > 0.0 && matches!(model, ModelArg::Pix2pix | ModelArg::Pix2pixhd) {
+    let name = match model {
+        ModelArg::Pix2pix => "pix2pix",
+        ModelArg::Pix2pixhd => "pix2pixhd",
+        ModelArg::Caae => "caae",
+        _ => return Ok(()),
+    };
+    if weight > 0.0 {
         bail!(
-            "--mode-seeking: {} draws no noise, so there are no two samples of one input to compare",
-            if model == ModelArg::Pix2pix {
-                "pix2pix"
-            } else {
-                "pix2pixhd"
-            }
+            "--mode-seeking: {name} draws no noise, so there are no two samples of one input to compare"
         );
     }
     Ok(())

@@ -9,6 +9,7 @@
 //! gantry train --steps 2000                     # DCGAN on the bundled MNIST -> runs/dcgan-mnist-1
 //! gantry sample --run runs/dcgan-mnist-1 --out digits.png
 //! gantry eval --run runs/dcgan-mnist-1          # classifier scores, written to eval.json
+//! gantry age --run runs/caae-emoji-faces-1 --input face.png --out ages.png
 //! gantry export --run runs/dcgan-mnist-1 --out dcgan.onnx
 //! gantry import --model dcgan --generator netG_epoch_24.pth --out runs/from-torch
 //! ```
@@ -16,6 +17,7 @@
 //! The built-in data sets and classifiers are looked for in `--data-dir`, else `$GANTRY_DATA`,
 //! the source tree's `data/`, and `data/` beside the executable or in the current folder.
 
+mod age;
 mod bench;
 mod classifier;
 mod data;
@@ -60,6 +62,8 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Translate images with a trained pix2pix run.
     Translate(translate::TranslateArgs),
+    /// Show a face at every age group with a trained caae run.
+    Age(age::AgeArgs),
     /// Write index.html into a run directory: settings, training curves, samples, evaluation.
     Report(report::ReportArgs),
     // Its help lives on `BenchArgs`.
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
         Some(Command::Train(args)) => on_threads(args.threads, || train::run(args)),
         Some(Command::Sample(args)) => on_threads(None, || sample::run(args)),
         Some(Command::Translate(args)) => on_threads(None, || translate::run(args)),
+        Some(Command::Age(args)) => on_threads(None, || age::run(args)),
         Some(Command::Report(args)) => report::run(args),
         // Each measured configuration picks its own pool (see `bench::run`).
         Some(Command::Bench(args)) => bench::run(args),

@@ -229,6 +229,7 @@ fn widths(model: &ModelConfig) -> (usize, usize) {
         ModelConfig::BigGan(c) => (c.ch, c.ch),
         ModelConfig::ProGan(c) => (c.fmap_max, c.fmap_max),
         ModelConfig::Pix2PixHd(c) => (c.ngf, c.ndf),
+        ModelConfig::Caae(c) => (c.ngf, c.ndf),
         ModelConfig::Mlp(c) => (
             c.g_hidden.first().copied().unwrap_or(0),
             c.d_hidden.first().copied().unwrap_or(0),
@@ -249,6 +250,7 @@ fn check_run(dir: &Path, settings: &RunSettings, model: &ModelConfig) -> Result<
         ModelConfig::BigGan(_) => ModelArg::Biggan,
         ModelConfig::ProGan(_) => ModelArg::Progan,
         ModelConfig::Pix2PixHd(_) => ModelArg::Pix2pixhd,
+        ModelConfig::Caae(_) => ModelArg::Caae,
     };
     if settings.model != family {
         bail!(
@@ -325,8 +327,11 @@ fn check_fixed(
     data: &data::Data,
 ) -> Result<()> {
     let gan = trainer.gan.as_ref();
-    let expected: Vec<(String, Vec<usize>)> = match gan.noise(1, &mut ChaCha8Rng::seed_from_u64(0))
-    {
+    let noise = gan.noise(1, &mut ChaCha8Rng::seed_from_u64(0));
+    let expected: Vec<(String, Vec<usize>)> = match noise {
+        None if matches!(gan.config(), ModelConfig::Caae(_)) => {
+            vec![("sample_faces".into(), gan.config().sample_shape())]
+        }
         Some(z) => {
             let labels = gan.num_classes().map(|_| vec![0]);
             let input = gan.latent_input(z, labels.as_deref());

@@ -5,6 +5,7 @@ use crate::sampling::{extent, generate};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use gantry_datasets::Mixture;
+use gantry_gan::models::ModelConfig;
 use gantry_gan::truncation::truncate;
 use gantry_gan::{checkpoint, samples};
 use rand::SeedableRng;
@@ -63,8 +64,12 @@ pub fn run(args: SampleArgs) -> Result<()> {
     let gan = trainer.gan.as_ref();
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let Some(noise) = gan.noise(args.n, &mut rng) else {
+        let command = match gan.config() {
+            ModelConfig::Caae(_) => "ages faces, use `gantry age`",
+            _ => "translates inputs, use `gantry translate`",
+        };
         bail!(
-            "{} is a {} run: it translates inputs, use `gantry translate`",
+            "{} is a {} run: it {command}",
             args.run.display(),
             gan.config().kind()
         );

@@ -5,10 +5,12 @@ use crate::run::RunDir;
 use anyhow::{Context, Result};
 use gantry_autodiff::Tape;
 use gantry_datasets::{Augment, Mixture};
-use gantry_gan::models::{Gan, ModelConfig};
+use gantry_gan::models::{Batch, Gan, ModelConfig};
 use gantry_gan::{Trainer, samples};
 use gantry_nn::{Mode, Module, ParamKind, named_params};
 use gantry_tensor::Tensor;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -111,6 +113,29 @@ pub fn interleave(parts: &[&Tensor]) -> Tensor {
     Tensor::concat(0, &refs)
 }
 
+/// For an age-conditional model (caae): each of `faces` (`[N, C, H, W]`) followed by the
+/// generator's output for it at every age group, youngest first, as `N * (1 + ages)`
+/// images (a grid of `1 + ages` columns shows a face per row).
+///
+/// # Panics
+/// If the model is not label-conditional.
+pub fn age_rows(gan: &dyn Gan, faces: &Tensor, seed: u64) -> Tensor {
+    let ages = gan.num_classes().expect("an age-conditional model");
+    let n = faces.shape()[0];
+    let mut rows = Vec::with_capacity(n * (ages + 1));
+    for i in 0..n {
+        let face = faces.slice_axis(0, i, i + 1);
+        let batch = Batch {
+            labels: Some((0..ages).collect()),
+            ..Batch::new(Tensor::concat(0, &vec![&face; ages]))
+        };
+        let input = gan.generator_input(&batch, &mut ChaCha8Rng::seed_from_u64(seed));
+        rows.push(face);
+        rows.push(generate(gan, &input, seed));
+    }
+    Tensor::concat(0, &rows.iter().collect::<Vec<_>>())
+}
+
 /// `samples/real.png`: what the data looks like, as the model sees it.
 pub fn write_real_samples(
     run: &RunDir,
@@ -157,7 +182,10 @@ pub fn write_step_samples(
     let path = run.sample(&format!("step_{step:06}.png"));
     let get = |name: &str| fixed.iter().find(|(n, _)| n == name).map(|(_, t)| t);
     let gan = trainer.gan.as_ref();
-    if let Some(noise) = get("sample_noise") {
+    if let Some(faces) = get("sample_faces") {
+        let ages = gan.num_classes().context("a caae run is age-conditional")?;
+        samples::save_grid(&age_rows(gan, faces, step), ages + 1, &path)?;
+    } else if let Some(noise) = get("sample_noise") {
         let out = generate(gan, noise, step);
         match kind {
             Kind::Points(mixture) => {
@@ -180,4 +208,43 @@ pub fn write_step_samples(
             .with_context(|| format!("cannot copy {} to {}", path.display(), kept.display()))?;
     }
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gantry_gan::models::CaaeConfig;
+
+    #[test]
+    fn age_rows_show_each_face_then_it_at_every_age() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let config = CaaeConfig {
+            ngf: 4,
+            ndf: 2,
+            z_dim: 6,
+            ..CaaeConfig::new(16, 3, 4)
+        };
+        let gan = ModelConfig::Caae(config).build(&mut rng).unwrap();
+        let faces = Tensor::rand_uniform(&[2, 3, 16, 16], -1.0, 1.0, &mut rng);
+        let rows = age_rows(gan.as_ref(), &faces, 0);
+        assert_eq!(rows.shape(), &[10, 3, 16, 16]);
+        let tile = |i: usize| rows.slice_axis(0, i, i + 1);
+        assert_eq!(tile(0), faces.slice_axis(0, 0, 1));
+        assert_eq!(tile(5), faces.slice_axis(0, 1, 2));
+        // Every age of one face differs from every other.
+        for (a, b) in [(1, 2), (1, 4), (2, 3), (3, 4), (6, 9)] {
+            assert!(tile(a) != tile(b), "tiles {a} and {b} are the same");
+        }
+        // The same face at the same age, whatever else is in the batch: row 2 is face 1 alone.
+        let alone = age_rows(gan.as_ref(), &faces.slice_axis(0, 1, 2), 0);
+        let (a, b) = (
+            alone.slice_axis(0, 1, 5).to_vec(),
+            rows.slice_axis(0, 6, 10).to_vec(),
+        );
+        let worst = a
+            .iter()
+            .zip(&b)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(worst < 1e-5, "face 1 alone differs by {worst}");
+    }
 }

@@ -94,10 +94,15 @@ impl Translator {
         let (trainer, _) = checkpoint::load_for_sampling(&run.checkpoint())
             .with_context(|| format!("cannot load the run in {}", dir.display()))?;
         let Some(input_shape) = trainer.gan.config().condition_shape() else {
+            let config = trainer.gan.config();
+            let other = match config {
+                gantry_gan::models::ModelConfig::Caae(_) => "gantry age",
+                _ => "gantry sample",
+            };
             bail!(
-                "{} is a {} run, not a translation run (pix2pix, pix2pixhd): use `gantry sample`",
+                "{} is a {} run, not a translation run (pix2pix, pix2pixhd): use `{other}`",
                 dir.display(),
-                trainer.gan.config().kind()
+                config.kind()
             );
         };
         let mode = if eval_mode {

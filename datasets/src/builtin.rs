@@ -6,6 +6,8 @@
 //! | `fashion-mnist` | Fashion-MNIST, `[1, 28, 28]`, labels 0..9 | `fashion-mnist/` (not bundled) |
 //! | `emoji` | Noto emoji, `[3, 64, 64]`, 3,786 images, labels 0..8 (category) | `emoji-noto-64/` (bundled) |
 //! | `emoji128` | Noto emoji, `[3, 128, 128]`, 1,949 images, labels 0..8 (category) | `emoji-noto-128/` (bundled) |
+//! | `emoji-faces` | the ageing set: the 60 person faces of `emoji` with an age group, `[3, 64, 64]`, labels 0..3 (age group) | from `emoji` |
+//! | `emoji-faces128` | the same 60 faces at `[3, 128, 128]` | from `emoji128` |
 //! | `cifar10` | CIFAR-10 binary batches, `[3, 32, 32]`, labels 0..9 | `cifar10-subset/`, `cifar10/` or `cifar-10-batches-bin/` (not bundled) |
 //! | `ring` | 8 Gaussians on the unit circle, points `[2]` | synthetic, 100,000 points |
 //! | `grid` | 25 Gaussians on {-4..4}², points `[2]` | synthetic, 100,000 points |
@@ -15,13 +17,16 @@
 //!
 //! The emoji classes are the nine Unicode categories of [`EMOJI_CATEGORIES`], read from the
 //! folder's label table (see [`read_emoji_labels`]). The emoji sets split by index: every 10th image is the test (validation) split. The
+//! face sets are labelled by [`AGE_GROUPS`] (baby, child, adult, older) and hold out one
+//! skin tone of each of the ten person types ([`FACES_HELD_OUT_TONE`], `medium`): 10 faces
+//! for validation, the other 50 for training (see [`face_split`]). The
 //! synthetic sets draw their points with seed 0 for [`Split::Train`] and seed 1 for
 //! [`Split::Test`].
 
 use crate::cifar::load_cifar10;
 use crate::dataset::Dataset;
 use crate::edges::{edges2digits, edges2emoji, emoji_split};
-use crate::emoji::{EMOJI_CATEGORIES, read_emoji_labels};
+use crate::emoji::{AGE_GROUPS, EMOJI_CATEGORIES, EmojiInfo, read_emoji_labels};
 use crate::error::{DataError, Result};
 use crate::idx::{load_idx_images, load_mnist_with_progress};
 use crate::image_set::ImageSet;
@@ -43,11 +48,13 @@ pub enum Split {
 pub const DATA_ENV: &str = "GANTRY_DATA";
 
 /// The names [`builtin`] knows.
-pub const BUILTIN_NAMES: [&str; 10] = [
+pub const BUILTIN_NAMES: [&str; 12] = [
     "mnist",
     "fashion-mnist",
     "emoji",
     "emoji128",
+    "emoji-faces",
+    "emoji-faces128",
     "cifar10",
     "ring",
     "grid",
@@ -122,6 +129,7 @@ pub fn builtin_with(
             let all = load_emoji(name, roots, progress)?;
             Box::new(all.subset(&emoji_split(all.len(), split)))
         }
+        "emoji-faces" | "emoji-faces128" => Box::new(load_faces(name, roots, split, progress)?),
         "edges2emoji" => Box::new(edges2emoji(&load_emoji("emoji", roots, progress)?, split)),
         "edges2emoji128" => Box::new(edges2emoji(
             &load_emoji("emoji128", roots, progress)?,
@@ -177,9 +185,78 @@ fn locate(name: &str, roots: &[PathBuf], subs: &[&str]) -> Result<PathBuf> {
         })
 }
 
+/// The skin tone the face sets hold out: one of each of the ten person types (baby, child,
+/// adult, older adult, boy, man, older man, girl, woman, older woman) at this tone is the
+/// validation split, so that measurements can report faces the model never saw.
+pub const FACES_HELD_OUT_TONE: &str = "medium";
+
+/// The indices (into `rows`, the label table) of the ageing faces of `split`: the rows with
+/// an age group, those of skin tone [`FACES_HELD_OUT_TONE`] for [`Split::Test`], the others
+/// for [`Split::Train`].
+pub fn face_split(rows: &[EmojiInfo], split: Split) -> Vec<usize> {
+    rows.iter()
+        .enumerate()
+        .filter(|(_, r)| r.age_group.is_some())
+        .filter(|(_, r)| (r.skin_tone == FACES_HELD_OUT_TONE) == (split == Split::Test))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The ageing faces of `split` (`emoji-faces`: from the 64x64 set; `emoji-faces128`: from
+/// the 128x128 one), labelled with their age group.
+fn load_faces(
+    name: &str,
+    roots: &[PathBuf],
+    split: Split,
+    progress: Progress<'_>,
+) -> Result<ImageSet> {
+    let base = if name == "emoji-faces" {
+        "emoji"
+    } else {
+        "emoji128"
+    };
+    let (all, rows, labels_path) = load_emoji_files(base, roots, progress)?;
+    if rows.len() != all.len() {
+        return Err(DataError::format(
+            &labels_path,
+            format!("{} rows for {} images", rows.len(), all.len()),
+        ));
+    }
+    let faces = face_split(&rows, split);
+    if faces.is_empty() {
+        return Err(DataError::Empty {
+            path: labels_path,
+            hint: "no faces with an age_group in the label table".into(),
+        });
+    }
+    let ages = faces
+        .iter()
+        .map(|&i| rows[i].age_group.expect("filtered"))
+        .collect();
+    let names = AGE_GROUPS.iter().map(|a| a.to_string()).collect();
+    all.subset(&faces)
+        .with_labels(ages, AGE_GROUPS.len(), names, &labels_path)
+}
+
 /// A whole emoji set (`emoji`: all 3,786 images at 64x64; `emoji128`: 1,949 at 128x128) from
 /// the first root that has it, labelled with its category.
 fn load_emoji(name: &str, roots: &[PathBuf], progress: Progress<'_>) -> Result<ImageSet> {
+    let (images, rows, labels_path) = load_emoji_files(name, roots, progress)?;
+    let names = EMOJI_CATEGORIES.iter().map(|c| c.to_string()).collect();
+    images.with_labels(
+        rows.iter().map(|row| row.category).collect(),
+        EMOJI_CATEGORIES.len(),
+        names,
+        &labels_path,
+    )
+}
+
+/// An emoji set's images (unlabelled), its label table and the table's path.
+fn load_emoji_files(
+    name: &str,
+    roots: &[PathBuf],
+    progress: Progress<'_>,
+) -> Result<(ImageSet, Vec<EmojiInfo>, PathBuf)> {
     let (folder, stem) = match name {
         "emoji" => ("emoji-noto-64", "emoji64"),
         _ => ("emoji-noto-128", "emoji128"),
@@ -203,14 +280,8 @@ fn load_emoji(name: &str, roots: &[PathBuf], progress: Progress<'_>) -> Result<I
             ),
         });
     }
-    let labels = read_emoji_labels(&labels_path)?;
-    let names = EMOJI_CATEGORIES.iter().map(|c| c.to_string()).collect();
-    load_idx_images(&file, progress)?.with_labels(
-        labels.iter().map(|row| row.category).collect(),
-        EMOJI_CATEGORIES.len(),
-        names,
-        &labels_path,
-    )
+    let rows = read_emoji_labels(&labels_path)?;
+    Ok((load_idx_images(&file, progress)?, rows, labels_path))
 }
 
 /// The CIFAR-10 binary files of `split` in `dir`, sorted: names starting `train` or

@@ -70,6 +70,11 @@ const MAX_DECODE_BYTES: u64 = 512 << 20;
 /// Decodes PNG or JPEG bytes (the format is detected from the bytes) to `channels`; returns
 /// `(width, height, HWC bytes)`. `path` names the bytes in errors.
 pub fn decode_image(bytes: &[u8], path: &Path, channels: Channels) -> Result<(u32, u32, Vec<u8>)> {
+    Ok(to_channels(decode_dynamic(bytes, path)?, channels))
+}
+
+/// Decodes PNG or JPEG bytes within the size limits.
+fn decode_dynamic(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
     let err = |source| DataError::Image {
         path: path.to_path_buf(),
         source,
@@ -82,7 +87,32 @@ pub fn decode_image(bytes: &[u8], path: &Path, channels: Channels) -> Result<(u3
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
-    let img = reader.decode().map_err(err)?;
+    reader.decode().map_err(err)
+}
+
+/// Reads one image file as [`load_image_file`] does, but composites a transparent image
+/// onto white first (as the bundled emoji were made), instead of dropping its alpha (which
+/// leaves whatever colour the transparent pixels happen to hold).
+///
+/// # Errors
+/// If the file cannot be read or decoded; the error names it.
+pub fn load_image_on_white(path: &Path, channels: Channels) -> Result<(u32, u32, Vec<u8>)> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let img = decode_dynamic(&bytes, path)?;
+    let img = if img.color().has_alpha() {
+        let mut rgba = img.into_rgba8();
+        for p in rgba.pixels_mut() {
+            let a = u16::from(p[3]);
+            for k in 0..3 {
+                let v = u16::from(p[k]) * a + 255 * (255 - a);
+                p[k] = ((v + 127) / 255) as u8;
+            }
+            p[3] = 255;
+        }
+        DynamicImage::ImageRgba8(rgba)
+    } else {
+        img
+    };
     Ok(to_channels(img, channels))
 }
 

@@ -57,8 +57,8 @@ pub mod transform;
 
 pub use batch::{Batch, BatchConfig, Batches};
 pub use builtin::{
-    BUILTIN_NAMES, DATA_ENV, MIXTURE_POINTS, Split, builtin, builtin_with, bundled_data_dir,
-    data_dir, data_roots,
+    BUILTIN_NAMES, DATA_ENV, FACES_HELD_OUT_TONE, MIXTURE_POINTS, Split, builtin, builtin_with,
+    bundled_data_dir, data_dir, data_roots, face_split,
 };
 pub use cifar::{CIFAR10_CLASSES, RECORD_BYTES, load_cifar10, parse_cifar10, read_cifar10};
 pub use dataset::{Dataset, Example};
@@ -69,6 +69,7 @@ pub use emoji::{AGE_GROUPS, EMOJI_CATEGORIES, EmojiInfo, parse_emoji_labels, rea
 pub use error::{DataError, Result};
 pub use folder::{
     Channels, FolderOptions, OnSizeMismatch, decode_image, load_image_file, load_image_folder,
+    load_image_on_white,
 };
 pub use idx::{
     IdxArray, idx_images, load_idx_images, load_idx_labelled, load_mnist, load_mnist_with_progress,

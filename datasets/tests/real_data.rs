@@ -150,6 +150,8 @@ fn builtin_names_load() {
         ("grid", vec![2], None),
         ("emoji", vec![3, 64, 64], None),
         ("emoji128", vec![3, 128, 128], None),
+        ("emoji-faces", vec![3, 64, 64], None),
+        ("emoji-faces128", vec![3, 128, 128], None),
         ("edges2emoji", vec![3, 64, 64], Some(vec![3, 64, 64])),
         ("edges2emoji128", vec![3, 128, 128], Some(vec![3, 128, 128])),
     ] {
@@ -208,6 +210,50 @@ fn emoji_label_tables_hold_the_ageing_faces() {
             assert!(r.gender.is_some(), "{file}: {}", r.short_name);
         }
         assert_eq!(ages, [6, 18, 18, 18], "{file}");
+    }
+}
+
+/// The face sets: 50 training and 10 held-out faces (the `medium` skin tone of each of the
+/// ten person types), labelled by age group, at both sizes; the held-out faces are the same
+/// in both.
+#[test]
+fn the_face_sets_hold_out_one_skin_tone_of_every_person_type() {
+    for (name, side, file) in [
+        ("emoji-faces", 64, "emoji-noto-64/emoji64-labels.tsv"),
+        ("emoji-faces128", 128, "emoji-noto-128/emoji128-labels.tsv"),
+    ] {
+        let mut seen = [[0usize; 4]; 2];
+        for (k, split) in [Split::Train, Split::Test].into_iter().enumerate() {
+            let set = builtin(name, split).unwrap();
+            assert_eq!(set.image_shape(), vec![3, side, side], "{name}");
+            assert_eq!(set.num_classes(), Some(4), "{name}");
+            assert_eq!(set.len(), [50, 10][k], "{name} {split:?}");
+            for i in 0..set.len() {
+                seen[k][set.get(i).label.unwrap()] += 1;
+            }
+        }
+        assert_eq!(seen, [[5, 15, 15, 15], [1, 3, 3, 3]], "{name}");
+        let rows = gantry_datasets::read_emoji_labels(&bundled_data_dir().join(file)).unwrap();
+        let held: Vec<String> = gantry_datasets::face_split(&rows, Split::Test)
+            .into_iter()
+            .map(|i| format!("{}/{}", rows[i].short_name, rows[i].skin_tone))
+            .collect();
+        assert_eq!(held.len(), 10, "{name}");
+        assert!(held.iter().all(|h| h.ends_with("/medium")), "{held:?}");
+        for person in [
+            "baby",
+            "child",
+            "adult",
+            "older_adult",
+            "boy",
+            "man",
+            "older_man",
+        ] {
+            assert!(
+                held.contains(&format!("{person}/medium")),
+                "{person}: {held:?}"
+            );
+        }
     }
 }
 

@@ -147,6 +147,17 @@ pub fn check_sizes(config: &ModelConfig) -> Result<()> {
                 MAX_CONV_WIDTH,
             )?;
         }
+        ModelConfig::Caae(c) => {
+            at_most("image_size", c.image_size, MAX_IMAGE_SIZE)?;
+            at_most("channels", c.channels, MAX_CHANNELS)?;
+            at_most("ages", c.ages, MAX_CLASSES)?;
+            at_most("z_dim", c.z_dim, MAX_LATENT)?;
+            // G's 8x8 map is ngf * 2^layers wide, D_img's last convolution 8 ndf.
+            let layers = (c.image_size / 8).max(1).ilog2();
+            let widest = c.ngf.checked_shl(layers).unwrap_or(usize::MAX);
+            at_most("ngf x image_size / 8", widest, MAX_CONV_WIDTH)?;
+            at_most("8 ndf", c.ndf.saturating_mul(8), MAX_CONV_WIDTH)?;
+        }
     }
     Ok(())
 }

@@ -2,8 +2,8 @@
 
 use gantry_gan::diffaug::DiffAug;
 use gantry_gan::models::{
-    Batch, BigGanConfig, CdcganConfig, CriticNorm, DcganConfig, DcganVariant, MlpConfig, MlpOutput,
-    ModelConfig, Pix2PixConfig, Pix2PixHdConfig, ProGanConfig, WganGpConfig,
+    Batch, BigGanConfig, CaaeConfig, CdcganConfig, CriticNorm, DcganConfig, DcganVariant,
+    MlpConfig, MlpOutput, ModelConfig, Pix2PixConfig, Pix2PixHdConfig, ProGanConfig, WganGpConfig,
 };
 use gantry_gan::objective::{ObjectiveConfig, TermSpec};
 use gantry_gan::{GanError, OptimConfig, TrainConfig, Trainer, checkpoint};
@@ -43,7 +43,8 @@ fn tiny_cdcgan() -> CdcganConfig {
 
 /// A tiny DCGAN, a tiny pix2pix at 32x32 with dropout, a tiny conditional DCGAN, a tiny
 /// WGAN-GP, a tiny BigGAN with self-attention and a tiny ProGAN growing from 4x4 to 8x8
-/// (one step at 4x4, then a fade over two: the resume tests checkpoint it mid-fade).
+/// (one step at 4x4, then a fade over two: the resume tests checkpoint it mid-fade), a tiny
+/// pix2pixHD and a tiny CAAE.
 fn models() -> Vec<ModelConfig> {
     vec![
         ModelConfig::Dcgan(tiny_dcgan()),
@@ -78,6 +79,13 @@ fn models() -> Vec<ModelConfig> {
             ndf: 4,
             global_steps: 3,
             ..Pix2PixHdConfig::new(32)
+        }),
+        // Four networks, the code adversary among the objective's terms.
+        ModelConfig::Caae(CaaeConfig {
+            ngf: 4,
+            ndf: 2,
+            z_dim: 6,
+            ..CaaeConfig::new(16, 3, 4)
         }),
     ]
 }
@@ -118,6 +126,7 @@ fn batch_for(model: &ModelConfig, i: u64) -> Batch {
             &mut rng,
         ),
         ModelConfig::BigGan(c) => labelled(i, c.classes, [c.channels, c.image_size], &mut rng),
+        ModelConfig::Caae(c) => labelled(i, c.ages, [c.channels, c.image_size], &mut rng),
         ModelConfig::ProGan(c) => squares([c.channels, c.image_size], &mut rng),
     }
 }
@@ -180,8 +189,10 @@ fn everything(trainer: &Trainer) -> Vec<(String, Vec<f32>)> {
 fn save_resume_continue_equals_training_straight() {
     let dir = temp_dir("resume");
     for model in models().into_iter().chain(packed_models()) {
+        // With the model's own terms (pix2pix's L1, CAAE's code adversary, ...).
         let config = TrainConfig {
             seed: 3,
+            objective: ObjectiveConfig::default_for(&model),
             ..Default::default()
         };
         let build = || {
@@ -433,8 +444,11 @@ fn packed_models_train_with_finite_losses_and_packed_discriminators() {
             ModelConfig::WganGp(c) => c.dcgan.channels,
             ModelConfig::Pix2Pix(c) => c.in_channels + c.out_channels,
             ModelConfig::Cdcgan(c) => c.dcgan.channels + c.num_classes,
-            ModelConfig::BigGan(_) | ModelConfig::ProGan(_) | ModelConfig::Pix2PixHd(_) => {
-                unreachable!("biggan, progan and pix2pixhd do not pack")
+            ModelConfig::BigGan(_)
+            | ModelConfig::ProGan(_)
+            | ModelConfig::Pix2PixHd(_)
+            | ModelConfig::Caae(_) => {
+                unreachable!("biggan, progan, pix2pixhd and caae do not pack")
             }
         };
         assert_eq!(first[1], 2 * per_sample, "{what}: {name} {first:?}");
@@ -843,4 +857,73 @@ fn feature_matching_trains_and_logs_its_term() {
         let gan_part = m.get("loss_g_gan").unwrap();
         assert!((gan_part + fm - m.loss_g).abs() < 1e-4 * (1.0 + m.loss_g.abs()));
     }
+}
+
+#[test]
+fn caae_logs_its_terms_trains_both_discriminators_and_needs_its_code_loss() {
+    let model = models()
+        .into_iter()
+        .find(|m| matches!(m, ModelConfig::Caae(_)))
+        .unwrap();
+    let build = |objective: ObjectiveConfig| {
+        Trainer::new(
+            model.build(&mut ChaCha8Rng::seed_from_u64(1)).unwrap(),
+            TrainConfig {
+                objective,
+                ..Default::default()
+            },
+        )
+    };
+    let mut trainer = build(ObjectiveConfig::default_for(&model)).unwrap();
+    let weights = |t: &Trainer| -> Vec<(String, Vec<f32>)> {
+        state_dict(t.gan.discriminator())
+            .into_iter()
+            .map(|(k, v)| (k, v.to_vec()))
+            .collect()
+    };
+    let before = weights(&trainer);
+    let mut next = || batch_for(&model, 1);
+    let m = trainer.train_step(&mut next).unwrap();
+    for key in [
+        "loss_d_real",
+        "loss_d_fake",
+        "loss_d_z",
+        "loss_g_gan",
+        "loss_g_l1",
+        "loss_g_tv",
+        "loss_g_z",
+    ] {
+        let v = m
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} not logged: {m:?}"));
+        assert!(v.is_finite() && v > 0.0, "{key}: {v}");
+    }
+    // Both discriminators learned: D_img from the adversarial loss, D_z from loss_d_z.
+    let after = weights(&trainer);
+    for name in ["image.head.0.weight", "code.0.weight"] {
+        let get = |w: &[(String, Vec<f32>)]| w.iter().find(|(k, _)| k == name).unwrap().1.clone();
+        assert!(get(&before) != get(&after), "{name} did not move");
+    }
+    // Without its code loss, D_z would get no gradient: refused up front.
+    let err = build(ObjectiveConfig::default()).err().unwrap().to_string();
+    assert!(err.contains("loss_d_z"), "{err}");
+    // The code adversary on a model without an encoder is refused by name.
+    let dcgan = ModelConfig::Dcgan(tiny_dcgan());
+    let err = Trainer::new(
+        dcgan.build(&mut ChaCha8Rng::seed_from_u64(1)).unwrap(),
+        TrainConfig {
+            objective: ObjectiveConfig {
+                terms: vec![TermSpec::new("loss_g_z", 1.0)],
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("loss_g_z") && err.contains("no encoder"),
+        "{err}"
+    );
 }

@@ -160,3 +160,15 @@ pub fn resume_is_exact(
 pub fn png_size(path: &Path) -> (u32, u32) {
     image::image_dimensions(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// Runs `gantry train --steps 1 --out RUN` with each case's flags and checks that it fails in
+/// one line naming the case's text, and that nothing was written to `run`.
+pub fn refused_before_writing(run: &Path, cases: &[(&[&str], &str)]) {
+    for (flags, expected) in cases {
+        let mut args = vec!["train", "--steps", "1", "--out", s(run)];
+        args.extend_from_slice(flags);
+        let err = fails_in_one_line(&args);
+        assert!(err.contains(expected), "{flags:?}: {err}");
+        assert!(!run.exists(), "{flags:?} wrote {}", run.display());
+    }
+}

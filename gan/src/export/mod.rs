@@ -180,6 +180,7 @@ pub fn to_onnx(gan: &dyn Gan, mode: TestMode) -> Result<OnnxModel, ExportError> 
         ModelConfig::Pix2Pix(c) => generators::pix2pix(&mut g, c, stats)?,
         ModelConfig::BigGan(_) => return Err(ExportError::Unsupported("biggan")),
         ModelConfig::Pix2PixHd(_) => return Err(ExportError::Unsupported("pix2pixhd")),
+        ModelConfig::Caae(_) => return Err(ExportError::Unsupported("caae")),
         ModelConfig::ProGan(_) => {
             return Err(ExportError::Architecture(
                 "progan generators have no ONNX writer yet: the graph changes as the network grows (its resolution and fade-in depend on the training step)".into(),

@@ -2,6 +2,7 @@
 //! validated, serialisable [`ModelConfig`].
 
 mod biggan;
+mod caae;
 mod cdcgan;
 mod dcgan;
 mod mlp;
@@ -13,6 +14,7 @@ mod recipe;
 mod wgan_gp;
 
 pub use biggan::{BigGan, BigGanConfig, BigGanDiscriminator, BigGanGenerator};
+pub use caae::{Caae, CaaeAutoencoder, CaaeConfig, CaaeDiscriminator, age_planes};
 pub use cdcgan::{Cdcgan, CdcganConfig, CondGenerator};
 pub use dcgan::{Dcgan, DcganConfig, DcganVariant};
 pub use mlp::{Mlp, MlpConfig, MlpOutput};
@@ -25,7 +27,7 @@ pub use wgan_gp::{CriticNorm, WganGp, WganGpConfig};
 
 use crate::error::Result;
 use gantry_autodiff::Var;
-use gantry_nn::Module;
+use gantry_nn::{Mode, Module};
 use gantry_tensor::Tensor;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -169,6 +171,29 @@ pub trait Gan {
         let _ = samples;
         vec![logits]
     }
+
+    /// For an adversarial autoencoder (CAAE): the encoder of the real samples and the second
+    /// discriminator that judges its codes against a prior, which the objective's `loss_d_z`
+    /// and `loss_g_z` terms train. The encoder's weights belong to the generator and the
+    /// code discriminator's to the discriminator (each player's `visit` covers them), so the
+    /// two optimizers train them without knowing. `None` (the default) for the others.
+    fn latent_adversary(&self) -> Option<&dyn LatentAdversary> {
+        None
+    }
+}
+
+/// The code side of an adversarial autoencoder (Makhzani et al. 2016; CAAE): an encoder
+/// whose codes a discriminator learns to tell from draws of a prior, while the encoder
+/// learns to make them alike. See [`Gan::latent_adversary`].
+pub trait LatentAdversary {
+    /// The codes `[N, D]` of samples `x` (`[N, C, H, W]`).
+    fn encode<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t>;
+
+    /// The code discriminator's logits `[N, 1]` on codes `z` (`[N, D]`).
+    fn judge<'t>(&self, z: Var<'t>, mode: Mode) -> Var<'t>;
+
+    /// `n` codes drawn from the prior, `[n, D]`.
+    fn prior(&self, n: usize, rng: &mut dyn RngCore) -> Tensor;
 }
 
 /// Any model's configuration, stored in checkpoints to rebuild the model.
@@ -193,11 +218,13 @@ pub enum ModelConfig {
     /// pix2pixHD (Wang et al.).
     #[serde(rename = "pix2pixhd")]
     Pix2PixHd(Pix2PixHdConfig),
+    /// The conditional adversarial autoencoder (Zhang, Song and Qi) for face ageing.
+    Caae(CaaeConfig),
 }
 
 impl ModelConfig {
     /// The model kind's name (`mlp`, `dcgan`, `pix2pix`, `cdcgan`, `wgan-gp`, `biggan`,
-    /// `progan`, `pix2pixhd`).
+    /// `progan`, `pix2pixhd`, `caae`).
     pub fn kind(&self) -> &'static str {
         match self {
             ModelConfig::Mlp(_) => "mlp",
@@ -208,6 +235,7 @@ impl ModelConfig {
             ModelConfig::BigGan(_) => "biggan",
             ModelConfig::ProGan(_) => "progan",
             ModelConfig::Pix2PixHd(_) => "pix2pixhd",
+            ModelConfig::Caae(_) => "caae",
         }
     }
 
@@ -219,14 +247,17 @@ impl ModelConfig {
             ModelConfig::Pix2Pix(c) => c.pack,
             ModelConfig::Cdcgan(c) => c.dcgan.pack,
             ModelConfig::WganGp(c) => c.dcgan.pack,
-            ModelConfig::BigGan(_) | ModelConfig::ProGan(_) | ModelConfig::Pix2PixHd(_) => 1,
+            ModelConfig::BigGan(_)
+            | ModelConfig::ProGan(_)
+            | ModelConfig::Pix2PixHd(_)
+            | ModelConfig::Caae(_) => 1,
         }
     }
 
     /// The same configuration with the discriminator packing `m` samples (BigGAN's projection
     /// discriminator judges one sample with its class, ProGAN's already sees the batch
-    /// through its minibatch standard deviation, and pix2pixHD's is not built to pack: they
-    /// stay at 1).
+    /// through its minibatch standard deviation, and pix2pixHD's and CAAE's are not built to
+    /// pack: they stay at 1).
     pub fn with_pack(mut self, m: usize) -> Self {
         match &mut self {
             ModelConfig::Mlp(c) => c.pack = m,
@@ -234,7 +265,10 @@ impl ModelConfig {
             ModelConfig::Pix2Pix(c) => c.pack = m,
             ModelConfig::Cdcgan(c) => c.dcgan.pack = m,
             ModelConfig::WganGp(c) => c.dcgan.pack = m,
-            ModelConfig::BigGan(_) | ModelConfig::ProGan(_) | ModelConfig::Pix2PixHd(_) => {}
+            ModelConfig::BigGan(_)
+            | ModelConfig::ProGan(_)
+            | ModelConfig::Pix2PixHd(_)
+            | ModelConfig::Caae(_) => {}
         }
         self
     }
@@ -253,6 +287,7 @@ impl ModelConfig {
             ModelConfig::BigGan(c) => Box::new(BigGan::new(c.clone(), rng)?),
             ModelConfig::ProGan(c) => Box::new(ProGan::new(c.clone(), rng)?),
             ModelConfig::Pix2PixHd(c) => Box::new(Pix2PixHd::new(c.clone(), rng)?),
+            ModelConfig::Caae(c) => Box::new(Caae::new(c.clone(), rng)?),
         })
     }
 
@@ -269,11 +304,13 @@ impl ModelConfig {
             ModelConfig::BigGan(c) => image(c.channels, c.image_size),
             ModelConfig::ProGan(c) => image(c.channels, c.image_size),
             ModelConfig::Pix2PixHd(c) => image(c.out_channels, c.image_size),
+            ModelConfig::Caae(c) => image(c.channels, c.image_size),
         }
     }
 
     /// The shape of one input of a translation model (pix2pix, pix2pixHD), `[C, H, W]`;
-    /// `None` for models that draw from noise.
+    /// `None` for models that draw from noise, and for CAAE, whose input is a labelled
+    /// image of the data itself (see [`Gan::generator_input`]).
     pub fn condition_shape(&self) -> Option<Vec<usize>> {
         match self {
             ModelConfig::Pix2Pix(c) => Some(vec![c.in_channels, c.image_size, c.image_size]),

@@ -81,6 +81,7 @@ impl Recipe {
             ModelConfig::BigGan(_) => Recipe::biggan(),
             ModelConfig::ProGan(_) => Recipe::progan(),
             ModelConfig::Pix2PixHd(_) => Recipe::pix2pixhd(),
+            ModelConfig::Caae(_) => Recipe::caae(),
         }
     }
 
@@ -179,6 +180,19 @@ impl Recipe {
             steps: 3000,
             batch_size: 4,
             loss: "lsgan",
+            ..Recipe::dcgan()
+        }
+    }
+
+    /// CAAE (Zhang, Song and Qi): the cross-entropy adversaries of the reference code with
+    /// Adam 2e-4, beta1 0.5 (its reconstruction, total-variation and code terms are the
+    /// model's own, weighted as [`crate::models::CaaeConfig::new`] says), batch 10 of the 50
+    /// training faces of `emoji-faces`, 3,000 steps.
+    pub fn caae() -> Self {
+        Recipe {
+            data: "emoji-faces",
+            steps: 3000,
+            batch_size: 10,
             ..Recipe::dcgan()
         }
     }

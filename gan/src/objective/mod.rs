@@ -122,7 +122,7 @@ impl ObjectiveConfig {
 }
 
 /// The terms a model brings to its default objective: pix2pix its L1 term, pix2pixHD its
-/// feature matching.
+/// feature matching, CAAE its reconstruction (L1), total variation and code adversary.
 pub fn model_terms(model: &ModelConfig) -> Vec<TermSpec> {
     match model {
         ModelConfig::Pix2Pix(c) if c.lambda_l1 > 0.0 => {
@@ -131,6 +131,20 @@ pub fn model_terms(model: &ModelConfig) -> Vec<TermSpec> {
         // Half pix2pixHD's weight: see `Pix2PixHdConfig::lambda_feat`.
         ModelConfig::Pix2PixHd(c) if c.lambda_feat > 0.0 => {
             vec![TermSpec::new("loss_g_feat", c.lambda_feat / 2.0)]
+        }
+        ModelConfig::Caae(c) => {
+            let mut terms = Vec::new();
+            for (name, weight) in [("loss_g_l1", c.lambda_rec), ("loss_g_tv", c.lambda_tv)] {
+                if weight > 0.0 {
+                    terms.push(TermSpec::new(name, weight));
+                }
+            }
+            // Always: it is D_z's only loss, and every trained weight needs a gradient.
+            terms.push(TermSpec::new("loss_d_z", 1.0));
+            if c.lambda_z > 0.0 {
+                terms.push(TermSpec::new("loss_g_z", c.lambda_z));
+            }
+            terms
         }
         _ => Vec::new(),
     }
@@ -177,7 +191,9 @@ pub struct Objective {
 
 impl Objective {
     /// Checks that every term can work with `gan` (mode seeking needs noise, a penalty needs
-    /// second derivatives through the discriminator, ...), before anything trains.
+    /// second derivatives through the discriminator, ...), and that a model with a code
+    /// adversary ([`Gan::latent_adversary`]) has the `loss_d_z` term that trains it, before
+    /// anything trains.
     ///
     /// # Errors
     /// [`GanError::Objective`] naming the term and what it needs.
@@ -185,6 +201,18 @@ impl Objective {
         for (spec, t) in &self.terms {
             t.check(gan)
                 .map_err(|m| objective_error(format!("{}: {m}", spec.name)))?;
+        }
+        // A code discriminator learns from this term alone: without it, its weights would
+        // get no gradient and D's optimizer would stop at the first step.
+        let trains_codes = self
+            .terms
+            .iter()
+            .any(|(s, _)| s.name == "loss_d_z" && s.weight > 0.0);
+        if gan.latent_adversary().is_some() && !trains_codes {
+            return Err(objective_error(format!(
+                "{}'s code discriminator learns only from the loss_d_z term; add it (ObjectiveConfig::default_for gives the model's own terms)",
+                gan.config().kind()
+            )));
         }
         Ok(())
     }

@@ -14,9 +14,11 @@ mod feature_matching;
 mod feature_matching_l1;
 mod gp;
 mod l1;
+mod latent;
 mod mode_seeking;
 mod penalty;
 mod r1;
+mod tv;
 
 pub use penalty::{gradient_penalty, r1_penalty};
 
@@ -84,6 +86,9 @@ pub const TERMS: &[TermEntry] = &[
     drift::ENTRY,
     feature_matching::ENTRY,
     feature_matching_l1::ENTRY,
+    tv::ENTRY,
+    latent::D_ENTRY,
+    latent::G_ENTRY,
 ];
 
 /// The term called `name`.
