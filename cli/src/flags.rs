@@ -9,7 +9,8 @@ use gantry_gan::checkpoint;
 pub const MAX_BATCH: usize = 65536;
 
 /// Refuses flags out of range before anything is loaded or built: `--k` outside
-/// 1..=100, a batch size outside 1..=65536, a step target of 0, an image size beyond the limit.
+/// 1..=100, a batch size outside 1..=65536, a step target of 0, an image size beyond the limit,
+/// an MLP depth outside 1..=16 or a maxout outside 2..=64 pieces.
 /// (The learning rates are checked with the objective's knobs, `train::check_knobs`.)
 pub fn check_flags(args: &TrainArgs) -> Result<()> {
     if let Some(k) = args.k.filter(|k| !(1..=checkpoint::MAX_K).contains(k)) {
@@ -23,6 +24,23 @@ pub fn check_flags(args: &TrainArgs) -> Result<()> {
     }
     if args.steps == Some(0) || args.epochs == Some(0) {
         bail!("--steps and --epochs must be at least 1");
+    }
+    for (flag, layers) in [("--g-layers", args.g_layers), ("--d-layers", args.d_layers)] {
+        if let Some(n) = layers.filter(|n| !(1..=checkpoint::MAX_LAYERS).contains(n)) {
+            bail!(
+                "{flag} {n} must be in 1..={}: the number of hidden layers",
+                checkpoint::MAX_LAYERS
+            );
+        }
+    }
+    if let Some(k) = args
+        .d_maxout
+        .filter(|k| !(2..=checkpoint::MAX_MAXOUT).contains(k))
+    {
+        bail!(
+            "--d-maxout {k} must be in 2..={}: a maxout unit takes the largest of its pieces",
+            checkpoint::MAX_MAXOUT
+        );
     }
     if let Some(n) = args.image_size.filter(|n| *n > checkpoint::MAX_IMAGE_SIZE) {
         bail!(

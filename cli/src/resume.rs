@@ -114,6 +114,9 @@ pub fn resume(args: &TrainArgs, dir: &Path) -> Result<Started> {
         ("beta2", args.beta2.is_some()),
         ("critic-norm", args.critic_norm.is_some()),
         ("g-batch-norm", args.g_batch_norm),
+        ("g-layers", args.g_layers.is_some()),
+        ("d-layers", args.d_layers.is_some()),
+        ("d-maxout", args.d_maxout.is_some()),
     ] {
         if given {
             bail!(

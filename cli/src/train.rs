@@ -214,13 +214,13 @@ pub struct TrainArgs {
     pub image_size: Option<usize>,
     /// Generator width (ngf) of dcgan (the 28x28 network's dense layer makes 4 ngf channels),
     /// cdcgan, pix2pix and wgan-gp, at most 1024 [default: 64]; for mlp on 2-D points, the width of
-    /// each of G's three hidden layers [default: 128]; for progan, the widest blocks of both
+    /// each of G's hidden layers (--g-layers) [default: 128]; for progan, the widest blocks of both
     /// players and the latent's length [default: 32].
     #[arg(long)]
     pub ngf: Option<usize>,
     /// Discriminator width (ndf) of dcgan, cdcgan, pix2pix and wgan-gp, at most 1024
-    /// [default: 64]; for mlp on 2-D points, the width of each of D's three hidden
-    /// layers [default: 128].
+    /// [default: 64]; for mlp on 2-D points, the width of each of D's hidden
+    /// layers (--d-layers) [default: 128].
     #[arg(long)]
     pub ndf: Option<usize>,
     /// BigGAN's self-attention: after the blocks at this resolution, in both players (a power
@@ -250,6 +250,19 @@ pub struct TrainArgs {
     /// toy generator (--model mlp on ring or grid) [default: off].
     #[arg(long)]
     pub g_batch_norm: bool,
+    /// Hidden layers of the MLP generator on 2-D points, each --ngf wide (PacGAN's toy
+    /// generator has 4), 1 to 16 [default: 3].
+    #[arg(long)]
+    pub g_layers: Option<usize>,
+    /// Hidden layers of the MLP discriminator on 2-D points, each --ndf wide, 1 to 16
+    /// [default: 3].
+    #[arg(long)]
+    pub d_layers: Option<usize>,
+    /// Maxout units in the hidden layers of the MLP discriminator on 2-D points: each unit is
+    /// the largest of this many linear pieces, in place of a linear layer and ReLU (PacGAN's
+    /// toy discriminator: 5), 2 to 64 [default: plain layers].
+    #[arg(long)]
+    pub d_maxout: Option<usize>,
     /// PacGAN: the discriminator judges this many samples at once (all real or all fake,
     /// concatenated along channels or features); the batch size must be a multiple of it
     /// [default: 1, a standard discriminator; a resumed run keeps its own].
@@ -404,8 +417,16 @@ fn unpacked_config(
     if args.critic_norm.is_some() && model != ModelArg::WganGp {
         bail!("--critic-norm is WGAN-GP's (--model wgan-gp)");
     }
-    if args.g_batch_norm && (model != ModelArg::Mlp || !matches!(kind, Kind::Points(_))) {
-        bail!("--g-batch-norm is the point MLP's (--model mlp --data ring|grid)");
+    let point_mlp = model == ModelArg::Mlp && matches!(kind, Kind::Points(_));
+    for (flag, given) in [
+        ("--g-batch-norm", args.g_batch_norm),
+        ("--g-layers", args.g_layers.is_some()),
+        ("--d-layers", args.d_layers.is_some()),
+        ("--d-maxout", args.d_maxout.is_some()),
+    ] {
+        if given && !point_mlp {
+            bail!("{flag} is the point MLP's (--model mlp --data ring|grid)");
+        }
     }
     if args.attention.is_some() && model != ModelArg::Biggan {
         bail!("--attention is BigGAN's (--model biggan)");
@@ -419,13 +440,12 @@ fn unpacked_config(
     Ok(match (model, kind) {
         (ModelArg::Mlp, Kind::Points(_)) => {
             let mut config = MlpConfig::points();
-            if let Some(w) = args.ngf {
-                config.g_hidden = vec![w; config.g_hidden.len()];
-            }
-            if let Some(w) = args.ndf {
-                config.d_hidden = vec![w; config.d_hidden.len()];
-            }
+            let g_layers = args.g_layers.unwrap_or(config.g_hidden.len());
+            let d_layers = args.d_layers.unwrap_or(config.d_hidden.len());
+            config.g_hidden = vec![args.ngf.unwrap_or(config.g_hidden[0]); g_layers];
+            config.d_hidden = vec![args.ndf.unwrap_or(config.d_hidden[0]); d_layers];
             config.g_batch_norm = args.g_batch_norm;
+            config.d_maxout = args.d_maxout.unwrap_or(0);
             (ModelConfig::Mlp(config), None)
         }
         (ModelArg::Mlp, Kind::Images(_)) if args.ngf.is_some() || args.ndf.is_some() => {

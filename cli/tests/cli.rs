@@ -693,6 +693,58 @@ fn pack_is_stored_checked_and_kept_on_resume() {
     assert!(err.contains("--g-batch-norm: a resumed run"), "{err}");
     let err = fails(&["train", "--g-batch-norm", "--out", s(&temp("dcgan-bn"))]);
     assert!(err.contains("--g-batch-norm is the point MLP's"), "{err}");
+    // --g-layers, --d-layers and --d-maxout build PacGAN's toy networks: recorded, checked,
+    // kept on resume, and the point MLP's only.
+    let paper = temp("mlp-maxout");
+    ok(&[
+        &mlp[..],
+        &[
+            "--ngf",
+            "8",
+            "--ndf",
+            "6",
+            "--g-layers",
+            "4",
+            "--d-layers",
+            "2",
+            "--d-maxout",
+            "5",
+            "--out",
+            s(&paper),
+        ],
+    ]
+    .concat());
+    let model = &run_config(&paper)["model"];
+    assert_eq!(model["g_hidden"], serde_json::json!([8, 8, 8, 8]));
+    assert_eq!(model["d_hidden"], serde_json::json!([6, 6]));
+    assert_eq!(model["d_maxout"], 5);
+    let (trainer, _) = checkpoint::load(&paper.join("checkpoint.safetensors")).unwrap();
+    let mut shapes = Vec::new();
+    trainer.gan.discriminator().visit("", &mut |name, p| {
+        shapes.push((name.to_string(), p.shape()))
+    });
+    assert_eq!(shapes.len(), 6, "{shapes:?}");
+    assert_eq!(shapes[2].1, vec![30, 6], "{shapes:?}");
+    ok(&["train", "--resume", s(&paper), "--steps", "3", "--quiet"]);
+    for (flag, value) in [
+        ("--d-maxout", "5"),
+        ("--g-layers", "4"),
+        ("--d-layers", "2"),
+    ] {
+        let err = fails(&["train", "--resume", s(&paper), "--steps", "4", flag, value]);
+        assert!(err.contains(&format!("{flag}: a resumed run")), "{err}");
+    }
+    for (flag, value, want) in [
+        ("--d-maxout", "1", "--d-maxout 1 must be in 2..=64"),
+        ("--g-layers", "0", "--g-layers 0 must be in 1..=16"),
+        ("--d-layers", "17", "--d-layers 17 must be in 1..=16"),
+    ] {
+        let err = fails(&[&mlp[..], &[flag, value, "--out", s(&temp("mlp-bad"))]].concat());
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{err}");
+        let err = fails(&["train", flag, "3", "--out", s(&temp("dcgan-maxout"))]);
+        assert!(err.contains(&format!("{flag} is the point MLP's")), "{err}");
+    }
     // Resuming keeps the packing without being told, and refuses another one.
     ok(&["train", "--resume", s(&run), "--steps", "12", "--quiet"]);
     let err = fails(&["train", "--resume", s(&run), "--steps", "14", "--pack", "4"]);

@@ -93,6 +93,7 @@ impl Gan for TwoModes {
             output: MlpOutput::Linear,
             pack: 1,
             g_batch_norm: false,
+            d_maxout: 0,
         })
     }
 

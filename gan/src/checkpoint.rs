@@ -33,6 +33,8 @@ pub const MAX_LATENT: usize = 4096;
 pub const MAX_HIDDEN: usize = 16384;
 /// The most hidden layers of an MLP player.
 pub const MAX_LAYERS: usize = 16;
+/// The most linear pieces of a maxout unit in an MLP discriminator.
+pub const MAX_MAXOUT: usize = 64;
 /// The most parameters of one MLP player (2^28, 1 GiB of `f32`).
 pub const MAX_MLP_PARAMS: u128 = 1 << 28;
 /// The largest image side of any model, and of the data pipeline.
@@ -79,15 +81,27 @@ pub fn check_sizes(config: &ModelConfig) -> Result<()> {
                     at_most("hidden width", h, MAX_HIDDEN)?;
                 }
             }
+            at_most("d_maxout", c.d_maxout, MAX_MAXOUT)?;
             let data: u128 = c.sample_shape.iter().map(|&d| d as u128).product();
-            let weights = |input: u128, hidden: &[usize], output: u128| {
+            // `pieces` linear maps per hidden unit (1 for plain layers).
+            let weights = |input: u128, hidden: &[usize], output: u128, pieces: u128| {
                 let mut widths = vec![input];
                 widths.extend(hidden.iter().map(|&h| h as u128));
+                let last = widths.len() - 1;
                 widths.push(output);
-                widths.windows(2).map(|w| (w[0] + 1) * w[1]).sum::<u128>()
+                widths
+                    .windows(2)
+                    .enumerate()
+                    .map(|(i, w)| (w[0] + 1) * w[1] * if i < last { pieces } else { 1 })
+                    .sum::<u128>()
             };
-            let g = weights(c.latent as u128, &c.g_hidden, data);
-            let d = weights(data * c.pack as u128, &c.d_hidden, 1);
+            let g = weights(c.latent as u128, &c.g_hidden, data, 1);
+            let d = weights(
+                data * c.pack as u128,
+                &c.d_hidden,
+                1,
+                c.d_maxout.max(1) as u128,
+            );
             at_most(
                 "parameter count of a player",
                 g.max(d).min(usize::MAX as u128) as usize,
@@ -486,6 +500,26 @@ mod tests {
             ModelConfig::Mlp(MlpConfig {
                 g_hidden: vec![MAX_HIDDEN; 4],
                 ..mlp.clone()
+            }),
+            "parameter count",
+        );
+        refused(
+            ModelConfig::Mlp(MlpConfig {
+                d_maxout: 1000,
+                ..mlp.clone()
+            }),
+            "d_maxout 1000",
+        );
+        // Widths allowed, but each maxout piece is a layer's worth of weights.
+        let wide = MlpConfig {
+            d_hidden: vec![4096; 4],
+            ..mlp.clone()
+        };
+        check_sizes(&ModelConfig::Mlp(wide.clone())).unwrap();
+        refused(
+            ModelConfig::Mlp(MlpConfig {
+                d_maxout: 64,
+                ..wide
             }),
             "parameter count",
         );

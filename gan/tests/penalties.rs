@@ -124,6 +124,7 @@ fn small_mlp() -> ModelConfig {
         output: MlpOutput::Tanh,
         pack: 1,
         g_batch_norm: false,
+        d_maxout: 0,
     })
 }
 

@@ -637,6 +637,7 @@ fn small_image_mlp() -> ModelConfig {
         output: MlpOutput::Tanh,
         pack: 1,
         g_batch_norm: false,
+        d_maxout: 0,
     })
 }
 

@@ -3,12 +3,12 @@
 //! over random shapes, settings and values. The runner's seed is fixed and inputs are drawn
 //! away from the layers' kinks, so a run is reproducible and a wrong gradient fails.
 
-use gantry_autodiff::{GradcheckConfig, Var, gradcheck};
+use gantry_autodiff::{CustomOp, GradcheckConfig, Var, gradcheck};
 use gantry_nn::reparam::{EqualizedLr, Reparam, SpectralNorm};
 use gantry_nn::{
-    AvgPool2dConfig, ConditionalBatchNorm2d, Embedding, InstanceNorm2dConfig, MinibatchStdDev,
-    Mode, Module, Param, ParamRole, PixelNorm, ProjectionHead, ReflectionPad2d, ResBlockDown,
-    ResBlockUp, SelfAttention, Upsample,
+    AvgPool2dConfig, ConditionalBatchNorm2d, Embedding, InstanceNorm2dConfig, MaxoutConfig,
+    MinibatchStdDev, Mode, Module, Param, ParamRole, PixelNorm, ProjectionHead, ReflectionPad2d,
+    ResBlockDown, ResBlockUp, SelfAttention, Upsample,
 };
 use gantry_tensor::Tensor;
 use proptest::prelude::*;
@@ -188,4 +188,105 @@ proptest! {
         gradcheck(|_, v| up.forward_cond(v[0], v[1], Mode::Train), &[x, cond], &fine)
             .map_err(|e| TestCaseError::fail(format!("ResBlockUp: {e}")))?;
     }
+}
+
+/// The maximum over the last axis of `[N, units, pieces]`, with a gradient rule of its own:
+/// the right one (to the largest piece) or a wrong one (always to piece 0), the negative
+/// control of the maxout check below.
+struct PieceMax {
+    right: bool,
+}
+
+impl CustomOp for PieceMax {
+    fn name(&self) -> &str {
+        "piece_max"
+    }
+    fn forward(&self, x: &[&Tensor]) -> Tensor {
+        x[0].max_axes(&[2], false)
+    }
+    fn backward(&self, x: &[&Tensor], _y: &Tensor, gy: &Tensor) -> Vec<Option<Tensor>> {
+        let k = x[0].shape()[2];
+        let (xs, gys) = (x[0].to_vec(), gy.to_vec());
+        let mut g = vec![0.0; xs.len()];
+        for (u, row) in xs.chunks_exact(k).enumerate() {
+            let best = if self.right { argmax(row) } else { 0 };
+            g[u * k + best] = gys[u];
+        }
+        vec![Some(Tensor::from_vec(x[0].shape(), g))]
+    }
+}
+
+fn argmax(row: &[f32]) -> usize {
+    (0..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b })
+}
+
+/// Maxout's input gradient against finite differences, on inputs whose winning piece stays
+/// the winner under the check's step; with the reduction's rule broken (the gradient always to
+/// the first piece) the same check fails wherever another piece wins.
+#[test]
+fn maxout_gradient_and_a_broken_rule_that_the_check_rejects() {
+    let (mut checked, mut rejected) = (0, 0);
+    for seed in 0..48u64 {
+        let mut r = StdRng::seed_from_u64(seed);
+        let (n, i, o, k) = (
+            1 + seed as usize % 3,
+            1 + seed as usize % 4,
+            1 + seed as usize / 4 % 3,
+            1 + seed as usize / 12,
+        );
+        let layer = MaxoutConfig::new(i, o, k).build(&mut r).unwrap();
+        let x = normal(&[n, i], seed);
+        let w = layer.weight.value();
+        let b = layer.bias.value();
+        let pre = Tensor::from_vec(&[n, o, k], x.matmul_t(&w, false, true).add(&b).to_vec());
+        // The check moves x by 0.01, so each piece by at most 0.01 |w_row|_1: keep inputs
+        // whose two best pieces are further apart than twice the most either can move.
+        let reach = 0.01
+            * w.abs()
+                .sum_axes(&[1], false)
+                .to_vec()
+                .iter()
+                .fold(0f32, |a, &v| a.max(v));
+        let clear = pre.to_vec().chunks_exact(k).all(|row| {
+            let mut sorted = row.to_vec();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            sorted.len() < 2 || sorted[0] - sorted[1] > 4.0 * reach
+        });
+        if !clear {
+            continue;
+        }
+        checked += 1;
+        gradcheck(
+            |_, v| layer.forward(v[0], Mode::Train),
+            std::slice::from_ref(&x),
+            &cfg(seed),
+        )
+        .unwrap_or_else(|e| panic!("seed {seed}: {}: {e}", layer.describe()));
+        let (wc, bc) = (w.clone(), b.clone());
+        let composed = |right: bool| {
+            gradcheck(
+                |tape, v: &[Var<'_>]| {
+                    let pre = v[0]
+                        .linear(tape.constant(wc.clone()), Some(tape.constant(bc.clone())))
+                        .reshape(&[n, o, k]);
+                    Var::custom(PieceMax { right }, &[pre])
+                },
+                std::slice::from_ref(&x),
+                &cfg(seed),
+            )
+        };
+        composed(true).unwrap_or_else(|e| panic!("seed {seed}: the right rule: {e}"));
+        let first_wins = pre.to_vec().chunks_exact(k).all(|row| argmax(row) == 0);
+        if !first_wins {
+            assert!(
+                composed(false).is_err(),
+                "seed {seed}: the broken rule passed"
+            );
+            rejected += 1;
+        }
+    }
+    assert!(
+        checked >= 20 && rejected >= 10,
+        "{checked} checked, {rejected} rejected"
+    );
 }

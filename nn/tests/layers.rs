@@ -6,8 +6,8 @@ use gantry_autodiff::{Reduction, Tape};
 use gantry_nn::optim::{AdamConfig, LrSchedule, Optimizer, SgdConfig};
 use gantry_nn::{
     BatchNormConfig, Conv2dConfig, ConvTranspose2dConfig, Dropout, Embedding, Flatten, LeakyReLU,
-    LinearConfig, Mode, Module, NnError, ParamKind, ParamRole, ReLU, Reshape, Sequential, Sigmoid,
-    Tanh, init, loss, named_params, param_count, set_requires_grad, summary,
+    LinearConfig, MaxoutConfig, Mode, Module, NnError, ParamKind, ParamRole, ReLU, Reshape,
+    Sequential, Sigmoid, Tanh, init, loss, named_params, param_count, set_requires_grad, summary,
 };
 use gantry_tensor::Tensor;
 use rand::SeedableRng;
@@ -573,4 +573,60 @@ fn shapes_through_layers() {
     let table = emb.weight.value().to_vec();
     assert_eq!(rows[..3], table[6..9]);
     assert_eq!(rows[3..], table[..3]);
+}
+
+#[test]
+fn maxout_takes_each_units_largest_piece_by_hand() {
+    let layer = MaxoutConfig::new(2, 2, 2).build(&mut rng()).unwrap();
+    // Rows: unit 0 pieces 0 and 1, then unit 1 pieces 0 and 1.
+    layer.weight.set(Tensor::from_vec(
+        &[4, 2],
+        vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0, -1.0, 2.0],
+    ));
+    layer
+        .bias
+        .set(Tensor::from_vec(&[4], vec![0.0, 0.5, -1.0, 0.0]));
+    let tape = Tape::new();
+    let x = tape.leaf(Tensor::from_vec(&[2, 2], vec![1.0, 2.0, 3.0, -1.0]));
+    let y = layer.forward(x, Mode::Train);
+    // Sample 0: unit 0 max(1, 2.5), unit 1 max(2, 3); sample 1: max(3, -0.5), max(1, -5).
+    assert_eq!(y.value().shape(), &[2, 2]);
+    assert_eq!(y.value().to_vec(), vec![2.5, 3.0, 3.0, 1.0]);
+    let grads = y.sum().backward();
+    // Each unit passes its gradient to its winning row: sample 0 to rows 1 and 3, sample 1
+    // to rows 0 and 2.
+    assert_eq!(grads.get(x).unwrap().to_vec(), vec![-1.0, 3.0, 2.0, 1.0]);
+    let gw = grads.get_key(layer.weight.id().0).unwrap().to_vec();
+    assert_eq!(gw, vec![3.0, -1.0, 1.0, 2.0, 3.0, -1.0, 1.0, 2.0]);
+    let gb = grads.get_key(layer.bias.id().0).unwrap().to_vec();
+    assert_eq!(gb, vec![1.0; 4]);
+}
+
+#[test]
+fn maxout_settings_names_and_initialisation() {
+    let mut r = rng();
+    for (i, o, k) in [(0, 3, 2), (3, 0, 2), (3, 3, 0)] {
+        let m = config_message(MaxoutConfig::new(i, o, k).build(&mut r), "Maxout");
+        assert!(m.contains("pieces"), "{m}");
+    }
+    let layer = MaxoutConfig::new(4, 3, 5).build(&mut r).unwrap();
+    let names: Vec<(String, Vec<usize>)> = named_params(&layer)
+        .into_iter()
+        .map(|(n, p)| (n, p.shape()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("weight".to_string(), vec![15, 4]),
+            ("bias".to_string(), vec![15])
+        ]
+    );
+    // A linear layer's default initialisation, U(-1/2, 1/2) for 4 inputs.
+    let w = layer.weight.value().to_vec();
+    assert!(w.iter().all(|v| v.abs() <= 0.5), "{w:?}");
+    assert!(w.iter().any(|v| v.abs() > 0.25), "{w:?}");
+    assert_eq!(layer.describe(), "Maxout(4, 3, pieces=5)");
+    let tape = Tape::new();
+    let y = layer.forward(tape.constant(input(&[6, 4], 1)), Mode::Eval);
+    assert_eq!(y.value().shape(), &[6, 3]);
 }

@@ -4,7 +4,8 @@
 use super::{Gan, ModelConfig, Packed, check_pack, one};
 use crate::error::{Result, config_error};
 use gantry_nn::{
-    BatchNormConfig, Dropout, LeakyReLU, LinearConfig, Module, ReLU, Reshape, Sequential, Tanh,
+    BatchNormConfig, Dropout, LeakyReLU, LinearConfig, MaxoutConfig, Module, ReLU, Reshape,
+    Sequential, Tanh,
 };
 use gantry_tensor::Tensor;
 use rand::RngCore;
@@ -45,6 +46,11 @@ pub struct MlpConfig {
     /// replaces it). Runs saved before the field existed had none.
     #[serde(default)]
     pub g_batch_norm: bool,
+    /// Maxout units in D's hidden layers, each the largest of this many linear pieces, in
+    /// place of linear layers and their activation (PacGAN's toy discriminator: 5 pieces);
+    /// 0 for plain layers. Runs saved before the field existed had plain layers.
+    #[serde(default)]
+    pub d_maxout: usize,
 }
 
 impl MlpConfig {
@@ -61,6 +67,7 @@ impl MlpConfig {
             output: MlpOutput::Tanh,
             pack: 1,
             g_batch_norm: false,
+            d_maxout: 0,
         }
     }
 
@@ -77,6 +84,7 @@ impl MlpConfig {
             output: MlpOutput::Linear,
             pack: 1,
             g_batch_norm: false,
+            d_maxout: 0,
         }
     }
 
@@ -100,7 +108,8 @@ impl Mlp {
     /// Builds both players with PyTorch's default initialisation.
     ///
     /// # Errors
-    /// If a width is zero or the dropout probability is outside `[0, 1)`.
+    /// If a width is zero, the dropout probability is outside `[0, 1)`, or D has maxout units
+    /// with no hidden layer.
     pub fn new(config: MlpConfig, rng: &mut dyn RngCore) -> Result<Self> {
         check_pack("mlp", config.pack)?;
         let data: usize = config.sample_shape.iter().product();
@@ -112,6 +121,12 @@ impl Mlp {
             return Err(config_error(
                 "mlp",
                 format!("widths must be positive: {config:?}"),
+            ));
+        }
+        if config.d_maxout > 0 && config.d_hidden.is_empty() {
+            return Err(config_error(
+                "mlp",
+                "maxout units need at least one hidden layer in D",
             ));
         }
         if !(0.0..1.0).contains(&config.d_dropout) {
@@ -149,8 +164,14 @@ impl Mlp {
         }
         let mut width = d_in;
         for &h in &config.d_hidden {
-            d.push(Box::new(LinearConfig::new(width, h).build(rng)?));
-            d.push(config.activation());
+            if config.d_maxout > 0 {
+                d.push(Box::new(
+                    MaxoutConfig::new(width, h, config.d_maxout).build(rng)?,
+                ));
+            } else {
+                d.push(Box::new(LinearConfig::new(width, h).build(rng)?));
+                d.push(config.activation());
+            }
             if config.d_dropout > 0.0 {
                 d.push(Box::new(Dropout::new(config.d_dropout)));
             }
@@ -238,9 +259,59 @@ mod tests {
     }
 
     #[test]
-    fn configs_saved_before_the_norm_existed_load_without_it() {
+    fn a_maxout_discriminator_replaces_each_hidden_layer_and_its_activation() {
+        let mut rng = StdRng::seed_from_u64(0);
+        let config = MlpConfig {
+            d_hidden: vec![6, 6],
+            d_maxout: 5,
+            pack: 2,
+            ..MlpConfig::points()
+        };
+        let gan = Mlp::new(config.clone(), &mut rng).unwrap();
+        let shapes: Vec<(String, Vec<usize>)> = {
+            let mut v = Vec::new();
+            gan.discriminator()
+                .visit("", &mut |name, p| v.push((name.to_string(), p.shape())));
+            v
+        };
+        // Two maxout layers of 6 units x 5 pieces (the first reads a pair of points), then
+        // the linear output; no activation layers between them.
+        let want: Vec<(String, Vec<usize>)> = [
+            ("0.weight", vec![30, 4]),
+            ("0.bias", vec![30]),
+            ("1.weight", vec![30, 6]),
+            ("1.bias", vec![30]),
+            ("2.weight", vec![1, 6]),
+            ("2.bias", vec![1]),
+        ]
+        .into_iter()
+        .map(|(n, s)| (n.to_string(), s))
+        .collect();
+        assert_eq!(shapes.len(), want.len(), "{shapes:?}");
+        for ((n, s), (wn, ws)) in shapes.iter().zip(&want) {
+            assert!(n.ends_with(wn.as_str()) && s == ws, "{shapes:?}");
+        }
+        // The generator is untouched.
+        assert_eq!(
+            names(gan.generator()),
+            names(Mlp::new(MlpConfig::points(), &mut rng).unwrap().generator())
+        );
+        let no_hidden = MlpConfig {
+            d_hidden: vec![],
+            ..config
+        };
+        let err = Mlp::new(no_hidden, &mut rng).err().unwrap().to_string();
+        assert!(
+            err.contains("maxout units need at least one hidden layer"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn configs_saved_before_the_norm_or_maxout_existed_load_without_them() {
         let mut json = serde_json::to_value(MlpConfig::points()).unwrap();
         json.as_object_mut().unwrap().remove("g_batch_norm");
+        json.as_object_mut().unwrap().remove("d_maxout");
         let config: MlpConfig = serde_json::from_value(json).unwrap();
         assert_eq!(config, MlpConfig::points());
     }
