@@ -15,8 +15,8 @@ use gantry_nn::reparam::{self, EqualizedLr, SpectralNorm};
 use gantry_nn::state_dict::{LoadOptions, load_tensors};
 use gantry_nn::{
     AvgPool2dConfig, Conv2dConfig, ConvTranspose2dConfig, Embedding, InstanceNorm2dConfig,
-    LinearConfig, MinibatchStdDev, Mode, Module, Param, PixelNorm, ReflectionPad2d, Upsample,
-    named_params,
+    LinearConfig, MaxoutConfig, MinibatchStdDev, Mode, Module, Param, PixelNorm, ReflectionPad2d,
+    Upsample, named_params,
 };
 use gantry_tensor::Tensor;
 use rand::SeedableRng;
@@ -432,6 +432,34 @@ fn spectral_norm_on_an_embedding_matches_pytorch() {
         &named["weight_v"].value(),
         &fx.get(case, "v_after"),
         REPARAM_TOL,
+    );
+    report.finish();
+}
+
+/// Maxout as PacGAN's toy discriminator uses it, against a PyTorch module written from its
+/// definition (`linear`, then the maximum over each unit's pieces, row `j * pieces + k` piece
+/// `k` of unit `j`): the output and the gradients of the input, the weight and the bias.
+#[test]
+fn maxout_matches_pytorch() {
+    let fx = Fixtures::open("layers.safetensors");
+    let mut report = Report::default();
+    let case = "maxout/6_4x5";
+    let s = fx.settings(case);
+    let get = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{case}: {k}")) as usize;
+    let layer = MaxoutConfig::new(get("in"), get("out"), get("pieces"))
+        .build(&mut rng())
+        .unwrap();
+    assert_same_names(&layer, &s, case);
+    load_case_state(&fx, case, &layer);
+    let params = [("weight", &layer.weight), ("bias", &layer.bias)];
+    check_case(
+        &fx,
+        case,
+        &layer,
+        Mode::Train,
+        &params,
+        EXACT_TOL,
+        &mut report,
     );
     report.finish();
 }
