@@ -6,8 +6,8 @@
 mod common;
 
 use common::{
-    fails_in_one_line, metrics_rows, ok, png_size, refused_before_writing, resume_is_exact,
-    run_config, s, temp,
+    fails_in_one_line, metrics_rows, ok, png_size, refused_before_writing, resume_flags,
+    resume_is_exact, run_config, s, temp,
 };
 use gantry_gan::models::CaaeConfig;
 use std::path::{Path, PathBuf};
@@ -147,15 +147,7 @@ fn caae_trains_with_its_recipe_and_ages_a_face() {
 
 #[test]
 fn caae_resumes_bit_for_bit() {
-    let mut common = TINY.to_vec();
-    common.extend([
-        "--checkpoint-every",
-        "0",
-        "--log-every",
-        "1",
-        "--threads",
-        "2",
-    ]);
+    let common = resume_flags(&TINY);
     resume_is_exact(
         "caae",
         [1, 3],

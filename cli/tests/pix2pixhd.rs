@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{fails_in_one_line, metrics_rows, ok, png_size, resume_is_exact, run_config, s, temp};
+use common::{
+    fails_in_one_line, metrics_rows, ok, png_size, resume_flags, resume_is_exact, run_config, s,
+    temp,
+};
 use gantry_gan::models::Pix2PixHdConfig;
 
 /// edges2emoji128 at 32x32, widths 4 (G) and 4 (D), batch 2, the enhancer joining after 2
@@ -147,15 +150,7 @@ fn pix2pixhd_trains_coarse_to_fine_and_translates() {
 
 #[test]
 fn the_switch_to_the_enhancer_resumes_bit_for_bit() {
-    let mut common = TINY.to_vec();
-    common.extend([
-        "--checkpoint-every",
-        "0",
-        "--log-every",
-        "1",
-        "--threads",
-        "2",
-    ]);
+    let common = resume_flags(&TINY);
     // The checkpoint after step 1 is in the global phase; the resumed run switches at 2.
     resume_is_exact(
         "pix2pixhd",

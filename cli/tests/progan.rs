@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{fails_in_one_line, metrics_rows, ok, resume_is_exact, run_config, s, temp};
+use common::{
+    fails_in_one_line, metrics_rows, ok, resume_flags, resume_is_exact, run_config, s, temp,
+};
 use gantry_gan::models::ProGanConfig;
 use std::path::Path;
 
@@ -142,15 +144,7 @@ fn progan_grows_with_its_recipe_and_keeps_a_grid_per_resolution() {
 
 #[test]
 fn a_checkpoint_in_the_middle_of_a_fade_in_resumes_bit_for_bit() {
-    let mut common = TINY.to_vec();
-    common.extend([
-        "--checkpoint-every",
-        "0",
-        "--log-every",
-        "1",
-        "--threads",
-        "2",
-    ]);
+    let common = resume_flags(&TINY);
     let split = resume_is_exact(
         "progan",
         [3, 6],

@@ -97,6 +97,21 @@ pub fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
     all
 }
 
+/// `flags` with what a resume test adds: no intermediate checkpoint, a metrics row every
+/// step, two threads.
+pub fn resume_flags<'a>(flags: &[&'a str]) -> Vec<&'a str> {
+    let mut all = flags.to_vec();
+    all.extend([
+        "--checkpoint-every",
+        "0",
+        "--log-every",
+        "1",
+        "--threads",
+        "2",
+    ]);
+    all
+}
+
 /// Trains `name` `total` steps straight and `first` + resume + the rest, and checks that the
 /// checkpoints and the logged metrics agree bit for bit. `new_only` are the arguments a
 /// resume does not repeat (model and data). Returns the resumed run's directory.
