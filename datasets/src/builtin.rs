@@ -210,10 +210,55 @@ fn load_faces(
     split: Split,
     progress: Progress<'_>,
 ) -> Result<ImageSet> {
-    let base = if name == "emoji-faces" {
-        "emoji"
-    } else {
-        "emoji128"
+    let (faces, rows, labels_path) = face_table(name, roots, progress)?;
+    let picked = face_split(&rows, split);
+    if picked.is_empty() {
+        return Err(DataError::Empty {
+            path: labels_path,
+            hint: format!("no faces of the {split:?} split in the label table"),
+        });
+    }
+    let ages = picked
+        .iter()
+        .map(|&i| rows[i].age_group.expect("a face table holds faces"))
+        .collect();
+    let names = AGE_GROUPS.iter().map(|a| a.to_string()).collect();
+    faces
+        .subset(&picked)
+        .with_labels(ages, AGE_GROUPS.len(), names, &labels_path)
+}
+
+/// All the ageing faces of `name` (`emoji-faces` or `emoji-faces128`), both splits, in the
+/// order of the label table, with their rows: what the ageing measurement pairs a face with
+/// the same person at another age by (see [`crate::same_person_at`]). The rows are the face
+/// table's own, so `face_split(&rows, split)` picks a split out of it.
+///
+/// # Errors
+/// If `name` is not a face set, or its files are missing or malformed, or the table has no
+/// faces.
+pub fn load_face_table(
+    name: &str,
+    roots: &[PathBuf],
+    progress: Progress<'_>,
+) -> Result<(ImageSet, Vec<EmojiInfo>)> {
+    face_table(name, roots, progress).map(|(faces, rows, _)| (faces, rows))
+}
+
+/// [`load_face_table`], with the label table's path.
+fn face_table(
+    name: &str,
+    roots: &[PathBuf],
+    progress: Progress<'_>,
+) -> Result<(ImageSet, Vec<EmojiInfo>, PathBuf)> {
+    let base = match name {
+        "emoji-faces" => "emoji",
+        "emoji-faces128" => "emoji128",
+        _ => {
+            return Err(DataError::UnknownDataset {
+                name: name.to_string(),
+                known: "emoji-faces, emoji-faces128".into(),
+            });
+        }
     };
     let (all, rows, labels_path) = load_emoji_files(base, roots, progress)?;
     if rows.len() != all.len() {
@@ -222,20 +267,17 @@ fn load_faces(
             format!("{} rows for {} images", rows.len(), all.len()),
         ));
     }
-    let faces = face_split(&rows, split);
+    let faces: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].age_group.is_some())
+        .collect();
     if faces.is_empty() {
         return Err(DataError::Empty {
             path: labels_path,
             hint: "no faces with an age_group in the label table".into(),
         });
     }
-    let ages = faces
-        .iter()
-        .map(|&i| rows[i].age_group.expect("filtered"))
-        .collect();
-    let names = AGE_GROUPS.iter().map(|a| a.to_string()).collect();
-    all.subset(&faces)
-        .with_labels(ages, AGE_GROUPS.len(), names, &labels_path)
+    let face_rows = faces.iter().map(|&i| rows[i].clone()).collect();
+    Ok((all.subset(&faces), face_rows, labels_path))
 }
 
 /// A whole emoji set (`emoji`: all 3,786 images at 64x64; `emoji128`: 1,949 at 128x128) from

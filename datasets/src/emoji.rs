@@ -138,6 +138,45 @@ pub fn parse_emoji_labels(text: &str, path: &Path) -> Result<Vec<EmojiInfo>> {
     Ok(rows)
 }
 
+/// The same person at another age: the index (into `rows`) of the face with `rows[face]`'s
+/// skin tone and gender at age group `age`, or, where that age has no face of that gender
+/// (the baby is `neutral`), the `neutral` one. So a boy's adult self is the man of his skin
+/// tone, a man's baby self the baby of his tone, and the baby's adult self the (neutral)
+/// adult. `None` when `rows[face]` is not an ageing face or the table has no match.
+///
+/// ```
+/// use gantry_datasets::{EmojiInfo, same_person_at};
+/// let face = |name: &str, tone: &str, age: usize, gender: &str| EmojiInfo {
+///     short_name: name.into(),
+///     category: 1,
+///     subcategory: "person".into(),
+///     skin_tone: tone.into(),
+///     age_group: Some(age),
+///     gender: Some(gender.into()),
+/// };
+/// let rows = [
+///     face("boy", "dark", 1, "male"),
+///     face("man", "light", 2, "male"),
+///     face("man", "dark", 2, "male"),
+///     face("baby", "dark", 0, "neutral"),
+/// ];
+/// assert_eq!(same_person_at(&rows, 0, 2), Some(2));
+/// assert_eq!(same_person_at(&rows, 2, 0), Some(3));
+/// assert_eq!(same_person_at(&rows, 0, 3), None);
+/// ```
+pub fn same_person_at(rows: &[EmojiInfo], face: usize, age: usize) -> Option<usize> {
+    let me = rows.get(face)?;
+    me.age_group?;
+    let at = |gender: &str| {
+        rows.iter().position(|r| {
+            r.age_group == Some(age)
+                && r.skin_tone == me.skin_tone
+                && r.gender.as_deref() == Some(gender)
+        })
+    };
+    at(me.gender.as_deref()?).or_else(|| at("neutral"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,14 +58,16 @@ pub mod transform;
 pub use batch::{Batch, BatchConfig, Batches};
 pub use builtin::{
     BUILTIN_NAMES, DATA_ENV, FACES_HELD_OUT_TONE, MIXTURE_POINTS, Split, builtin, builtin_with,
-    bundled_data_dir, data_dir, data_roots, face_split,
+    bundled_data_dir, data_dir, data_roots, face_split, load_face_table,
 };
 pub use cifar::{CIFAR10_CLASSES, RECORD_BYTES, load_cifar10, parse_cifar10, read_cifar10};
 pub use dataset::{Dataset, Example};
 pub use edges::{
     EdgeOptions, edge_map, edges_of, edges2digits, edges2emoji, emoji_split, luminance,
 };
-pub use emoji::{AGE_GROUPS, EMOJI_CATEGORIES, EmojiInfo, parse_emoji_labels, read_emoji_labels};
+pub use emoji::{
+    AGE_GROUPS, EMOJI_CATEGORIES, EmojiInfo, parse_emoji_labels, read_emoji_labels, same_person_at,
+};
 pub use error::{DataError, Result};
 pub use folder::{
     Channels, FolderOptions, OnSizeMismatch, decode_image, load_image_file, load_image_folder,

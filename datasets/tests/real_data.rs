@@ -4,7 +4,8 @@
 
 use gantry_datasets::{
     DataError, Dataset, ImageSet, Split, builtin, builtin_with, bundled_data_dir, data_roots,
-    edges2digits, edges2emoji, load_idx_images, load_mnist, load_mnist_with_progress,
+    edges2digits, edges2emoji, load_face_table, load_idx_images, load_mnist,
+    load_mnist_with_progress, same_person_at,
 };
 use std::sync::OnceLock;
 
@@ -253,6 +254,33 @@ fn the_face_sets_hold_out_one_skin_tone_of_every_person_type() {
                 held.contains(&format!("{person}/medium")),
                 "{person}: {held:?}"
             );
+        }
+    }
+}
+
+/// Every face of the ageing set has its true self at each other age group: the person type
+/// of its gender line (boy, man, older man; girl, woman, older woman; child, adult, older
+/// adult) or the baby, always at its own skin tone, so held-out faces pair with held-out ones.
+#[test]
+fn every_face_has_its_true_self_at_every_age() {
+    for name in ["emoji-faces", "emoji-faces128"] {
+        let (faces, rows) = load_face_table(name, &data_roots(), &mut |_, _| {}).unwrap();
+        assert_eq!((faces.len(), rows.len()), (60, 60), "{name}");
+        let name_at = |i: usize, age: usize| {
+            let j = same_person_at(&rows, i, age).unwrap_or_else(|| panic!("{name}: {i} at {age}"));
+            assert_eq!(rows[j].skin_tone, rows[i].skin_tone);
+            assert_eq!(rows[j].age_group, Some(age));
+            rows[j].short_name.as_str()
+        };
+        for (i, row) in rows.iter().enumerate() {
+            let line: Vec<&str> = (0..4).map(|age| name_at(i, age)).collect();
+            let want: &[&str] = match row.gender.as_deref() {
+                Some("male") => &["baby", "boy", "man", "older_man"],
+                Some("female") => &["baby", "girl", "woman", "older_woman"],
+                _ => &["baby", "child", "adult", "older_adult"],
+            };
+            assert_eq!(line, want, "{name}: {}", row.short_name);
+            assert_eq!(same_person_at(&rows, i, row.age_group.unwrap()), Some(i));
         }
     }
 }
