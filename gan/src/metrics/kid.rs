@@ -65,7 +65,8 @@ pub fn mmd2_unbiased(x: &DMatrix<f64>, y: &DMatrix<f64>) -> f64 {
 
 /// KID between `real` and `fake` features (`[N, D]` each): the unbiased MMD² averaged over
 /// `subsets` draws of `min(subset_size, N_real, N_fake)` rows of each set without replacement
-/// (the paper's defaults are 100 subsets of 1,000).
+/// (the paper's defaults are 100 subsets of 1,000). When both sets are no larger than
+/// `subset_size`, every draw would be the whole of both: one estimate is made (`subsets` 1).
 ///
 /// # Panics
 /// If `subsets` is 0, either set has fewer than 2 rows, or the widths differ.
@@ -80,6 +81,13 @@ pub fn kid(
     assert!(subsets > 0, "kid: at least one subset");
     let (x, y) = (to_matrix(real), to_matrix(fake));
     let size = subset_size.min(x.nrows()).min(y.nrows());
+    // Subsets as large as both sets are all the same set: one estimate, not 100 copies of it
+    // with a spread of 0 that would read as certainty.
+    let subsets = if size == x.nrows() && size == y.nrows() {
+        1
+    } else {
+        subsets
+    };
     let pick = |m: &DMatrix<f64>, rng: &mut dyn RngCore| -> DMatrix<f64> {
         let mut rows = sample(rng, m.nrows(), size).into_vec();
         rows.sort_unstable();
@@ -156,5 +164,27 @@ mod tests {
         // kxx off-diagonal: 2 k(0,1) = 2; kyy: 2 k(1,2) = 54; kxy: k(0,1)+k(0,2)+k(1,1)+k(1,2) = 1+1+8+27.
         let want = 2.0 / 2.0 + 54.0 / 2.0 - 2.0 * 37.0 / 4.0;
         assert!((mmd2_unbiased(&x, &y) - want).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sets_no_larger_than_a_subset_are_estimated_once() {
+        let (x, y) = (gaussian(50, 4, 0.0, 1), gaussian(50, 4, 1.0, 2));
+        let k = kid(&x, &y, 100, 1000, &mut ChaCha8Rng::seed_from_u64(0));
+        assert_eq!((k.subsets, k.subset_size, k.std), (1, 50, 0.0));
+        let whole = mmd2_unbiased(&to_matrix(&x), &to_matrix(&y));
+        assert!(
+            (k.mean - whole).abs() < 1e-9 * whole.abs(),
+            "{k:?} vs {whole}"
+        );
+        // One set larger than the subsets: they differ, and all 100 are drawn.
+        let k = kid(
+            &gaussian(80, 4, 0.0, 1),
+            &y,
+            100,
+            1000,
+            &mut ChaCha8Rng::seed_from_u64(0),
+        );
+        assert_eq!((k.subsets, k.subset_size), (100, 50));
+        assert!(k.std > 0.0, "{k:?}");
     }
 }

@@ -2,7 +2,7 @@
 //! scores on generated images ([`classifier`], [`digits`]), the Fréchet distance between feature
 //! sets ([`frechet`]), the kernel inception distance ([`kid`]), improved precision and recall
 //! ([`precision_recall`]), all of them at once ([`scores`]), and L1 / PSNR / SSIM of translated
-//! images ([`image`]).
+//! images ([`image`]), and aged faces against the true faces of the same person ([`ageing`]).
 //!
 //! Every function here is deterministic: the same inputs give the same numbers, whatever the
 //! thread count. Histogram comparisons share one convention, [`kl_to_uniform`].
@@ -19,6 +19,7 @@
 //! assert!((s.reverse_kl.unwrap() - 2f64.ln()).abs() < 1e-12);
 //! ```
 
+pub mod ageing;
 pub mod classifier;
 pub mod digits;
 pub mod frechet;
