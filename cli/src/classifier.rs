@@ -23,13 +23,14 @@ on the data's training split, with random shifts (and horizontal flips for colou
 test accuracy is printed and stored in the file. `gantry eval` finds \
 data/classifiers/DATA.safetensors by itself.\n\
 Shipped: mnist, fashion-mnist (digits and clothes, 28x28 grey), emoji (9 Unicode categories, \
-64x64 RGB), cifar10 (10 classes, 32x32 RGB).\n\
+64x64 RGB), cifar10 (10 classes, 32x32 RGB), emoji-faces (the 4 age groups of the 60 emoji \
+faces, the age classifier of `gantry eval` on face-ageing runs).\n\
 Examples:\n  gantry classifier --data mnist --out data/classifiers/mnist.safetensors\n  \
 gantry classifier --data fashion-mnist --epochs 6 --out data/classifiers/fashion-mnist.safetensors\n  \
 gantry classifier --data emoji --epochs 12 --out data/classifiers/emoji.safetensors"
 )]
 pub struct ClassifierArgs {
-    /// Labelled images: mnist, fashion-mnist, emoji, emoji128, cifar10, or a folder with
+    /// Labelled images: mnist, fashion-mnist, emoji, emoji128, emoji-faces, cifar10, or a folder with
     /// train/ and test/ holding one sub-folder per class.
     #[arg(long, default_value = "mnist")]
     pub data: String,

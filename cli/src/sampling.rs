@@ -120,20 +120,31 @@ pub fn interleave(parts: &[&Tensor]) -> Tensor {
 /// # Panics
 /// If the model is not label-conditional.
 pub fn age_rows(gan: &dyn Gan, faces: &Tensor, seed: u64) -> Tensor {
-    let ages = gan.num_classes().expect("an age-conditional model");
     let n = faces.shape()[0];
-    let mut rows = Vec::with_capacity(n * (ages + 1));
+    let mut rows = Vec::with_capacity(2 * n);
     for i in 0..n {
         let face = faces.slice_axis(0, i, i + 1);
-        let batch = Batch {
-            labels: Some((0..ages).collect()),
-            ..Batch::new(Tensor::concat(0, &vec![&face; ages]))
-        };
-        let input = gan.generator_input(&batch, &mut ChaCha8Rng::seed_from_u64(seed));
+        let aged = at_every_age(gan, &face, seed);
         rows.push(face);
-        rows.push(generate(gan, &input, seed));
+        rows.push(aged);
     }
     Tensor::concat(0, &rows.iter().collect::<Vec<_>>())
+}
+
+/// For an age-conditional model (caae): the generator's output for one face (`[1, C, H, W]`)
+/// at every age group, youngest first, `[ages, C, H, W]`; what `gantry age` shows and `gantry
+/// eval` measures.
+///
+/// # Panics
+/// If the model is not label-conditional.
+pub fn at_every_age(gan: &dyn Gan, face: &Tensor, seed: u64) -> Tensor {
+    let ages = gan.num_classes().expect("an age-conditional model");
+    let batch = Batch {
+        labels: Some((0..ages).collect()),
+        ..Batch::new(Tensor::concat(0, &vec![face; ages]))
+    };
+    let input = gan.generator_input(&batch, &mut ChaCha8Rng::seed_from_u64(seed));
+    generate(gan, &input, seed)
 }
 
 /// `samples/real.png`: what the data looks like, as the model sees it.

@@ -249,3 +249,54 @@ fn flags_that_do_not_fit_are_refused_before_anything_is_written() {
     ];
     refused_before_writing(&run, &cases);
 }
+
+/// `gantry eval` of a caae run ages every emoji face to each other age group and scores it
+/// against the true emoji of that person at that age, beside the baselines. The baselines'
+/// scores are facts of the data and the shipped age classifier, whatever the model: the
+/// truth scores perfectly, the unchanged input keeps its skin tone and is never judged to be
+/// of the target age.
+#[test]
+fn eval_measures_ageing_against_the_true_faces() {
+    let run = temp("caae-eval");
+    // The tiny run at the data's own size, so that the classifier sees the real faces
+    // unresized.
+    let mut args = vec!["train", "--model", "caae", "--steps", "1", "--out", s(&run)];
+    args.extend(TINY.map(|a| if a == "16" { "64" } else { a }));
+    ok(&args);
+    ok(&["eval", "--run", s(&run)]);
+    let text = std::fs::read_to_string(run.join("eval.json")).unwrap();
+    let eval: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ageing = &eval["ageing"];
+    assert_eq!(ageing["faces"], 60, "{ageing}");
+    assert_eq!(ageing["age_classifier"]["test_accuracy"], 1.0, "{ageing}");
+    for (split, pairs) in [("held_out", 30), ("train", 150)] {
+        for method in ["caae", "identity", "mean_face", "truth"] {
+            let m = &ageing[split][method];
+            assert_eq!(m["pairs"], pairs, "{split} {method}: {m}");
+            for key in ["l1", "ssim", "tone_error", "tone_accuracy", "age_accuracy"] {
+                assert!(
+                    m[key].as_f64().unwrap().is_finite(),
+                    "{split} {method} {key}"
+                );
+            }
+        }
+        let truth = &ageing[split]["truth"];
+        for (key, want) in [
+            ("l1", 0.0),
+            ("ssim", 1.0),
+            ("tone_error", 0.0),
+            ("tone_accuracy", 1.0),
+            ("age_accuracy", 1.0),
+        ] {
+            let got = truth[key].as_f64().unwrap();
+            assert!((got - want).abs() < 1e-9, "{split} truth {key}: {got}");
+        }
+        let identity = &ageing[split]["identity"];
+        assert_eq!(identity["age_accuracy"], 0.0, "{split}: {identity}");
+        assert_eq!(identity["tone_accuracy"], 1.0, "{split}: {identity}");
+        assert!(
+            identity["l1"].as_f64().unwrap() > 0.1,
+            "{split}: {identity}"
+        );
+    }
+}

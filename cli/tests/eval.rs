@@ -206,6 +206,22 @@ fn a_pix2pix_run_gets_l1_psnr_and_ssim_on_the_validation_split() {
         "{v}"
     );
     assert!((-1.0..1.0).contains(&ssim), "{v}");
+    // In the feature space of the targets' classifier (MNIST's, the 32x32 images resized to
+    // 28x28): the translations of a model two steps old against the validation targets, far
+    // from as many real training targets (the floor).
+    let f = &v["features"];
+    assert_eq!(f["reference"]["n"], 6, "{f}");
+    assert_eq!(f["classifier"]["data"], "mnist", "{f}");
+    assert_eq!(
+        (f["n"].as_u64(), f["kid_subsets"].as_u64()),
+        (Some(6), Some(1)),
+        "{f}"
+    );
+    for key in ["precision", "recall"] {
+        assert!((0.0..=1.0).contains(&num(f, key)), "{key}: {f}");
+    }
+    assert!(num(f, "fd") > 2.0 * num(&f["real"], "fd"), "{f}");
+    assert!(num(f, "kid") > num(&f["real"], "kid") + 1.0, "{f}");
 }
 
 /// MNIST test digits `0..n` as 28x28 grey PNGs in `dir`, and as an IDX file `dir/../x.idx`.

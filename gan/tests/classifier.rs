@@ -3,6 +3,7 @@
 //! and 60% (the CIFAR-10 subset) accurate, the accuracy stored in the file is the measured one,
 //! and their scores of the test set against training images (what `gantry eval` reports as the
 //! floor) spread over the classes as the data does, confidently, with a small, non-zero FD.
+//! The age classifier (`emoji-faces.safetensors`) tells all 60 emoji faces their age group.
 
 use gantry_datasets::{Split, builtin, data_roots};
 use gantry_gan::metrics::classifier::{ImageClassifier, argmax_rows};
@@ -131,4 +132,28 @@ fn the_shipped_cifar10_classifier_is_at_least_60_percent_accurate() {
     // Measured: 63.45%, floor FD 0.74, 4.9% of the images in another class's bin; only 12.6%
     // of the test images get a probability of 0.9 (a small network on 10,000 photographs).
     check_shipped("cifar10", 0.60, 0.1, 2.0, 0.07);
+}
+
+/// The age classifier of the face-ageing measurement: it judges every held-out face (the
+/// `medium` skin tone, never trained on) and every training face by its age group. Ten test
+/// faces are few, so the training faces are checked too: the ageing scores rest on both.
+#[test]
+fn the_shipped_age_classifier_tells_every_emoji_face_its_age() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/classifiers/emoji-faces.safetensors");
+    let (model, info) = ImageClassifier::load(&path).expect("the shipped classifier loads");
+    assert_eq!(
+        (info.data.as_str(), model.config().classes),
+        ("emoji-faces", 4)
+    );
+    for (split, n) in [(Split::Test, 10), (Split::Train, 50)] {
+        let (images, labels) = load("emoji-faces", split, usize::MAX);
+        assert_eq!(labels.len(), n);
+        let predicted = argmax_rows(&model.predict(&images));
+        assert_eq!(predicted, labels, "{split:?}");
+    }
+    assert_eq!(
+        info.accuracy, 1.0,
+        "the stored accuracy is the measured one"
+    );
 }

@@ -1,21 +1,22 @@
 //! `gantry eval`: score a trained run (or a set of images) with the metrics of its data.
 
+mod ageing;
+mod pairs;
+
 use crate::classifier::{Labelled, labelled_images};
-use crate::data::{self, Kind};
 use crate::run::RunDir;
 use crate::sampling::generate;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use gantry_datasets::transform::resize;
 use gantry_datasets::{
-    Channels, Dataset, FolderOptions, Mixture, Split, load_idx_images, load_image_folder,
+    Channels, FolderOptions, Mixture, Split, load_idx_images, load_image_folder,
 };
+use gantry_gan::checkpoint;
 use gantry_gan::metrics::classifier::{ClassifierInfo, ImageClassifier, argmax_rows};
-use gantry_gan::metrics::image::{RANGE_UNIT, l1, psnr, ssim};
 use gantry_gan::metrics::mixture::mixture_scores;
 use gantry_gan::metrics::scores::{PR_K, Reference, image_scores};
 use gantry_gan::models::{Gan, ModelConfig};
-use gantry_gan::{Trainer, checkpoint};
 use gantry_tensor::Tensor;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -46,7 +47,14 @@ distance, unbiased: `kid_std` over `kid_subsets` of `kid_subset_size`),\n       
 `real` holds the same for real images not in the reference (the floor);\n                      \
 `label_agreement` for label-conditional runs\n  \
 pix2pix runs        `l1`, `psnr` (dB, [-1, 1] data, capped at 100), `ssim` over the validation \
-split\n\
+split\n  \
+caae runs           `ageing`: each of the 60 emoji faces aged to every other age group against \
+the true emoji\n                      of the same person at that age: `l1`, `ssim`, `tone_error` \
+(8-bit RGB distance of the\n                      face region's mean colour), `tone_accuracy` \
+(nearer the true skin tone than the\n                      other five), `age_accuracy` (the \
+shipped emoji-faces age classifier), for `held_out`\n                      (medium-tone) and \
+`train` faces; beside the baselines `identity` (the input\n                      unchanged), \
+`mean_face` (the mean training face of the target age) and `truth`\n\
 The reference is the data's test split, or its training split when the test split has fewer \
 than 2,000 images (the emoji); samples of another size than the classifier's are resized to it.\n\
 The result is printed as one JSON object and written to DIR/eval.json.\n\
@@ -122,8 +130,10 @@ fn eval_run(dir: &Path, args: &EvalArgs) -> Result<()> {
         "step": trainer.step,
         "seed": args.seed,
     });
-    let metrics = if gan.config().condition_shape().is_some() {
-        paired_metrics(&trainer, &data, &config, args)?
+    let metrics = if matches!(gan.config(), ModelConfig::Caae(_)) {
+        ageing::ageing_metrics(gan, &data, args)?
+    } else if gan.config().condition_shape().is_some() {
+        pairs::paired_metrics(&trainer, &data, &config, args)?
     } else {
         match data.as_str() {
             "ring" | "grid" => mixture_metrics(gan, &data, args, dir)?,
@@ -234,7 +244,7 @@ fn label_agreement(
 
 /// Where the classifier for `data` is: `--classifier`, or `classifiers/{data}.safetensors` in
 /// the first data folder that has it.
-fn classifier_path(data: &str, args: &EvalArgs) -> Result<PathBuf> {
+pub(crate) fn classifier_path(data: &str, args: &EvalArgs) -> Result<PathBuf> {
     if let Some(p) = &args.classifier {
         return Ok(p.clone());
     }
@@ -325,7 +335,7 @@ fn real_images(data: &str, split: Split, info: &ClassifierInfo) -> Result<Labell
 
 /// `images` in the classifier's shape: as they are, or resized (bilinear, antialiased) when
 /// only their height and width differ (a 32x32 WGAN-GP of 28x28 digits).
-fn fit_to(images: &Tensor, classifier: &ImageClassifier) -> Result<Tensor> {
+pub(crate) fn fit_to(images: &Tensor, classifier: &ImageClassifier) -> Result<Tensor> {
     let want = classifier.config().image_shape;
     let s = images.shape();
     if s[1..] == want {
@@ -346,48 +356,6 @@ fn fit_to(images: &Tensor, classifier: &ImageClassifier) -> Result<Tensor> {
         })
         .collect();
     Ok(Tensor::concat(0, &parts.iter().collect::<Vec<_>>()))
-}
-
-/// L1, PSNR and SSIM of the run's translations of the validation split against the targets.
-fn paired_metrics(trainer: &Trainer, data: &str, config: &Value, args: &EvalArgs) -> Result<Value> {
-    let val = data::load(data, Split::Test, true)?;
-    if !matches!(val.kind, Kind::Pairs(..)) {
-        bail!(
-            "--data {data} of the {} run is not paired data",
-            trainer.gan.config().kind()
-        );
-    }
-    let size = config["run"]["image_size"].as_u64().map(|s| s as usize);
-    let augment = data::augment_for(&val.kind, size, false);
-    let n = args.n.unwrap_or(val.set.len()).min(val.set.len());
-    let set: &dyn Dataset = val.set.as_ref();
-    let mut config = gantry_datasets::BatchConfig::new(1).shuffle(false);
-    if let Some(a) = augment {
-        config = config.augment(a);
-    }
-    let gan = trainer.gan.as_ref();
-    let (mut outs, mut targets) = (Vec::new(), Vec::new());
-    for (i, batch) in gantry_datasets::Batches::new(set, config)
-        .take(n)
-        .enumerate()
-    {
-        let b = data::to_gan_batch(batch);
-        let a = b.condition.context("pairs have inputs")?;
-        // One image at a time, as `gantry translate` (batch statistics of one image).
-        outs.push(generate(gan, &a, args.seed.wrapping_add(i as u64)));
-        // At the resolution the model works at now (pix2pixHD's global phase: half).
-        targets.push(gan.real_samples(b.real));
-    }
-    let cat = |parts: &[Tensor]| Tensor::concat(0, &parts.iter().collect::<Vec<_>>());
-    let (out, target) = (cat(&outs), cat(&targets));
-    Ok(json!({
-        "n": n,
-        "split": "validation",
-        "l1": l1(&out, &target),
-        "psnr": psnr(&out, &target, RANGE_UNIT),
-        "ssim": ssim(&out, &target, RANGE_UNIT),
-        "range": "[-1, 1]",
-    }))
 }
 
 /// Scores of the images in an IDX file or a folder of PNG/JPEG files against `--data`.
