@@ -300,3 +300,34 @@ fn eval_measures_ageing_against_the_true_faces() {
         );
     }
 }
+
+/// A caae run on a folder of faces by age has no person types and skin tones to pair faces
+/// with: its eval says so in one line.
+#[test]
+fn eval_of_a_run_on_other_faces_says_what_it_needs() {
+    let dir = files("caae-folder");
+    for age in ["a-baby", "b-child", "c-adult", "d-older"] {
+        std::fs::create_dir_all(dir.join(age)).unwrap();
+        for i in 0..2 {
+            write_face(&dir.join(age).join(format!("{i}.png")), 16, 16);
+        }
+    }
+    let run = temp("caae-folder-run");
+    let mut args = vec![
+        "train",
+        "--model",
+        "caae",
+        "--steps",
+        "1",
+        "--data",
+        s(&dir),
+    ];
+    args.extend(TINY);
+    args.extend(["--out", s(&run)]);
+    ok(&args);
+    let err = fails_in_one_line(&["eval", "--run", s(&run)]);
+    assert!(
+        err.contains("emoji-faces") && err.contains("person types"),
+        "{err}"
+    );
+}

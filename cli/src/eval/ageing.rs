@@ -31,6 +31,12 @@ pub fn ageing_metrics(gan: &dyn Gan, data: &str, args: &EvalArgs) -> Result<Valu
     let ModelConfig::Caae(config) = gan.config() else {
         bail!("the ageing measurement takes caae runs");
     };
+    if let Some(n) = args.n {
+        bail!(
+            "--n {n}: the ageing measurement of a caae run ages every face of the data to every \
+             other age group; it takes no sample count"
+        );
+    }
     if !data.starts_with("emoji-faces") {
         bail!(
             "the ageing measurement pairs each face with the same person at another age, which \

@@ -74,7 +74,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub data: Option<String>,
     /// Samples to score [default: 2,500 for mixtures, 10,000 for images, the whole validation
-    /// split for pix2pix].
+    /// split for pix2pix; caae runs always age all 60 faces and take no --n].
     #[arg(long)]
     pub n: Option<usize>,
     /// Seed of the noise (and of pix2pix's dropout, and of which real images form the floor).
