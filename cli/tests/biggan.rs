@@ -157,6 +157,56 @@ fn biggan_on_cifar10_is_scored_with_label_agreement() {
     let per_class = v["label_agreement"]["per_class"].as_array().unwrap();
     assert_eq!(per_class.len(), 10);
     assert!(v["kid"].as_f64().unwrap().is_finite());
+
+    // The truncation sweep: a row per threshold, the same scores as above for the samples of
+    // noise truncated there, and two plots of them in the report.
+    let eval40 = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["eval", "--run", s(&run), "--n", "40"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&ok(&args)).unwrap()
+    };
+    let plain = eval40(&[]);
+    let v = eval40(&["--truncation", "0.25,1,2"]);
+    let rows = v["truncation_sweep"].as_array().unwrap();
+    let thresholds: Vec<f64> = rows
+        .iter()
+        .map(|r| r["truncation"].as_f64().unwrap())
+        .collect();
+    assert_eq!(thresholds, [0.25, 1.0, 2.0]);
+    for row in rows {
+        assert_eq!(row["n"], 40, "{row}");
+        for key in ["precision", "recall", "label_agreement"] {
+            assert!(
+                (0.0..=1.0).contains(&row[key].as_f64().unwrap()),
+                "{key}: {row}"
+            );
+        }
+        assert!(row["kid"].as_f64().unwrap().is_finite(), "{row}");
+    }
+    // Truncation changes the samples: the FDs differ, and the untruncated scores are those of
+    // the run without a sweep.
+    let fd = |r: &serde_json::Value| r["fd"].as_f64().unwrap();
+    assert!(fd(&rows[0]) != fd(&rows[2]), "{rows:?}");
+    assert_eq!(fd(&v), fd(&plain));
+    ok(&["report", "--run", s(&run)]);
+    let page = std::fs::read_to_string(run.join("index.html")).unwrap();
+    assert!(
+        page.contains("FD against truncation")
+            && page.contains("Precision and recall against truncation"),
+        "the report plots the sweep"
+    );
+    for (flags, want) in [
+        (
+            &["--truncation", "0"][..],
+            "--truncation 0: each threshold must be positive",
+        ),
+        (&["--truncation", "1,nan"][..], "--truncation NaN"),
+    ] {
+        let mut args = vec!["eval", "--run", s(&run)];
+        args.extend_from_slice(flags);
+        let err = fails_in_one_line(&args);
+        assert!(err.contains(want), "{flags:?}: {err}");
+    }
 }
 
 #[test]

@@ -449,6 +449,16 @@ fn bad_input_is_one_clear_line() {
         .unwrap();
     let err = fails_in_one_line(&["eval", "--images", s(&big), "--data", "mnist"]);
     assert!(err.contains("at least 4 images"), "{err}");
+    let err = fails_in_one_line(&[
+        "eval",
+        "--images",
+        s(&big),
+        "--data",
+        "mnist",
+        "--truncation",
+        "0.5",
+    ]);
+    assert!(err.contains("--images are given, not drawn"), "{err}");
     std::fs::write(big.join("a.png"), b"not a png").unwrap();
     let err = fails_in_one_line(&["eval", "--images", s(&big), "--data", "mnist"]);
     assert!(err.contains("a.png"), "{err}");

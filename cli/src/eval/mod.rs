@@ -17,6 +17,7 @@ use gantry_gan::metrics::classifier::{ClassifierInfo, ImageClassifier, argmax_ro
 use gantry_gan::metrics::mixture::mixture_scores;
 use gantry_gan::metrics::scores::{PR_K, Reference, image_scores};
 use gantry_gan::models::{Gan, ModelConfig};
+use gantry_gan::truncation::truncate;
 use gantry_tensor::Tensor;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -30,6 +31,9 @@ const CHUNK: usize = 500;
 
 /// The most samples scored (10 times the default for digits; all are held in memory).
 const MAX_N: usize = 100_000;
+
+/// The most thresholds of one truncation sweep.
+const MAX_THRESHOLDS: usize = 16;
 
 /// `gantry eval`.
 #[derive(Args, Debug)]
@@ -45,9 +49,14 @@ few samples, compare FDs only at equal `n`), `kid`\n                      (kerne
 distance, unbiased: `kid_std` over `kid_subsets` of `kid_subset_size`),\n                      \
 `precision` and `recall` (Kynkäänniemi et al., k = 3, `pr_n` samples of each);\n                      \
 `real` holds the same for real images not in the reference (the floor);\n                      \
-`label_agreement` for label-conditional runs\n  \
+`label_agreement` for label-conditional runs; with --truncation T,..., \
+`truncation_sweep`:\n                      one row of `fd`, `kid`, `precision`, `recall`, \
+`confident`, `class_kl` (and\n                      `label_agreement`) per threshold, plotted by \
+`gantry report`\n  \
 pix2pix runs        `l1`, `psnr` (dB, [-1, 1] data, capped at 100), `ssim` over the validation \
-split\n  \
+split;\n                      `features`: the scores above of the translations against the \
+validation targets,\n                      in the targets' classifier (emoji for edges2emoji, \
+edges2emoji128; mnist for edges2digits)\n  \
 caae runs           `ageing`: each of the 60 emoji faces aged to every other age group against \
 the true emoji\n                      of the same person at that age: `l1`, `ssim`, `tone_error` \
 (8-bit RGB distance of the\n                      face region's mean colour), `tone_accuracy` \
@@ -84,6 +93,12 @@ pub struct EvalArgs {
     /// shipped in data/classifiers/].
     #[arg(long)]
     pub classifier: Option<PathBuf>,
+    /// Also score the samples at each of these truncation thresholds (BigGAN's truncation
+    /// trick: latent values beyond +-T redrawn), e.g. `--truncation 0.25,0.5,1,2`: one row of
+    /// FD, KID, precision and recall per threshold in `truncation_sweep`, which `gantry
+    /// report` plots. Image runs drawn from noise only.
+    #[arg(long, value_delimiter = ',', value_name = "T,...")]
+    pub truncation: Vec<f32>,
     /// Worker threads [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
@@ -93,6 +108,22 @@ pub struct EvalArgs {
 pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(n) = args.n.filter(|n| !(1..=MAX_N).contains(n)) {
         bail!("--n {n} must be in 1..={MAX_N}");
+    }
+    if let Some(t) = args
+        .truncation
+        .iter()
+        .find(|t| !(**t > 0.0 && t.is_finite()))
+    {
+        bail!("--truncation {t}: each threshold must be positive (BigGAN sweeps 0.04 to 2)");
+    }
+    if args.truncation.len() > MAX_THRESHOLDS {
+        bail!(
+            "--truncation: {} thresholds; at most {MAX_THRESHOLDS} (each scores --n samples)",
+            args.truncation.len()
+        );
+    }
+    if args.images.is_some() && !args.truncation.is_empty() {
+        bail!("--truncation sweeps the noise of a run's generator; --images are given, not drawn");
     }
     match (&args.run, &args.images) {
         (Some(dir), _) => eval_run(dir, &args),
@@ -130,6 +161,16 @@ fn eval_run(dir: &Path, args: &EvalArgs) -> Result<()> {
         "step": trainer.step,
         "seed": args.seed,
     });
+    let from_noise = !matches!(gan.config(), ModelConfig::Caae(_))
+        && gan.config().condition_shape().is_none()
+        && !matches!(data.as_str(), "ring" | "grid");
+    if !args.truncation.is_empty() && !from_noise {
+        bail!(
+            "--truncation: the sweep scores images drawn from noise; the run in {} is a {} run on {data}",
+            dir.display(),
+            gan.config().kind()
+        );
+    }
     let metrics = if matches!(gan.config(), ModelConfig::Caae(_)) {
         ageing::ageing_metrics(gan, &data, args)?
     } else if gan.config().condition_shape().is_some() {
@@ -139,11 +180,19 @@ fn eval_run(dir: &Path, args: &EvalArgs) -> Result<()> {
             "ring" | "grid" => mixture_metrics(gan, &data, args, dir)?,
             _ => {
                 let n = args.n.unwrap_or(10_000);
-                let (images, labels) = generate_images(gan, n, args.seed, dir)?;
-                let mut v = image_metrics(&images, &data, args)
+                let scorer = ImageScorer::new(&data, args)?;
+                let (images, labels) = generate_images(gan, n, args.seed, None, dir)?;
+                let mut v = scorer
+                    .score(&images, args.seed)
                     .with_context(|| format!("cannot score the run in {}", dir.display()))?;
+                v["real"] = scorer.floor(n, args.seed)?;
+                scorer.describe(&mut v);
                 if let Some(labels) = labels {
-                    v["label_agreement"] = json!(label_agreement(&images, &labels, &data, args)?);
+                    v["label_agreement"] =
+                        json!(label_agreement(&scorer.classifier, &images, &labels)?);
+                }
+                if !args.truncation.is_empty() {
+                    v["truncation_sweep"] = truncation_sweep(gan, &scorer, n, args, dir)?;
                 }
                 v
             }
@@ -181,12 +230,14 @@ fn mixture_metrics(gan: &dyn Gan, data: &str, args: &EvalArgs, dir: &Path) -> Re
     Ok(v)
 }
 
-/// `n` samples as `[n, C, H, W]`, generated in chunks; a label-conditional generator draws
-/// every class in equal shares (sample `i` has label `i % classes`), returned beside.
+/// `n` samples as `[n, C, H, W]`, generated in chunks, from noise truncated at `truncation`
+/// where one is given; a label-conditional generator draws every class in equal shares
+/// (sample `i` has label `i % classes`), returned beside.
 fn generate_images(
     gan: &dyn Gan,
     n: usize,
     seed: u64,
+    truncation: Option<f32>,
     dir: &Path,
 ) -> Result<(Tensor, Option<Vec<usize>>)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -198,6 +249,10 @@ fn generate_images(
         let count = CHUNK.min(n - start);
         let Some(noise) = gan.noise(count, &mut rng) else {
             bail!("the run in {} does not generate from noise", dir.display());
+        };
+        let noise = match truncation {
+            Some(t) => truncate(&noise, t, &mut rng),
+            None => noise,
         };
         let chunk_labels = labels.as_ref().map(|l| &l[start..start + count]);
         let noise = gan.latent_input(noise, chunk_labels);
@@ -214,16 +269,57 @@ fn generate_images(
     Ok((Tensor::concat(0, &parts.iter().collect::<Vec<_>>()), labels))
 }
 
+/// The truncation sweep: `n` samples at each threshold of `--truncation`, scored as the
+/// untruncated ones (the same noise seed; values beyond the threshold redrawn), one row per
+/// threshold with the scores that trade against each other (BigGAN's figure 4: FD, precision
+/// and recall against truncation), which `gantry report` plots.
+fn truncation_sweep(
+    gan: &dyn Gan,
+    scorer: &ImageScorer,
+    n: usize,
+    args: &EvalArgs,
+    dir: &Path,
+) -> Result<Value> {
+    let bar = crate::progress::steps(0, args.truncation.len() as u64, false);
+    let mut rows = Vec::new();
+    for &t in &args.truncation {
+        bar.set_message(format!("truncation {t}"));
+        let (images, labels) = generate_images(gan, n, args.seed, Some(t), dir)?;
+        let scores = scorer.score(&images, args.seed)?;
+        let mut row = json!({ "truncation": t });
+        for key in SWEPT {
+            row[key] = scores[key].clone();
+        }
+        if let Some(labels) = labels {
+            row["label_agreement"] =
+                label_agreement(&scorer.classifier, &images, &labels)?["overall"].clone();
+        }
+        rows.push(row);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(Value::Array(rows))
+}
+
+/// The scores each row of a truncation sweep keeps.
+const SWEPT: [&str; 7] = [
+    "n",
+    "fd",
+    "kid",
+    "precision",
+    "recall",
+    "confident",
+    "class_kl",
+];
+
 /// For a label-conditional run: the fraction of samples the classifier puts in the class they
 /// were drawn for, overall and per class (Mirza & Osindero's claim, measured).
 fn label_agreement(
+    classifier: &ImageClassifier,
     images: &Tensor,
     labels: &[usize],
-    data: &str,
-    args: &EvalArgs,
 ) -> Result<Value> {
-    let (classifier, _) = ImageClassifier::load(&classifier_path(data, args)?)?;
-    let images = fit_to(images, &classifier)?;
+    let images = fit_to(images, classifier)?;
     let predicted = argmax_rows(&classifier.predict(&images));
     let classes = labels.iter().max().map_or(0, |&m| m + 1);
     let (mut hits, mut counts) = (vec![0usize; classes], vec![0usize; classes]);
@@ -271,54 +367,92 @@ pub(crate) fn classifier_path(data: &str, args: &EvalArgs) -> Result<PathBuf> {
 /// split is the reference and the test split the floor.
 const MIN_TEST_REFERENCE: usize = 2000;
 
+/// A data set's classifier and real images, loaded once to score several sets of samples
+/// (the truncation sweep scores one per threshold).
+pub(crate) struct ImageScorer {
+    path: PathBuf,
+    classifier: ImageClassifier,
+    info: ClassifierInfo,
+    reference: Reference,
+    /// Which split is the reference (see [`MIN_TEST_REFERENCE`]).
+    split: &'static str,
+    /// Real images not in the reference.
+    floor: Tensor,
+}
+
+impl ImageScorer {
+    /// The classifier of `data` (or `--classifier`) and its reference features.
+    pub(crate) fn new(data: &str, args: &EvalArgs) -> Result<ImageScorer> {
+        let path = classifier_path(data, args)?;
+        let (classifier, info) = ImageClassifier::load(&path)?;
+        let test = real_images(data, Split::Test, &info)?;
+        let (reference, floor, split) = if test.images.shape()[0] >= MIN_TEST_REFERENCE {
+            (test, real_images(data, Split::Train, &info)?, "test")
+        } else {
+            (real_images(data, Split::Train, &info)?, test, "train")
+        };
+        let reference =
+            Reference::new(classifier.features(&fit_to(&reference.images, &classifier)?));
+        Ok(ImageScorer {
+            path,
+            classifier,
+            info,
+            reference,
+            split,
+            floor: floor.images,
+        })
+    }
+
+    /// The scores of `images` against the reference, `seed` drawing KID's subsets.
+    pub(crate) fn score(&self, images: &Tensor, seed: u64) -> Result<Value> {
+        let original = images.shape()[2..].to_vec();
+        let images = fit_to(images, &self.classifier)?;
+        let n = images.shape()[0];
+        if n <= PR_K {
+            bail!(
+                "at least {} images are needed for precision and recall, got {n}",
+                PR_K + 1
+            );
+        }
+        let (f, p) = self.classifier.features_and_probs(&images);
+        let mut v = json!(image_scores(&p, &f, &self.reference, seed));
+        if original[..] != images.shape()[2..] {
+            v["resized_from"] = json!(original);
+        }
+        Ok(v)
+    }
+
+    /// The same scores for `n` real images not in the reference (or all there are), drawn
+    /// with `seed`: the floor.
+    fn floor(&self, n: usize, seed: u64) -> Result<Value> {
+        let mut order: Vec<usize> = (0..self.floor.shape()[0]).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x7ea1));
+        let pick: Vec<Tensor> = order[..n.min(order.len())]
+            .iter()
+            .map(|&i| self.floor.slice_axis(0, i, i + 1))
+            .collect();
+        self.score(&Tensor::concat(0, &pick.iter().collect::<Vec<_>>()), seed)
+    }
+
+    /// What the scores were measured with: the reference and the classifier.
+    fn describe(&self, v: &mut Value) {
+        v["reference"] = json!({ "split": self.split, "n": self.reference.len() });
+        v["classifier"] = json!({
+            "path": self.path.display().to_string(),
+            "data": self.info.data,
+            "test_accuracy": self.info.accuracy,
+        });
+    }
+}
+
 /// Scores of `images` in the feature space of `data`'s classifier against the reference of
 /// real images (see [`MIN_TEST_REFERENCE`]), and the same for as many real images not in the
 /// reference (the floor).
 fn image_metrics(images: &Tensor, data: &str, args: &EvalArgs) -> Result<Value> {
-    let path = classifier_path(data, args)?;
-    let (classifier, info) = ImageClassifier::load(&path)?;
-    let original = images.shape()[2..].to_vec();
-    let images = fit_to(images, &classifier)?;
-    let n = images.shape()[0];
-    if n <= PR_K {
-        bail!(
-            "at least {} images are needed for precision and recall, got {n}",
-            PR_K + 1
-        );
-    }
-    let test = real_images(data, Split::Test, &info)?;
-    let (reference, floor, split) = if test.images.shape()[0] >= MIN_TEST_REFERENCE {
-        (test, real_images(data, Split::Train, &info)?, "test")
-    } else {
-        (real_images(data, Split::Train, &info)?, test, "train")
-    };
-    let reference_features = classifier.features(&fit_to(&reference.images, &classifier)?);
-    let reference_n = reference_features.shape()[0];
-    let reference = Reference::new(reference_features);
-    let (f, p) = classifier.features_and_probs(&images);
-    let mut v = json!(image_scores(&p, &f, &reference, args.seed));
-    // The floor: as many real images as samples (or all there are), drawn with the seed.
-    let mut order: Vec<usize> = (0..floor.images.shape()[0]).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(args.seed ^ 0x7ea1));
-    let pick: Vec<Tensor> = order[..n.min(order.len())]
-        .iter()
-        .map(|&i| floor.images.slice_axis(0, i, i + 1))
-        .collect();
-    let real = fit_to(
-        &Tensor::concat(0, &pick.iter().collect::<Vec<_>>()),
-        &classifier,
-    )?;
-    let (rf, rp) = classifier.features_and_probs(&real);
-    v["real"] = json!(image_scores(&rp, &rf, &reference, args.seed));
-    v["reference"] = json!({ "split": split, "n": reference_n });
-    if original[..] != images.shape()[2..] {
-        v["resized_from"] = json!(original);
-    }
-    v["classifier"] = json!({
-        "path": path.display().to_string(),
-        "data": info.data,
-        "test_accuracy": info.accuracy,
-    });
+    let scorer = ImageScorer::new(data, args)?;
+    let mut v = scorer.score(images, args.seed)?;
+    v["real"] = scorer.floor(images.shape()[0], args.seed)?;
+    scorer.describe(&mut v);
     Ok(v)
 }
 

@@ -298,12 +298,7 @@ pub fn page(run: &Run) -> Result<String> {
 
     out.push_str("<section id=\"curves\">\n<h2>Training curves</h2>\n<div class=\"plots\">\n");
     for spec in plot::specs(run) {
-        let svg = plot::svg(run, &spec)?;
-        let _ = writeln!(
-            out,
-            "<figure>\n{svg}<figcaption>{}</figcaption>\n</figure>",
-            esc(&spec.caption)
-        );
+        out.push_str(&figure(&plot::svg(run, &spec)?, &spec.caption));
     }
     out.push_str("</div>\n</section>\n");
 
@@ -313,6 +308,14 @@ pub fn page(run: &Run) -> Result<String> {
     match &run.eval {
         Some(eval) => {
             out.push_str("<p class=\"note\">From <code>eval.json</code>.</p>\n");
+            let sweep = plot::sweep_specs(eval);
+            if !sweep.is_empty() {
+                out.push_str("<div class=\"plots\">\n");
+                for spec in sweep {
+                    out.push_str(&figure(&plot::sweep_svg(eval, &spec)?, &spec.caption));
+                }
+                out.push_str("</div>\n");
+            }
             out.push_str(&table(&flatten(eval), "eval"));
         }
         None => {
@@ -330,6 +333,14 @@ pub fn page(run: &Run) -> Result<String> {
         esc(version)
     );
     Ok(out)
+}
+
+/// A plot with its caption.
+fn figure(svg: &str, caption: &str) -> String {
+    format!(
+        "<figure>\n{svg}<figcaption>{}</figcaption>\n</figure>\n",
+        esc(caption)
+    )
 }
 
 fn header(run: &Run, version: &str) -> String {

@@ -1,4 +1,5 @@
-//! Training curves as inline SVG, drawn with plotters' SVG backend.
+//! Training curves, and the truncation sweep of `gantry eval`, as inline SVG drawn with
+//! plotters' SVG backend.
 //!
 //! Plotters is built without its font features: the SVG backend writes every label as a
 //! `<text>` element for the browser to lay out, and only needs a rough size estimate (its
@@ -8,6 +9,7 @@ use super::load::Run;
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+use serde_json::Value;
 
 /// Size of one plot in SVG pixels; the page scales it to the column width.
 const SIZE: (u32, u32) = (640, 400);
@@ -30,6 +32,8 @@ const MARKERS_UP_TO: usize = 60;
 pub struct Spec {
     /// Heading inside the SVG.
     pub title: String,
+    /// Horizontal axis description: `step` for training curves, whose ticks are whole steps.
+    pub x_desc: String,
     /// Vertical axis description.
     pub y_desc: String,
     /// `(metrics.jsonl key, legend text)` per series.
@@ -85,6 +89,7 @@ pub fn specs(run: &Run) -> Vec<Spec> {
     };
     let mut specs = vec![Spec {
         title: "Losses".into(),
+        x_desc: "step".into(),
         y_desc: "loss".into(),
         series: pick(&|k| k == "loss_d" || k == "loss_g"),
         caption: "The discriminator's and the generator's whole loss (the sum of the parts \
@@ -98,6 +103,7 @@ pub fn specs(run: &Run) -> Vec<Spec> {
         let probabilities = outputs.iter().any(|(k, _)| k == "d_real");
         specs.push(Spec {
             title: "Discriminator outputs".into(),
+            x_desc: "step".into(),
             y_desc: if probabilities {
                 "mean D output".into()
             } else {
@@ -121,6 +127,7 @@ pub fn specs(run: &Run) -> Vec<Spec> {
     {
         specs.push(Spec {
             title: key.clone(),
+            x_desc: "step".into(),
             y_desc: "value".into(),
             series: vec![(key.clone(), legend(key))],
             caption: format!(
@@ -134,10 +141,67 @@ pub fn specs(run: &Run) -> Vec<Spec> {
 /// Draws `spec` from the run's metrics as an `<svg>` element, or a "no data" panel when no
 /// logged row has any of its series.
 pub fn svg(run: &Run, spec: &Spec) -> Result<String> {
+    svg_of(spec, |key| run.series(key))
+}
+
+/// The plots of a truncation sweep (`truncation_sweep` in `eval.json`): FD, and precision
+/// with recall, against the threshold; none when the evaluation made no sweep.
+pub fn sweep_specs(eval: &Value) -> Vec<Spec> {
+    if eval["truncation_sweep"]
+        .as_array()
+        .is_none_or(|rows| rows.is_empty())
+    {
+        return Vec::new();
+    }
+    let spec = |title: &str, y_desc: &str, keys: &[&str], caption: &str| Spec {
+        title: title.into(),
+        x_desc: "truncation threshold".into(),
+        y_desc: y_desc.into(),
+        series: keys
+            .iter()
+            .map(|k| (k.to_string(), k.to_string()))
+            .collect(),
+        caption: caption.into(),
+    };
+    vec![
+        spec(
+            "FD against truncation",
+            "Fréchet distance",
+            &["fd"],
+            "The Fréchet distance of samples drawn from noise truncated at each threshold \
+             (values beyond it redrawn), in the classifier's feature space; lower is closer to \
+             the real images.",
+        ),
+        spec(
+            "Precision and recall against truncation",
+            "fraction",
+            &["precision", "recall"],
+            "Precision (samples inside the real images' manifold: fidelity) and recall (real \
+             images inside the samples': variety) at each threshold. Truncation trades one \
+             for the other.",
+        ),
+    ]
+}
+
+/// Draws `spec` from the rows of a truncation sweep.
+pub fn sweep_svg(eval: &Value, spec: &Spec) -> Result<String> {
+    let rows = eval["truncation_sweep"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    svg_of(spec, |key| {
+        rows.iter()
+            .filter_map(|r| Some((r["truncation"].as_f64()?, r[key].as_f64()?)))
+            .collect()
+    })
+}
+
+/// Draws `spec` with the points `series` gives for each of its keys.
+fn svg_of(spec: &Spec, series: impl Fn(&str) -> Vec<(f64, f64)>) -> Result<String> {
     let data: Vec<(&str, Vec<(f64, f64)>)> = spec
         .series
         .iter()
-        .map(|(key, label)| (label.as_str(), run.series(key)))
+        .map(|(key, label)| (label.as_str(), series(key)))
         .filter(|(_, points)| !points.is_empty())
         .collect();
     let mut buf = String::new();
@@ -168,6 +232,7 @@ fn draw(buf: &mut String, spec: &Spec, data: &[(&str, Vec<(f64, f64)>)]) -> Draw
         root.present()?;
         return Ok(());
     }
+    let steps = spec.x_desc == "step";
     let x = padded(data.iter().flat_map(|(_, p)| p.iter().map(|p| p.0)), false);
     let y = padded(data.iter().flat_map(|(_, p)| p.iter().map(|p| p.1)), true);
     // The legend gets a strip of its own under the chart, so it never hides a curve.
@@ -181,13 +246,19 @@ fn draw(buf: &mut String, spec: &Spec, data: &[(&str, Vec<(f64, f64)>)]) -> Draw
         .build_cartesian_2d(x.0..x.1, y.0..y.1)?;
     chart
         .configure_mesh()
-        .x_desc("step")
+        .x_desc(&spec.x_desc)
         .y_desc(&spec.y_desc)
         .axis_desc_style((font, 19))
         .label_style((font, 16))
-        .x_labels(x_ticks(data))
+        .x_labels(if steps { x_ticks(data) } else { 8 })
         .y_labels(8)
-        .x_label_formatter(&|v| integer_or_short(*v))
+        .x_label_formatter(&|v| {
+            if steps {
+                integer_or_short(*v)
+            } else {
+                super::html::number(*v)
+            }
+        })
         .y_label_formatter(&|v| super::html::number(*v))
         .light_line_style(BLACK.mix(0.05))
         .bold_line_style(BLACK.mix(0.12))
