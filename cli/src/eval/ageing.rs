@@ -7,7 +7,10 @@
 use super::{EvalArgs, classifier_path, fit_to};
 use crate::sampling::at_every_age;
 use anyhow::{Context, Result, bail};
-use gantry_datasets::{FACES_HELD_OUT_TONE, load_face_table, same_person_at, transform};
+use gantry_datasets::{
+    AGE_GROUPS, EmojiInfo, FACES_HELD_OUT_TONE, ImageSet, load_face_table, same_person_at,
+    transform,
+};
 use gantry_gan::metrics::ageing::{AgeingPair, TONE_COLUMNS, TONE_ROWS, ageing_scores};
 use gantry_gan::metrics::classifier::{ImageClassifier, argmax_rows};
 use gantry_gan::models::{Gan, ModelConfig};
@@ -44,89 +47,14 @@ pub fn ageing_metrics(gan: &dyn Gan, data: &str, args: &EvalArgs) -> Result<Valu
              `{data}` has no person types and skin tones"
         );
     }
-    let (set, rows) = load_face_table(data, &crate::data::roots(), &mut |_, _| {})?;
-    if config.ages != gantry_datasets::AGE_GROUPS.len() || config.channels != 3 {
+    if config.ages != AGE_GROUPS.len() || config.channels != 3 {
         bail!(
-            "the run's model draws {} age groups of {}-channel faces; {data} has 4 age groups of RGB faces",
+            "the run's model draws {} age groups of {}-channel faces; {data} has {} age groups of RGB faces",
             config.ages,
-            config.channels
+            config.channels,
+            AGE_GROUPS.len()
         );
     }
-    let side = config.image_size;
-    let faces: Vec<Tensor> = (0..set.len())
-        .map(|i| {
-            let face = set.image(i);
-            let face = if face.shape()[1] == side {
-                face
-            } else {
-                transform::resize(&face, side, side)
-            };
-            face.reshape(&[1, 3, side, side])
-        })
-        .collect();
-    let faces = Tensor::concat(0, &faces.iter().collect::<Vec<_>>());
-    let age = |i: usize| rows[i].age_group.expect("a face table holds faces");
-    let held_out = |i: usize| rows[i].skin_tone == FACES_HELD_OUT_TONE;
-
-    let mut cases = Vec::new();
-    let mut aged = Vec::new();
-    for source in 0..rows.len() {
-        let every = at_every_age(gan, &faces.slice_axis(0, source, source + 1), args.seed);
-        for target_age in (0..config.ages).filter(|&a| a != age(source)) {
-            let truth = same_person_at(&rows, source, target_age).with_context(|| {
-                format!(
-                    "{data}: {} ({}) has no true face at age group {target_age}",
-                    rows[source].short_name, rows[source].skin_tone
-                )
-            })?;
-            let palette = (0..rows.len())
-                .filter(|&j| age(j) == target_age && rows[j].gender == rows[truth].gender)
-                .collect();
-            aged.push(every.slice_axis(0, target_age, target_age + 1));
-            cases.push(Case {
-                source,
-                pair: AgeingPair {
-                    truth,
-                    target_age,
-                    palette,
-                },
-                held_out: held_out(source),
-            });
-        }
-    }
-    let pick = |images: Vec<Tensor>| Tensor::concat(0, &images.iter().collect::<Vec<_>>());
-    let one = |i: usize| faces.slice_axis(0, i, i + 1);
-    // The mean training face of each age group.
-    let means: Vec<Tensor> = (0..config.ages)
-        .map(|a| {
-            let members: Vec<Tensor> = (0..rows.len())
-                .filter(|&j| age(j) == a && !held_out(j))
-                .map(one)
-                .collect();
-            pick(members).mean_axes(&[0], true)
-        })
-        .collect();
-    let methods = [
-        ("caae", pick(aged)),
-        (
-            "identity",
-            pick(cases.iter().map(|c| one(c.source)).collect()),
-        ),
-        (
-            "mean_face",
-            pick(
-                cases
-                    .iter()
-                    .map(|c| means[c.pair.target_age].clone())
-                    .collect(),
-            ),
-        ),
-        (
-            "truth",
-            pick(cases.iter().map(|c| one(c.pair.truth)).collect()),
-        ),
-    ];
-
     let path = classifier_path(AGE_CLASSIFIER, args)?;
     let (classifier, info) = ImageClassifier::load(&path)?;
     if classifier.config().classes != config.ages {
@@ -137,26 +65,22 @@ pub fn ageing_metrics(gan: &dyn Gan, data: &str, args: &EvalArgs) -> Result<Valu
             config.ages
         );
     }
-    let mut splits = serde_json::Map::new();
-    for (name, wanted) in [("held_out", true), ("train", false)] {
-        let index: Vec<usize> = (0..cases.len())
-            .filter(|&k| cases[k].held_out == wanted)
-            .collect();
-        let pairs: Vec<AgeingPair> = index.iter().map(|&k| cases[k].pair.clone()).collect();
-        let mut scores = serde_json::Map::new();
-        for (method, images) in &methods {
-            let images = pick(
-                index
-                    .iter()
-                    .map(|&k| images.slice_axis(0, k, k + 1))
-                    .collect(),
-            );
-            let predicted = argmax_rows(&classifier.predict(&fit_to(&images, &classifier)?));
-            let s = ageing_scores(&images, &faces, &pairs, Some(&predicted));
-            scores.insert(method.to_string(), json!(s));
-        }
-        splits.insert(name.to_string(), Value::Object(scores));
-    }
+    let (set, rows) = load_face_table(data, &crate::data::roots(), &mut |_, _| {})?;
+    let faces = faces_at(&set, config.image_size);
+    let (cases, aged) = age_every_face(gan, &rows, &faces, args.seed)
+        .with_context(|| format!("{data}: the label table"))?;
+
+    let one = |i: usize| faces.slice_axis(0, i, i + 1);
+    let means = mean_training_faces(&rows, &faces);
+    let methods = [
+        ("caae", aged),
+        ("identity", cat(cases.iter().map(|c| one(c.source)))),
+        (
+            "mean_face",
+            cat(cases.iter().map(|c| means[c.pair.target_age].clone())),
+        ),
+        ("truth", cat(cases.iter().map(|c| one(c.pair.truth)))),
+    ];
     let mut out = json!({
         "faces": rows.len(),
         "held_out_tone": FACES_HELD_OUT_TONE,
@@ -171,8 +95,90 @@ pub fn ageing_metrics(gan: &dyn Gan, data: &str, args: &EvalArgs) -> Result<Valu
             "test_accuracy": info.accuracy,
         },
     });
-    for (k, v) in splits {
-        out[k] = v;
+    for (split, held_out) in [("held_out", true), ("train", false)] {
+        let index: Vec<usize> = (0..cases.len())
+            .filter(|&k| cases[k].held_out == held_out)
+            .collect();
+        let pairs: Vec<AgeingPair> = index.iter().map(|&k| cases[k].pair.clone()).collect();
+        let mut scores = serde_json::Map::new();
+        for (method, images) in &methods {
+            let images = cat(index.iter().map(|&k| images.slice_axis(0, k, k + 1)));
+            let predicted = argmax_rows(&classifier.predict(&fit_to(&images, &classifier)?));
+            let s = ageing_scores(&images, &faces, &pairs, Some(&predicted));
+            scores.insert(method.to_string(), json!(s));
+        }
+        out[split] = Value::Object(scores);
     }
     Ok(json!({ "ageing": out }))
+}
+
+fn cat(images: impl Iterator<Item = Tensor>) -> Tensor {
+    let images: Vec<Tensor> = images.collect();
+    Tensor::concat(0, &images.iter().collect::<Vec<_>>())
+}
+
+/// The faces of `set` as one `[N, 3, side, side]` tensor (resized where the run works at
+/// another size than the data's).
+fn faces_at(set: &ImageSet, side: usize) -> Tensor {
+    cat((0..set.len()).map(|i| {
+        let face = set.image(i);
+        let face = if face.shape()[1] == side {
+            face
+        } else {
+            transform::resize(&face, side, side)
+        };
+        face.reshape(&[1, 3, side, side])
+    }))
+}
+
+/// Every face aged by the model to each other age group (as `gantry age` draws it: the face
+/// at all ages in one batch), the cases in order and their images, `[cases, 3, H, W]`.
+fn age_every_face(
+    gan: &dyn Gan,
+    rows: &[EmojiInfo],
+    faces: &Tensor,
+    seed: u64,
+) -> Result<(Vec<Case>, Tensor)> {
+    let age = |i: usize| rows[i].age_group.expect("a face table holds faces");
+    let mut cases = Vec::new();
+    let mut aged = Vec::new();
+    for source in 0..rows.len() {
+        let every = at_every_age(gan, &faces.slice_axis(0, source, source + 1), seed);
+        for target_age in (0..AGE_GROUPS.len()).filter(|&a| a != age(source)) {
+            let truth = same_person_at(rows, source, target_age).with_context(|| {
+                format!(
+                    "{} ({}) has no true face at age group {}",
+                    rows[source].short_name, rows[source].skin_tone, AGE_GROUPS[target_age]
+                )
+            })?;
+            let palette = (0..rows.len())
+                .filter(|&j| age(j) == target_age && rows[j].gender == rows[truth].gender)
+                .collect();
+            aged.push(every.slice_axis(0, target_age, target_age + 1));
+            cases.push(Case {
+                source,
+                pair: AgeingPair {
+                    truth,
+                    target_age,
+                    palette,
+                },
+                held_out: rows[source].skin_tone == FACES_HELD_OUT_TONE,
+            });
+        }
+    }
+    Ok((cases, cat(aged.into_iter())))
+}
+
+/// The mean training face (not held out) of each age group, `[1, 3, H, W]` each.
+fn mean_training_faces(rows: &[EmojiInfo], faces: &Tensor) -> Vec<Tensor> {
+    (0..AGE_GROUPS.len())
+        .map(|a| {
+            let members = (0..rows.len())
+                .filter(|&j| {
+                    rows[j].age_group == Some(a) && rows[j].skin_tone != FACES_HELD_OUT_TONE
+                })
+                .map(|j| faces.slice_axis(0, j, j + 1));
+            cat(members).mean_axes(&[0], true)
+        })
+        .collect()
 }
