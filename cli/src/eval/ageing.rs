@@ -4,7 +4,7 @@
 //! and the truth itself (the age classifier's ceiling). Training faces and held-out faces
 //! (the `medium` skin tone) are reported apart.
 
-use super::{EvalArgs, classifier_path, fit_to};
+use super::{EvalArgs, cat, classifier_path, fit_to};
 use crate::sampling::at_every_age;
 use anyhow::{Context, Result, bail};
 use gantry_datasets::{
@@ -112,11 +112,6 @@ pub fn ageing_metrics(gan: &dyn Gan, data: &str, args: &EvalArgs) -> Result<Valu
     Ok(json!({ "ageing": out }))
 }
 
-fn cat(images: impl Iterator<Item = Tensor>) -> Tensor {
-    let images: Vec<Tensor> = images.collect();
-    Tensor::concat(0, &images.iter().collect::<Vec<_>>())
-}
-
 /// The faces of `set` as one `[N, 3, side, side]` tensor (resized where the run works at
 /// another size than the data's).
 fn faces_at(set: &ImageSet, side: usize) -> Tensor {
@@ -166,7 +161,7 @@ fn age_every_face(
             });
         }
     }
-    Ok((cases, cat(aged.into_iter())))
+    Ok((cases, cat(aged)))
 }
 
 /// The mean training face (not held out) of each age group, `[1, 3, H, W]` each.

@@ -266,7 +266,7 @@ fn generate_images(
         }
         parts.push(images);
     }
-    Ok((Tensor::concat(0, &parts.iter().collect::<Vec<_>>()), labels))
+    Ok((cat(parts), labels))
 }
 
 /// The truncation sweep: `n` samples at each threshold of `--truncation`, scored as the
@@ -431,7 +431,7 @@ impl ImageScorer {
             .iter()
             .map(|&i| self.floor.slice_axis(0, i, i + 1))
             .collect();
-        self.score(&Tensor::concat(0, &pick.iter().collect::<Vec<_>>()), seed)
+        self.score(&cat(pick), seed)
     }
 
     /// What the scores were measured with: the reference and the classifier.
@@ -489,7 +489,7 @@ pub(crate) fn fit_to(images: &Tensor, classifier: &ImageClassifier) -> Result<Te
             resize(&one, want[1], want[2]).reshape(&[1, want[0], want[1], want[2]])
         })
         .collect();
-    Ok(Tensor::concat(0, &parts.iter().collect::<Vec<_>>()))
+    Ok(cat(parts))
 }
 
 /// Scores of the images in an IDX file or a folder of PNG/JPEG files against `--data`.
@@ -537,6 +537,12 @@ fn eval_images(path: &Path, args: &EvalArgs) -> Result<()> {
         path.with_extension("eval.json")
     };
     write_json(&target, &out)
+}
+
+/// Images (`[1, C, H, W]` or `[n, C, H, W]` each) stacked along the batch axis.
+fn cat(images: impl IntoIterator<Item = Tensor>) -> Tensor {
+    let images: Vec<Tensor> = images.into_iter().collect();
+    Tensor::concat(0, &images.iter().collect::<Vec<_>>())
 }
 
 /// Adds the entries of `extra` (an object) to `out`.

@@ -3,7 +3,7 @@
 //! reads the targets, as a distribution in its feature space (FD, KID, precision and recall
 //! against the validation targets), with as many real training targets as the floor.
 
-use super::{EvalArgs, classifier_path, fit_to};
+use super::{EvalArgs, cat, classifier_path, fit_to};
 use crate::data::{self, Kind};
 use crate::sampling::generate;
 use anyhow::{Context, Result, bail};
@@ -54,7 +54,7 @@ pub(super) fn paired_metrics(
         outs.push(generate(gan, &a?, args.seed.wrapping_add(i as u64)));
         targets.push(b);
     }
-    let (out, target) = (cat(&outs), cat(&targets));
+    let (out, target) = (cat(outs), cat(targets));
     let mut v = json!({
         "n": n,
         "split": "validation",
@@ -79,7 +79,7 @@ pub(super) fn paired_metrics(
                 .take(n)
                 .map(|(_, b)| b)
                 .collect();
-            v["features"] = feature_scores(&out, &target, &cat(&floor), &path, args.seed)?;
+            v["features"] = feature_scores(&out, &target, &cat(floor), &path, args.seed)?;
         }
         None => eprintln!(
             "note: no classifier reads the targets of {data}: pass --classifier FILE for FD, \
@@ -110,10 +110,6 @@ fn pairs<'a>(
         let a = b.condition.context("pairs have inputs");
         (a, gan.real_samples(b.real))
     })
-}
-
-fn cat(parts: &[Tensor]) -> Tensor {
-    Tensor::concat(0, &parts.iter().collect::<Vec<_>>())
 }
 
 /// The translations against the validation targets in the feature space of the classifier
