@@ -14,7 +14,7 @@
 
 use crate::Tensor;
 use crate::im2col::{Geometry, col2im_channel, im2col_rows};
-use crate::matmul::gemm;
+use crate::matmul::{gemm, gemm_new};
 use crate::parallel::for_each_chunk_mut;
 use crate::scratch::Scratch;
 
@@ -342,23 +342,18 @@ impl Tensor {
         );
         let (x, gy) = (self.as_slice(), grad_out.as_slice());
         let (n, o, rows, cols) = (xs[0], gs[1], g.col_rows(), g.col_cols());
-        let mut total = vec![0.0f32; o * rows];
-        for (i, (n0, n1)) in sample_chunks(n, rows * cols).enumerate() {
+        // The first chunk's product is written into fresh memory, later chunks add to it.
+        let mut total: Option<Vec<f32>> = None;
+        for (n0, n1) in sample_chunks(n, rows * cols) {
             let col = batch_im2col(&x, &g, n0, n1);
             let gy_cm = channel_major(&gy, o, cols, n0, n1);
-            gemm(
-                o,
-                rows,
-                (n1 - n0) * cols,
-                &gy_cm,
-                false,
-                &col,
-                true,
-                &mut total,
-                i > 0,
-                true,
-            );
+            let k = (n1 - n0) * cols;
+            match total.as_mut() {
+                None => total = Some(gemm_new(o, rows, k, &gy_cm, false, &col, true, true)),
+                Some(t) => gemm(o, rows, k, &gy_cm, false, &col, true, t, true, true),
+            }
         }
+        let total = total.unwrap_or_else(|| vec![0.0; o * rows]);
         Tensor::from_vec(&wshape, total)
     }
 

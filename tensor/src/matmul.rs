@@ -28,22 +28,104 @@ pub fn gemm(
     accumulate: bool,
     parallel: bool,
 ) {
+    check_lengths(m, n, k, a, b, c.len());
+    // SAFETY: `c` holds `m * n` initialised values (checked) and is borrowed mutably, so it
+    // aliases neither input.
+    unsafe {
+        gemm_raw(
+            m,
+            n,
+            k,
+            a,
+            trans_a,
+            b,
+            trans_b,
+            c.as_mut_ptr(),
+            accumulate,
+            parallel,
+        )
+    }
+}
+
+/// `a · b` into a new `[m, n]` buffer, as [`gemm`] without `accumulate`: the product writes
+/// every value, so the buffer is not zeroed first (zeroing a weight gradient's worth of memory
+/// only to overwrite it cost an MLP step some 5% of its time).
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub(crate) fn gemm_new(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    trans_a: bool,
+    b: &[f32],
+    trans_b: bool,
+    parallel: bool,
+) -> Vec<f32> {
+    let mut c = Vec::with_capacity(m * n);
+    if k == 0 {
+        c.resize(m * n, 0.0);
+        return c;
+    }
+    check_lengths(m, n, k, a, b, m * n);
+    // SAFETY: the capacity is `m * n`; with `k > 0` and `accumulate` false the product writes
+    // each of the `m * n` values without reading it, so all are initialised before `set_len`.
+    unsafe {
+        gemm_raw(
+            m,
+            n,
+            k,
+            a,
+            trans_a,
+            b,
+            trans_b,
+            c.as_mut_ptr(),
+            false,
+            parallel,
+        );
+        c.set_len(m * n);
+    }
+    c
+}
+
+#[track_caller]
+fn check_lengths(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c_len: usize) {
     assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-        "gemm: [{m}, {k}] x [{k}, {n}] needs {} + {} + {} elements, got {} + {} + {}",
+        a.len() >= m * k && b.len() >= k * n && c_len >= m * n,
+        "gemm: [{m}, {k}] x [{k}, {n}] needs {} + {} + {} elements, got {} + {} + {c_len}",
         m * k,
         k * n,
         m * n,
         a.len(),
         b.len(),
-        c.len()
     );
+}
+
+/// The product behind [`gemm`] and [`gemm_new`].
+///
+/// # Safety
+/// `a` and `b` hold their matrices (see [`check_lengths`]); `c` points to `m * n` writable
+/// values that alias neither, initialised when `accumulate` (or when `k == 0`).
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    trans_a: bool,
+    b: &[f32],
+    trans_b: bool,
+    c: *mut f32,
+    accumulate: bool,
+    parallel: bool,
+) {
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            c[..m * n].fill(0.0);
+            // SAFETY: the caller guarantees `m * n` initialised values when `k == 0`.
+            unsafe { std::slice::from_raw_parts_mut(c, m * n) }.fill(0.0);
         }
         return;
     }
@@ -62,14 +144,13 @@ pub fn gemm(
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the asserts above guarantee every strided access lies inside its slice, and `c`
-    // is borrowed mutably so it aliases neither input.
+    // SAFETY: the caller's lengths keep every strided access inside its buffer.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c,
             1,
             n as isize,
             accumulate,
@@ -175,43 +256,25 @@ impl Tensor {
         let (a, b) = (self.as_slice(), rhs.as_slice());
         let a_step = if ba.is_empty() { 0 } else { m * k };
         let b_step = if bb.is_empty() { 0 } else { k * n };
-        let mut out = vec![0.0f32; batch * m * n];
-        if batch >= num_threads() && batch > 1 {
-            let blocks = map_range(batch, |i| {
-                let mut c = vec![0.0f32; m * n];
-                gemm(
-                    m,
-                    n,
-                    k,
-                    &a[i * a_step..],
-                    trans_a,
-                    &b[i * b_step..],
-                    trans_b,
-                    &mut c,
-                    false,
-                    false,
-                );
-                c
-            });
-            for (dst, src) in out.chunks_mut((m * n).max(1)).zip(blocks) {
-                dst.copy_from_slice(&src);
-            }
+        let product = |i: usize, parallel: bool| {
+            gemm_new(
+                m,
+                n,
+                k,
+                &a[i * a_step..],
+                trans_a,
+                &b[i * b_step..],
+                trans_b,
+                parallel,
+            )
+        };
+        let out = if batch == 1 {
+            product(0, true)
+        } else if batch >= num_threads() {
+            map_range(batch, |i| product(i, false)).concat()
         } else {
-            for (i, c) in out.chunks_mut((m * n).max(1)).enumerate().take(batch) {
-                gemm(
-                    m,
-                    n,
-                    k,
-                    &a[i * a_step..],
-                    trans_a,
-                    &b[i * b_step..],
-                    trans_b,
-                    c,
-                    false,
-                    true,
-                );
-            }
-        }
+            (0..batch).flat_map(|i| product(i, true)).collect()
+        };
         let mut shape = batch_shape.to_vec();
         shape.extend([m, n]);
         Tensor::from_vec(&shape, out)
@@ -245,6 +308,26 @@ mod tests {
         let bt = tb.transpose(0, 1);
         assert!(at.matmul_t(&tb, true, false).max_abs_diff(&want) < 1e-5);
         assert!(ta.matmul_t(&bt, false, true).max_abs_diff(&want) < 1e-5);
+    }
+
+    #[test]
+    fn products_do_not_read_the_memory_they_are_written_into() {
+        // Freed NaNs of the product's size lie where the next allocation is likely to land:
+        // a product that read its (unzeroed) output buffer would carry them.
+        for (m, k, n) in [(3, 4, 5), (64, 100, 64), (17, 1, 9)] {
+            drop(vec![f32::NAN; m * n]);
+            let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let got =
+                Tensor::from_vec(&[m, k], a.clone()).matmul(&Tensor::from_vec(&[k, n], b.clone()));
+            let want = Tensor::from_vec(&[m, n], naive(&a, &b, m, k, n));
+            assert!(got.max_abs_diff(&want) < 1e-4, "{m}x{k}x{n}");
+        }
+        drop(vec![f32::NAN; 6]);
+        let empty_inner = Tensor::zeros(&[2, 0]).matmul(&Tensor::zeros(&[0, 3]));
+        assert_eq!(empty_inner.to_vec(), vec![0.0; 6], "k = 0 gives zeros");
+        let batched = Tensor::zeros(&[0, 2, 2]).matmul(&Tensor::zeros(&[0, 2, 2]));
+        assert_eq!(batched.shape(), &[0, 2, 2]);
     }
 
     #[test]
