@@ -17,7 +17,8 @@ workloads of the PyTorch reference ../shared/bench/gan_bench.py, built layer for
 on random batches generated before timing. Prints one JSON line per (workload, batch, threads) \
 configuration: median, min and max seconds per iteration, the reference's FLOP count of an \
 iteration (forward FLOPs of convolutions and linear layers, 2 x MACs, 3 F_G + 9 F_D), the \
-achieved GFLOP/s, the process's peak resident memory (VmHWM) and the CPU other processes used \
+achieved GFLOP/s, the process's peak resident memory (VmHWM), its minor page faults per timed \
+iteration (memory the kernel had to map and zero during a step) and the CPU other processes used \
 meanwhile (foreign_cores; 0 on a quiet machine). Several configurations run one after another, \
 each in a fresh process, so that thread pools and peak memory are each its own.\n\n\
 Workloads (the reference's --models):\n  \
@@ -72,6 +73,9 @@ struct Report {
     gflop_per_iter: f64,
     gflops: f64,
     peak_rss_mb: f64,
+    /// Minor page faults of the process per timed iteration: memory the kernel had to map
+    /// (and zero) during the step, which a step that reuses its buffers does not need.
+    minor_faults_per_iter: Option<f64>,
     params_g: usize,
     params_d: usize,
     foreign_cores: Option<f64>,
@@ -171,11 +175,13 @@ fn measure(c: &Config, args: &BenchArgs) -> Result<Report> {
     }
     let mut times = Vec::with_capacity(args.iters);
     let before = CpuTicks::now();
+    let faults_before = minor_faults();
     for _ in 0..args.iters {
         let t0 = Instant::now();
         trainer.train_step(&mut next)?;
         times.push(t0.elapsed().as_secs_f64());
     }
+    let faults = faults_before.and_then(|b| Some((minor_faults()? - b) as f64 / args.iters as f64));
     let foreign = before.and_then(|b| CpuTicks::now().map(|a| a.foreign_cores(&b)));
     times.sort_by(f64::total_cmp);
     let median = median(&times);
@@ -192,6 +198,7 @@ fn measure(c: &Config, args: &BenchArgs) -> Result<Report> {
         gflop_per_iter: gflop,
         gflops: gflop / median,
         peak_rss_mb: peak_rss_mb().unwrap_or(f64::NAN),
+        minor_faults_per_iter: faults,
         params_g: workloads::params(&g),
         params_d: workloads::params(&d),
         foreign_cores: foreign,
@@ -215,6 +222,25 @@ fn peak_rss_mb() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+/// The fields of `/proc/self/stat` after the command name (which may hold spaces), from the
+/// state (the 3rd field of the line) on.
+fn own_stat_fields() -> Option<Vec<i128>> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    // The state is a letter; every later field is an integer: some,
+    // such as tpgid, may be -1, others (rsslim) as large as u64::MAX.
+    rest.split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect()
+}
+
+/// Minor page faults of this process so far (Linux).
+fn minor_faults() -> Option<u64> {
+    // minflt is the 10th field of the line, the 7th after the state (index 6).
+    u64::try_from(*own_stat_fields()?.get(6)?).ok()
 }
 
 /// CPU time counters from `/proc` (Linux), in clock ticks.
@@ -245,12 +271,10 @@ impl CpuTicks {
             .lines()
             .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
             .count() as u64;
-        let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        // Fields after the command name (which may hold spaces): utime and stime are the
-        // 14th and 15th fields of the line, the 12th and 13th after ") ".
-        let rest = &own_stat[own_stat.rfind(')')? + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let own = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        // utime and stime are the 14th and 15th fields of the line, the 11th and 12th after
+        // the state (indices 10 and 11).
+        let f = own_stat_fields()?;
+        let own = u64::try_from(f.get(10)? + f.get(11)?).ok()?;
         Some(CpuTicks {
             busy: total - idle,
             total,

@@ -18,6 +18,7 @@
 //! the source tree's `data/`, and `data/` beside the executable or in the current folder.
 
 mod age;
+mod allocator;
 mod bench;
 mod classifier;
 mod data;
@@ -79,6 +80,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::keep_freed_memory();
     let cli = Cli::parse();
     if let Some(dir) = cli.data_dir {
         data::set_data_dir(dir);
