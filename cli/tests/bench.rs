@@ -103,7 +103,11 @@ fn a_step_reuses_memory_instead_of_faulting_it_in() {
     let faults = lines[0]["minor_faults_per_iter"]
         .as_f64()
         .unwrap_or_else(|| panic!("minor_faults_per_iter is a number: {}", lines[0]));
-    assert!(faults < 100.0, "{faults} page faults per step: {}", lines[0]);
+    assert!(
+        faults < 100.0,
+        "{faults} page faults per step: {}",
+        lines[0]
+    );
 }
 
 #[test]

