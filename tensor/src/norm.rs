@@ -49,13 +49,19 @@ where
     });
 }
 
-/// Per-channel sums of `f(x, y)` over `[N, C, S]` data, in `f64`.
-fn channel_sums(n: usize, c: usize, s: usize, f: impl Fn(usize) -> f64 + Sync + Send) -> Vec<f64> {
+/// Per-channel sums of `f(channel, index)` over the flat indices of `[N, C, S]` data, in `f64`,
+/// summed in index order within each sample and then over samples.
+fn channel_sums(
+    n: usize,
+    c: usize,
+    s: usize,
+    f: impl Fn(usize, usize) -> f64 + Sync + Send,
+) -> Vec<f64> {
     let per_channel = |ch: usize| -> f64 {
         (0..n)
             .map(|b| {
                 let base = (b * c + ch) * s;
-                (base..base + s).map(&f).sum::<f64>()
+                (base..base + s).map(|i| f(ch, i)).sum::<f64>()
             })
             .sum()
     };
@@ -76,12 +82,9 @@ impl Tensor {
         let (n, c, s) = layout("channel_moments", self.shape());
         let x = self.as_slice();
         let m = (n * s).max(1) as f64;
-        let mean = channel_sums(n, c, s, |i| f64::from(x[i]));
+        let mean = channel_sums(n, c, s, |_, i| f64::from(x[i]));
         let mean: Vec<f64> = mean.into_iter().map(|v| v / m).collect();
-        let var = channel_sums(n, c, s, |i| {
-            let ch = (i / s) % c;
-            (f64::from(x[i]) - mean[ch]).powi(2)
-        });
+        let var = channel_sums(n, c, s, |ch, i| (f64::from(x[i]) - mean[ch]).powi(2));
         let var = var.into_iter().map(|v| (v / m) as f32).collect();
         let mean = mean.into_iter().map(|v| v as f32).collect();
         (Tensor::from_vec(&[c], mean), Tensor::from_vec(&[c], var))
@@ -160,12 +163,9 @@ impl Tensor {
         let (x, gy) = (self.as_slice(), grad_out.as_slice());
         let (g, m, v) = (gamma.as_slice(), mean.as_slice(), var.as_slice());
         let inv_std: Vec<f32> = (0..c).map(|i| 1.0 / (v[i] + eps).sqrt()).collect();
-        let xhat = |i: usize| {
-            let ch = (i / s) % c;
-            (x[i] - m[ch]) * inv_std[ch]
-        };
-        let dbeta = channel_sums(n, c, s, |i| f64::from(gy[i]));
-        let dgamma = channel_sums(n, c, s, |i| f64::from(gy[i] * xhat(i)));
+        let xhat = |ch: usize, i: usize| (x[i] - m[ch]) * inv_std[ch];
+        let dbeta = channel_sums(n, c, s, |_, i| f64::from(gy[i]));
+        let dgamma = channel_sums(n, c, s, |ch, i| f64::from(gy[i] * xhat(ch, i)));
         let count = (n * s).max(1) as f64;
         let (mean_dy, mean_dy_xhat): (Vec<f32>, Vec<f32>) = if batch_stats {
             (
@@ -180,7 +180,7 @@ impl Tensor {
             let k = g[ch] * inv_std[ch];
             for (j, o) in plane.iter_mut().enumerate() {
                 let i = p * s + j;
-                *o = k * (gy[i] - mean_dy[ch] - xhat(i) * mean_dy_xhat[ch]);
+                *o = k * (gy[i] - mean_dy[ch] - xhat(ch, i) * mean_dy_xhat[ch]);
             }
         });
         let to_tensor =
