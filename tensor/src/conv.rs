@@ -21,6 +21,9 @@ use crate::scratch::Scratch;
 /// The most elements a column matrix may hold (64 MiB of f32).
 const COL_LIMIT: usize = 1 << 24;
 
+/// About how many input values one col2im work unit writes.
+const COL2IM_UNIT: usize = 1 << 16;
+
 /// Stride, padding and dilation of a 2-D convolution, as `[height, width]` pairs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dParams {
@@ -309,8 +312,13 @@ impl Tensor {
             );
             let plane = input_hw[0] * input_hw[1];
             let mut gx_cm = Scratch::zeroed(g.channels * (n1 - n0) * plane);
+            // Units of one channel and a block of samples: a one-channel image (a grey-scale
+            // generator's last layer) would otherwise leave all but one thread idle.
+            let block = (COL2IM_UNIT / plane.max(1)).clamp(1, n1 - n0);
             for_each_chunk_mut(&mut gx_cm, (n1 - n0) * plane, |c, planes| {
-                col2im_channel(&gcol, &g, c, planes);
+                for_each_chunk_mut(planes, block * plane, |j, samples| {
+                    col2im_channel(&gcol, &g, c, j * block, samples);
+                });
             });
             to_sample_major(&gx_cm, g.channels, plane, n0, &mut out);
         }

@@ -169,17 +169,25 @@ pub(crate) fn im2col(x: &[f32], g: &Geometry, col: &mut [f32]) {
 
 /// Adds the rows of channel `c` of a batch-wide column matrix back into that channel's planes:
 /// the adjoint of `im2col` for one channel. `col` is `[C * kh * kw, m * oh * ow]` (the column
-/// matrices of `m` samples side by side) and `planes` is channel `c` of all `m` samples,
-/// `[m, H, W]`, added into.
+/// matrices of `m` samples side by side) and `planes` is channel `c` of samples
+/// `first..first + planes.len() / (H * W)` of them, `[.., H, W]`, added into. Each plane's sums
+/// run in the same order however the samples are split, so callers may split them freely.
 ///
 /// Walking one channel's rows end to end reads the column matrix in order; reading it one sample
 /// at a time instead strides across all of it, which costs more in cache and TLB misses than
 /// the additions themselves.
-pub(crate) fn col2im_channel(col: &[f32], g: &Geometry, c: usize, planes: &mut [f32]) {
+pub(crate) fn col2im_channel(
+    col: &[f32],
+    g: &Geometry,
+    c: usize,
+    first: usize,
+    planes: &mut [f32],
+) {
     let [oh, ow] = g.out_hw;
     let taps = g.kernel[0] * g.kernel[1];
     let plane = g.in_hw[0] * g.in_hw[1];
-    let ncols = planes.len() / plane * oh * ow;
+    let ncols = col.len() / g.col_rows();
+    let skip = first * oh * ow;
     for row in c * taps..(c + 1) * taps {
         let t = g.tap(row);
         let (x_lo, x_hi) = t.x;
@@ -187,7 +195,7 @@ pub(crate) fn col2im_channel(col: &[f32], g: &Geometry, c: usize, planes: &mut [
             continue;
         }
         let span = (x_hi - x_lo - 1) * t.col_step + 1;
-        let src_row = &col[row * ncols..(row + 1) * ncols];
+        let src_row = &col[row * ncols + skip..(row + 1) * ncols];
         for (src_img, dst) in src_row
             .chunks_exact(oh * ow)
             .zip(planes.chunks_exact_mut(plane))
@@ -246,6 +254,29 @@ mod tests {
     }
 
     #[test]
+    fn col2im_split_by_samples_gives_the_same_bits() {
+        let g = geometry();
+        let samples = 3;
+        let c: Vec<f32> = (0..g.col_rows() * g.col_cols() * samples)
+            .map(|i| ((i * 7919) % 101) as f32 * 0.37 - 18.0)
+            .collect();
+        let plane = 20;
+        for ch in 0..2 {
+            let mut whole = vec![0.0; samples * plane];
+            col2im_channel(&c, &g, ch, 0, &mut whole);
+            let mut split = vec![0.0; samples * plane];
+            let (first, rest) = split.split_at_mut(plane);
+            col2im_channel(&c, &g, ch, 0, first);
+            col2im_channel(&c, &g, ch, 1, rest);
+            assert_eq!(whole, split, "channel {ch}");
+            assert!(
+                whole[2 * plane..].iter().any(|&v| v != 0.0),
+                "the last sample is written"
+            );
+        }
+    }
+
+    #[test]
     fn col2im_is_the_adjoint() {
         let g = geometry();
         let x: Vec<f32> = (0..40).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
@@ -256,7 +287,7 @@ mod tests {
         im2col(&x, &g, &mut col);
         let mut back = vec![0.0; 40];
         for (ch, planes) in back.chunks_mut(20).enumerate() {
-            col2im_channel(&c, &g, ch, planes);
+            col2im_channel(&c, &g, ch, 0, planes);
         }
         let lhs: f32 = col.iter().zip(&c).map(|(a, b)| a * b).sum();
         let rhs: f32 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
