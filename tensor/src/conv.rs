@@ -160,6 +160,32 @@ fn conv_geometry(op: &str, input: &[usize], weight: &[usize], p: &Conv2dParams) 
     }
 }
 
+/// Whether each output is the kernel laid over the whole (unpadded) input: one output pixel per
+/// image, as in a DCGAN discriminator's last layer or, transposed, its generator's first. The
+/// column matrix is then the input itself, `[N, C * kh * kw]` read transposed, and the
+/// convolution a plain matrix product with no im2col, col2im or layout change.
+fn covers_whole_input(g: &Geometry) -> bool {
+    g.out_hw == [1, 1] && g.kernel == g.in_hw && g.padding == [0, 0]
+}
+
+/// The `[cols, rows]` transpose of a row-major `[rows, cols]` matrix, in tiles of 8 x 8: one
+/// cache line of each side, and few enough lines that a power-of-two stride (thousands of
+/// columns apart, all in one cache set) does not evict them before they are used up.
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    const TILE: usize = 8;
+    let mut out = vec![0.0f32; rows * cols];
+    for i0 in (0..rows).step_by(TILE) {
+        for j0 in (0..cols).step_by(TILE) {
+            for j in j0..(j0 + TILE).min(cols) {
+                for i in i0..(i0 + TILE).min(rows) {
+                    out[j * rows + i] = m[i * cols + j];
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The sample ranges `n0..n1` a batch of `n` is processed in, for column matrices of
 /// `per_sample` elements per sample.
 fn sample_chunks(n: usize, per_sample: usize) -> impl Iterator<Item = (usize, usize)> {
@@ -246,15 +272,35 @@ impl Tensor {
         let bias = check_bias("conv2d", bias, o);
         let (x, w) = (self.as_slice(), weight.as_slice());
         let (rows, cols) = (g.col_rows(), g.col_cols());
+        let mut out = if covers_whole_input(&g) {
+            // [O, N] = w [O, rows] . col [rows, N], with the column matrix a plain transpose
+            // of x; the product is the column path's, operand layouts included, so the same
+            // bits (read through strides instead, the GEMM rounds differently).
+            let col = transpose(&x, n, rows);
+            transpose(&gemm_new(o, n, rows, &w, false, &col, false, true), o, n)
+        } else {
+            self.conv2d_columns(&w, o, &g)
+        };
+        if let Some(b) = bias {
+            add_channel_bias(&mut out, &b, cols);
+        }
+        Tensor::from_vec(&[n, o, g.out_hw[0], g.out_hw[1]], out)
+    }
+
+    /// [`Tensor::conv2d`] through column matrices, in chunks of samples.
+    fn conv2d_columns(&self, w: &[f32], o: usize, g: &Geometry) -> Vec<f32> {
+        let n = self.shape()[0];
+        let x = self.as_slice();
+        let (rows, cols) = (g.col_rows(), g.col_cols());
         let mut out = vec![0.0f32; n * o * cols];
         for (n0, n1) in sample_chunks(n, rows * cols) {
-            let col = batch_im2col(&x, &g, n0, n1);
+            let col = batch_im2col(&x, g, n0, n1);
             let mut y = Scratch::dirty(o * (n1 - n0) * cols);
             gemm(
                 o,
                 (n1 - n0) * cols,
                 rows,
-                &w,
+                w,
                 false,
                 &col,
                 false,
@@ -264,10 +310,7 @@ impl Tensor {
             );
             to_sample_major(&y, o, cols, n0, &mut out);
         }
-        if let Some(b) = bias {
-            add_channel_bias(&mut out, &b, cols);
-        }
-        Tensor::from_vec(&[n, o, g.out_hw[0], g.out_hw[1]], out)
+        out
     }
 
     /// The gradient of [`Tensor::conv2d`] with respect to its input, for an input of spatial
@@ -302,6 +345,12 @@ impl Tensor {
         let (gy, w) = (self.as_slice(), weight.as_slice());
         let (rows, cols, o) = (g.col_rows(), g.col_cols(), ws[0]);
         let in_len = g.channels * input_hw[0] * input_hw[1];
+        if covers_whole_input(&g) {
+            // [rows, N] = w [O, rows]^T . gy [N, O]^T: the column path's product (the same
+            // bits), and since every input value has exactly one tap, col2im is a transpose.
+            let gcol = gemm_new(rows, n, o, &w, true, &gy, true, true);
+            return Tensor::from_vec(&input, transpose(&gcol, rows, n));
+        }
         let mut out = vec![0.0f32; n * in_len];
         for (n0, n1) in sample_chunks(n, rows * cols) {
             let ncols = (n1 - n0) * cols;
@@ -350,6 +399,13 @@ impl Tensor {
         );
         let (x, gy) = (self.as_slice(), grad_out.as_slice());
         let (n, o, rows, cols) = (xs[0], gs[1], g.col_rows(), g.col_cols());
+        if covers_whole_input(&g) {
+            // [O, rows] = gy [O, N] . col [rows, N]^T with both laid out as the column path
+            // lays them out (the same bits).
+            let (gy_cm, col) = (transpose(&gy, n, o), transpose(&x, n, rows));
+            let gw = gemm_new(o, rows, n, &gy_cm, false, &col, true, true);
+            return Tensor::from_vec(&wshape, gw);
+        }
         // The first chunk's product is written into fresh memory, later chunks add to it.
         let mut total: Option<Vec<f32>> = None;
         for (n0, n1) in sample_chunks(n, rows * cols) {

@@ -653,3 +653,40 @@ fn chunked_batch_matches_reference() {
     )
     .unwrap();
 }
+
+/// Kernels that cover the whole unpadded input (one output pixel per image: a DCGAN
+/// discriminator's last layer, and transposed, its generator's first) run as plain matrix
+/// products without column matrices; with and without bias, stride 1 and 2, both directions.
+#[test]
+fn kernel_over_the_whole_input_matches_reference() {
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    for (n, c, o, hw, stride) in [(5, 24, 3, 4, 1), (9, 7, 16, 3, 2), (1, 1, 1, 1, 1)] {
+        let p = Conv2dParams::new(stride, 0);
+        let x = Tensor::rand_uniform(&[n, c, hw, hw], -1.0, 1.0, &mut rng);
+        let w = Tensor::rand_uniform(&[o, c, hw, hw], -1.0, 1.0, &mut rng);
+        let b = Tensor::rand_uniform(&[o], -1.0, 1.0, &mut rng);
+        let y = x.conv2d(&w, Some(&b), p);
+        assert_eq!(y.shape(), &[n, o, 1, 1]);
+        let gy = Tensor::rand_uniform(y.shape(), -1.0, 1.0, &mut rng);
+        let (xr, wr, gyr) = (Arr4::of(&x), Arr4::of(&w), Arr4::of(&gy));
+        let bias: Vec<f64> = b.to_vec().into_iter().map(f64::from).collect();
+        let (yr, gxr, gwr) = conv2d_reference(&xr, &wr, Some(&bias), Some(&gyr), &p);
+        let abs_bias: Vec<f64> = bias.iter().map(|v| v.abs()).collect();
+        let (ym, gxm, gwm) =
+            conv2d_reference(&xr.abs(), &wr.abs(), Some(&abs_bias), Some(&gyr.abs()), &p);
+        let taps = c * hw * hw;
+        check_close("y", &y, &yr, &ym, taps + 1).unwrap();
+        let gx = gy.conv2d_grad_input(&w, [hw, hw], p);
+        check_close("gx", &gx, &gxr, &gxm, o).unwrap();
+        check_close("gw", &x.conv2d_grad_weight(&gy, [hw, hw], p), &gwr, &gwm, n).unwrap();
+        let t = ConvTranspose2dParams::new(stride, 0);
+        check_close(
+            "conv_transpose2d",
+            &gy.conv_transpose2d(&w, None, t),
+            &gxr,
+            &gxm,
+            o,
+        )
+        .unwrap();
+    }
+}
