@@ -12,10 +12,10 @@ times per iteration, throughput in criterion's unit (elements or FLOPs per secon
 same counts as the Rust file). No figure is recorded here: run both on an idle machine.
 """
 
-import argparse
 import statistics
 import time
 
+import bench_args
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -195,16 +195,7 @@ def benches():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
-    parser.add_argument("--iters", type=int, default=20, help="timed iterations (default 20)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")
-    parser.add_argument("--filter", default="", help="only benches whose name contains this")
-    args = parser.parse_args()
-    if args.threads < 1 or args.iters < 1 or args.warmup < 0:
-        parser.error("--threads and --iters must be positive, --warmup not negative")
-    torch.set_num_threads(args.threads)
-    print(f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch {BATCH}, training mode")
+    args = bench_args.parse(__doc__, iters=20, warmup=3, batch=BATCH)
     for name, f, x, work in benches():
         if args.filter not in name:
             continue

@@ -276,6 +276,44 @@ impl Trainer {
         }
     }
 
+    /// One discriminator step alone, exactly as [`Trainer::train_step`] takes the first of
+    /// its `k - 1` extra ones: a batch from `next_batch`, a fake batch from the generator
+    /// (training mode, noise from [`Trainer::rng`]) seen as a constant, and one update of the
+    /// discriminator with the objective's loss and terms (a gradient penalty differentiates
+    /// through D twice). The step count, the generator's weights and its optimizer are left
+    /// as they were; the noise stream and batch-norm running statistics move on. For timing
+    /// or studying the discriminator's update (`gan/benches/wgan_gp.rs`).
+    ///
+    /// Returns D's loss and its named parts and logged figures.
+    ///
+    /// # Errors
+    /// As [`Trainer::train_step`]: a batch that does not fit, a loss that is not finite (then
+    /// nothing is updated), a trained parameter without a gradient.
+    pub fn discriminator_step(
+        &mut self,
+        next_batch: &mut dyn FnMut() -> Batch,
+    ) -> Result<(f32, BTreeMap<String, f32>)> {
+        let Trainer {
+            gan,
+            opt_d,
+            config,
+            step,
+            rng,
+            objective,
+            ..
+        } = self;
+        let gan = gan.as_ref();
+        gan.set_progress(*step);
+        let run = Run {
+            gan,
+            objective,
+            config,
+            step: *step + 1,
+        };
+        let (loss, parts) = run.extra_discriminator_step(opt_d.as_mut(), next_batch, rng, 0)?;
+        Ok((loss, parts.into_iter().collect()))
+    }
+
     /// One iteration: `k` discriminator steps on batches from `next_batch`, then one generator
     /// step. Nothing is updated by a step whose loss is not finite.
     ///
@@ -307,10 +345,7 @@ impl Trainer {
         };
         // Algorithm 1's extra discriminator steps, each on its own real and fake batch.
         for j in 0..k - 1 {
-            let batch = checked(gan, next_batch(), now)?;
-            let tape = Tape::with_seed(tape_seed(config.seed, now, 2 * j));
-            let fake = generate(gan, &tape, &batch, rng).value();
-            run.discriminator_step(opt_d, &batch, &fake, j)?;
+            run.extra_discriminator_step(opt_d, next_batch, rng, j)?;
         }
         // The last one shares its fake batch with the generator's step.
         let batch = checked(gan, next_batch(), now)?;
@@ -396,6 +431,21 @@ impl Run<'_> {
         }
         let mut rng = tape.rng();
         diffaug::augment(x, &self.config.diffaug, &mut *rng)
+    }
+
+    /// Extra discriminator step `j` of Algorithm 1: its own batch, and a fake batch the
+    /// generator makes on a tape of its own.
+    fn extra_discriminator_step(
+        &self,
+        opt_d: &mut dyn Optimizer,
+        next_batch: &mut dyn FnMut() -> Batch,
+        rng: &mut ChaCha8Rng,
+        j: u64,
+    ) -> Result<(f32, Vec<(String, f32)>)> {
+        let batch = checked(self.gan, next_batch(), self.step)?;
+        let tape = Tape::with_seed(tape_seed(self.config.seed, self.step, 2 * j));
+        let fake = generate(self.gan, &tape, &batch, rng).value();
+        self.discriminator_step(opt_d, &batch, &fake, j)
     }
 
     /// One discriminator update on a real batch and a (constant) fake batch: returns the loss
@@ -529,6 +579,59 @@ fn mean_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every parameter and buffer of both players, by name.
+    fn weights(t: &Trainer) -> Vec<(String, Vec<f32>)> {
+        let (g, d) = (t.gan.generator(), t.gan.discriminator());
+        let all = [("g", g), ("d", d)].map(|(who, m)| {
+            gantry_nn::named_params(m)
+                .into_iter()
+                .map(move |(n, p)| (format!("{who}.{n}"), p.value().to_vec()))
+        });
+        all.into_iter().flatten().collect()
+    }
+
+    /// `discriminator_step` then a `k = 1` iteration is bit for bit a `k = 2` iteration (the
+    /// vanilla GAN draws nothing from its tapes), and the step alone moves D only.
+    #[test]
+    fn a_discriminator_step_is_the_iterations_extra_one() {
+        use crate::models::{MlpConfig, ModelConfig};
+        let trainer = |k| {
+            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            let gan = ModelConfig::Mlp(MlpConfig::points())
+                .build(&mut rng)
+                .unwrap();
+            Trainer::new(
+                gan,
+                TrainConfig {
+                    k,
+                    ..TrainConfig::default()
+                },
+            )
+            .unwrap()
+        };
+        let batches = || {
+            let mut rng = ChaCha8Rng::seed_from_u64(4);
+            move || Batch::new(Tensor::randn(&[8, 2], 0.0, 1.0, &mut rng))
+        };
+        let (mut one, mut two) = (trainer(1), trainer(2));
+        let (mut data_one, mut data_two) = (batches(), batches());
+        let before = weights(&one);
+        let (loss, parts) = one.discriminator_step(&mut data_one).unwrap();
+        assert!(
+            loss.is_finite() && parts.contains_key("loss_d_real"),
+            "{parts:?}"
+        );
+        assert_eq!(one.step, 0);
+        let after = weights(&one);
+        for ((name, a), (_, b)) in before.iter().zip(&after) {
+            assert_eq!(a == b, name.starts_with("g."), "{name}");
+        }
+        let m1 = one.train_step(&mut data_one).unwrap();
+        let m2 = two.train_step(&mut data_two).unwrap();
+        assert_eq!((m1.step, m1.loss_d, m1.loss_g), (1, m2.loss_d, m2.loss_g));
+        assert_eq!(weights(&one), weights(&two));
+    }
 
     #[test]
     fn mean_abs_diff_of_known_tensors() {

@@ -1,0 +1,23 @@
+"""The command line the PyTorch sides of gantry's criterion benches share (`layers.py`,
+`wgan_gp.py`): thread count, iterations, warm-up and a name filter, checked, with torch's
+thread count set and a header line printed."""
+
+import argparse
+
+import torch
+
+
+def parse(doc, iters, warmup, batch):
+    """Parses the arguments of a bench script whose docstring is `doc`, sets torch's threads
+    and prints the header; returns the arguments."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    parser.add_argument("--iters", type=int, default=iters, help=f"timed iterations (default {iters})")
+    parser.add_argument("--warmup", type=int, default=warmup, help=f"untimed iterations first (default {warmup})")
+    parser.add_argument("--filter", default="", help="only benches whose name contains this")
+    args = parser.parse_args()
+    if args.threads < 1 or args.iters < 1 or args.warmup < 0:
+        parser.error("--threads and --iters must be positive, --warmup not negative")
+    torch.set_num_threads(args.threads)
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch {batch}, training mode")
+    return args
