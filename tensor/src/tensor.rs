@@ -101,10 +101,20 @@ impl Tensor {
 
     /// The elements in row-major order.
     pub fn to_vec(&self) -> Vec<f32> {
-        match self.data.as_slice() {
-            Some(s) => s.to_vec(),
-            None => self.data.iter().copied().collect(),
+        if let Some(s) = self.data.as_slice() {
+            return s.to_vec();
         }
+        // A view (a slice along the channels, a permutation): copied a row of the last axis at
+        // a time, each row a plain slice copy when it is contiguous. Walking it element by
+        // element through the general iterator cost a pix2pix step 12% of its time.
+        let mut out = Vec::with_capacity(self.len());
+        for row in self.data.rows() {
+            match row.as_slice() {
+                Some(s) => out.extend_from_slice(s),
+                None => out.extend(row.iter().copied()),
+            }
+        }
+        out
     }
 
     /// The single value of a tensor with one element.
@@ -414,6 +424,31 @@ mod tests {
         let y = x.permute(&[2, 0, 1]);
         assert_eq!(y.shape(), &[4, 2, 3]);
         assert_eq!(y.view()[[3, 1, 2]], x.view()[[1, 2, 3]]);
+    }
+
+    #[test]
+    fn views_copy_out_in_row_major_order() {
+        let a = iota(&[2, 3, 4, 5]);
+        let index = |i: [usize; 4]| (((i[0] * 3 + i[1]) * 4 + i[2]) * 5 + i[3]) as f32;
+        // A channel slice: rows of the last axis are contiguous, planes are not.
+        let want: Vec<f32> = (0..2)
+            .flat_map(|n| {
+                (1..3)
+                    .flat_map(move |c| (0..4).flat_map(move |h| (0..5).map(move |w| [n, c, h, w])))
+            })
+            .map(index)
+            .collect();
+        assert_eq!(a.slice_axis(1, 1, 3).to_vec(), want);
+        // A permutation whose last axis is strided.
+        let want: Vec<f32> = (0..5)
+            .flat_map(|w| {
+                (0..3)
+                    .flat_map(move |c| (0..4).flat_map(move |h| (0..2).map(move |n| [n, c, h, w])))
+            })
+            .map(index)
+            .collect();
+        assert_eq!(a.permute(&[3, 1, 2, 0]).to_vec(), want);
+        assert_eq!(a.slice_axis(2, 1, 1).to_vec(), Vec::<f32>::new());
     }
 
     #[test]
