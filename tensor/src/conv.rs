@@ -186,6 +186,30 @@ fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
+/// [`Tensor::conv2d`] of the `n` samples `x` through column matrices, in chunks of samples.
+fn conv2d_columns(x: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry) -> Vec<f32> {
+    let (rows, cols) = (g.col_rows(), g.col_cols());
+    let mut out = vec![0.0f32; n * o * cols];
+    for (n0, n1) in sample_chunks(n, rows * cols) {
+        let col = batch_im2col(x, g, n0, n1);
+        let mut y = Scratch::dirty(o * (n1 - n0) * cols);
+        gemm(
+            o,
+            (n1 - n0) * cols,
+            rows,
+            w,
+            false,
+            &col,
+            false,
+            &mut y,
+            false,
+            true,
+        );
+        to_sample_major(&y, o, cols, n0, &mut out);
+    }
+    out
+}
+
 /// The sample ranges `n0..n1` a batch of `n` is processed in, for column matrices of
 /// `per_sample` elements per sample.
 fn sample_chunks(n: usize, per_sample: usize) -> impl Iterator<Item = (usize, usize)> {
@@ -279,38 +303,12 @@ impl Tensor {
             let col = transpose(&x, n, rows);
             transpose(&gemm_new(o, n, rows, &w, false, &col, false, true), o, n)
         } else {
-            self.conv2d_columns(&w, o, &g)
+            conv2d_columns(&x, n, &w, o, &g)
         };
         if let Some(b) = bias {
             add_channel_bias(&mut out, &b, cols);
         }
         Tensor::from_vec(&[n, o, g.out_hw[0], g.out_hw[1]], out)
-    }
-
-    /// [`Tensor::conv2d`] through column matrices, in chunks of samples.
-    fn conv2d_columns(&self, w: &[f32], o: usize, g: &Geometry) -> Vec<f32> {
-        let n = self.shape()[0];
-        let x = self.as_slice();
-        let (rows, cols) = (g.col_rows(), g.col_cols());
-        let mut out = vec![0.0f32; n * o * cols];
-        for (n0, n1) in sample_chunks(n, rows * cols) {
-            let col = batch_im2col(&x, g, n0, n1);
-            let mut y = Scratch::dirty(o * (n1 - n0) * cols);
-            gemm(
-                o,
-                (n1 - n0) * cols,
-                rows,
-                w,
-                false,
-                &col,
-                false,
-                &mut y,
-                false,
-                true,
-            );
-            to_sample_major(&y, o, cols, n0, &mut out);
-        }
-        out
     }
 
     /// The gradient of [`Tensor::conv2d`] with respect to its input, for an input of spatial

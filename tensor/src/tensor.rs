@@ -429,24 +429,26 @@ mod tests {
     #[test]
     fn views_copy_out_in_row_major_order() {
         let a = iota(&[2, 3, 4, 5]);
-        let index = |i: [usize; 4]| (((i[0] * 3 + i[1]) * 4 + i[2]) * 5 + i[3]) as f32;
+        let at = |n: usize, c: usize, h: usize, w: usize| (((n * 3 + c) * 4 + h) * 5 + w) as f32;
         // A channel slice: rows of the last axis are contiguous, planes are not.
-        let want: Vec<f32> = (0..2)
-            .flat_map(|n| {
-                (1..3)
-                    .flat_map(move |c| (0..4).flat_map(move |h| (0..5).map(move |w| [n, c, h, w])))
-            })
-            .map(index)
-            .collect();
+        let mut want = Vec::new();
+        for n in 0..2 {
+            for c in 1..3 {
+                for h in 0..4 {
+                    want.extend((0..5).map(|w| at(n, c, h, w)));
+                }
+            }
+        }
         assert_eq!(a.slice_axis(1, 1, 3).to_vec(), want);
         // A permutation whose last axis is strided.
-        let want: Vec<f32> = (0..5)
-            .flat_map(|w| {
-                (0..3)
-                    .flat_map(move |c| (0..4).flat_map(move |h| (0..2).map(move |n| [n, c, h, w])))
-            })
-            .map(index)
-            .collect();
+        let mut want = Vec::new();
+        for w in 0..5 {
+            for c in 0..3 {
+                for h in 0..4 {
+                    want.extend((0..2).map(|n| at(n, c, h, w)));
+                }
+            }
+        }
         assert_eq!(a.permute(&[3, 1, 2, 0]).to_vec(), want);
         assert_eq!(a.slice_axis(2, 1, 1).to_vec(), Vec::<f32>::new());
     }
