@@ -1,8 +1,9 @@
-"""The command line the PyTorch sides of gantry's criterion benches share (`layers.py`,
-`wgan_gp.py`): thread count, iterations, warm-up and a name filter, checked, with torch's
-thread count set and a header line printed."""
+"""What the PyTorch sides of gantry's criterion benches share (`layers.py`, `wgan_gp.py`,
+`conv.py`): the command line (thread count, iterations, warm-up and a name filter, checked,
+with torch's thread count set and a header line printed) and the timing loop."""
 
 import argparse
+import time
 
 import torch
 
@@ -21,3 +22,15 @@ def parse(doc, iters, warmup, batch):
     torch.set_num_threads(args.threads)
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch {batch}, training mode")
     return args
+
+
+def timed(f, iters, warmup):
+    """Seconds of each of `iters` calls of `f`, after `warmup` untimed ones."""
+    times = []
+    for i in range(warmup + iters):
+        start = time.perf_counter()
+        f()
+        elapsed = time.perf_counter() - start
+        if i >= warmup:
+            times.append(elapsed)
+    return times

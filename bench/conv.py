@@ -15,7 +15,6 @@ file counts them. No figure is recorded here: run both on an idle machine.
 """
 
 import statistics
-import time
 
 import bench_args
 import torch
@@ -38,17 +37,6 @@ DISCRIMINATOR = [
     ("D4_conv256to512_8to4", 256, 512, 8, 4, 2, 1),
     ("D5_conv512to1_4to1", 512, 1, 4, 4, 1, 0),
 ]
-
-
-def timed(f, iters, warmup):
-    times = []
-    for i in range(warmup + iters):
-        start = time.perf_counter()
-        f()
-        elapsed = time.perf_counter() - start
-        if i >= warmup:
-            times.append(elapsed)
-    return times
 
 
 def passes(transposed, layer):
@@ -94,7 +82,7 @@ def main():
                     name = f"{group}/{pass_name}/{layer[0]}"
                     if args.filter not in name:
                         continue
-                    t = timed(f, args.iters, args.warmup)
+                    t = bench_args.timed(f, args.iters, args.warmup)
                     med = statistics.median(t)
                     print(
                         f"{name:48} median {med * 1e3:9.3f} ms  min {min(t) * 1e3:9.3f} ms  "

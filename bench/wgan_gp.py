@@ -24,7 +24,6 @@ one sample, 2 x multiply-adds of the convolutions; a critic step F_G + 12 F_D, t
 """
 
 import statistics
-import time
 
 import bench_args
 import torch
@@ -129,17 +128,6 @@ def penalty_only(d, interpolates):
     (GP_WEIGHT * gradient_penalty(d, x_hat)).backward()
 
 
-def timed(f, iters, warmup):
-    times = []
-    for i in range(warmup + iters):
-        start = time.perf_counter()
-        f()
-        elapsed = time.perf_counter() - start
-        if i >= warmup:
-            times.append(elapsed)
-    return times
-
-
 def report(name, t, work):
     med = statistics.median(t)
     print(
@@ -168,10 +156,10 @@ def main():
             flush=True,
         )
         if args.filter in names[0]:
-            t = timed(lambda: critic_step(g, d, opt_d, real), args.iters, args.warmup)
+            t = bench_args.timed(lambda: critic_step(g, d, opt_d, real), args.iters, args.warmup)
             report(names[0], t, BATCH * (fg + 12 * fd))
         if args.filter in names[1]:
-            t = timed(lambda: penalty_only(d, interpolates), args.iters, args.warmup)
+            t = bench_args.timed(lambda: penalty_only(d, interpolates), args.iters, args.warmup)
             report(names[1], t, BATCH * 6 * fd)
 
 
