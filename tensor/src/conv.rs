@@ -13,7 +13,7 @@
 //! count).
 
 use crate::Tensor;
-use crate::im2col::{Geometry, col2im_channel, im2col_rows};
+use crate::im2col::{Geometry, col2im_channel, im2col, im2col_rows};
 use crate::matmul::{gemm, gemm_new};
 use crate::parallel::for_each_chunk_mut;
 use crate::scratch::Scratch;
@@ -240,11 +240,8 @@ fn conv2d_per_sample(x: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry) -> 
     let in_len = g.channels * g.in_hw[0] * g.in_hw[1];
     let mut out = vec![0.0f32; n * o * cols];
     for_each_chunk_mut(&mut out, o * cols, |i, y| {
-        let image = &x[i * in_len..(i + 1) * in_len];
         let mut col = Scratch::dirty(rows * cols);
-        for (row, dst) in col.chunks_exact_mut(cols).enumerate() {
-            im2col_rows(image, in_len, g, row, dst);
-        }
+        im2col(&x[i * in_len..(i + 1) * in_len], g, &mut col);
         gemm(o, cols, rows, w, false, &col, false, y, false, false);
     });
     out

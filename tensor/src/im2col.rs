@@ -159,7 +159,6 @@ pub(crate) fn im2col_rows(x: &[f32], in_len: usize, g: &Geometry, row: usize, ds
 }
 
 /// Writes the whole column matrix `[C * kh * kw, oh * ow]` of one image `x` into `col`.
-#[cfg(test)]
 pub(crate) fn im2col(x: &[f32], g: &Geometry, col: &mut [f32]) {
     let cols = g.col_cols();
     for (row, dst) in col.chunks_mut(cols).take(g.col_rows()).enumerate() {
