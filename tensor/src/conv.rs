@@ -14,7 +14,7 @@
 
 use crate::Tensor;
 use crate::im2col::{Geometry, col2im_channel, im2col, im2col_rows};
-use crate::matmul::{gemm, gemm_new};
+use crate::matmul::{gemm, gemm_ld, gemm_new, gemm_new_ld, transposed_ld};
 use crate::parallel::for_each_chunk_mut;
 use crate::scratch::Scratch;
 
@@ -208,7 +208,7 @@ fn conv2d_columns(x: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry) -> Vec
     let (rows, cols) = (g.col_rows(), g.col_cols());
     let mut out = vec![0.0f32; n * o * cols];
     for (n0, n1) in sample_chunks(n, rows * cols) {
-        let col = batch_im2col(x, g, n0, n1);
+        let col = batch_im2col(x, g, n0, n1, (n1 - n0) * cols);
         let mut y = Scratch::dirty(o * (n1 - n0) * cols);
         gemm(
             o,
@@ -254,14 +254,15 @@ fn sample_chunks(n: usize, per_sample: usize) -> impl Iterator<Item = (usize, us
     (0..n).step_by(step).map(move |n0| (n0, (n0 + step).min(n)))
 }
 
-/// The column matrix `[rows, (n1 - n0) * oh * ow]` of samples `n0..n1` of `x` (`[N, C, H, W]`).
-fn batch_im2col(x: &[f32], g: &Geometry, n0: usize, n1: usize) -> Scratch {
+/// The column matrix `[rows, (n1 - n0) * oh * ow]` of samples `n0..n1` of `x` (`[N, C, H, W]`),
+/// its rows `ld` values apart (`ld >= (n1 - n0) * oh * ow`; what lies between is unspecified).
+fn batch_im2col(x: &[f32], g: &Geometry, n0: usize, n1: usize, ld: usize) -> Scratch {
     let in_len = g.channels * g.in_hw[0] * g.in_hw[1];
     let ncols = (n1 - n0) * g.col_cols();
     let images = &x[n0 * in_len..n1 * in_len];
-    let mut col = Scratch::dirty(g.col_rows() * ncols);
-    for_each_chunk_mut(&mut col, ncols, |row, dst| {
-        im2col_rows(images, in_len, g, row, dst)
+    let mut col = Scratch::dirty(g.col_rows() * ld);
+    for_each_chunk_mut(&mut col, ld, |row, dst| {
+        im2col_rows(images, in_len, g, row, &mut dst[..ncols])
     });
     col
 }
@@ -447,12 +448,15 @@ impl Tensor {
         // The first chunk's product is written into fresh memory, later chunks add to it.
         let mut total: Option<Vec<f32>> = None;
         for (n0, n1) in sample_chunks(n, rows * cols) {
-            let col = batch_im2col(&x, &g, n0, n1);
-            let gy_cm = channel_major(&gy, o, cols, n0, n1);
+            // The product reads the column matrix transposed: laid out with `transposed_ld`,
+            // its rows do not evict each other from the cache (same bits, see `matmul`).
             let k = (n1 - n0) * cols;
+            let ld = transposed_ld(k);
+            let col = batch_im2col(&x, &g, n0, n1, ld);
+            let gy_cm = channel_major(&gy, o, cols, n0, n1);
             match total.as_mut() {
-                None => total = Some(gemm_new(o, rows, k, &gy_cm, false, &col, true, true)),
-                Some(t) => gemm(o, rows, k, &gy_cm, false, &col, true, t, true, true),
+                None => total = Some(gemm_new_ld(o, rows, k, &gy_cm, false, &col, true, ld, true)),
+                Some(t) => gemm_ld(o, rows, k, &gy_cm, false, &col, true, ld, t, true, true),
             }
         }
         let total = total.unwrap_or_else(|| vec![0.0; o * rows]);

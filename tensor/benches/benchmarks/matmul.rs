@@ -1,6 +1,8 @@
-//! Square matrix products through `Tensor::matmul` (the `gemm` crate's kernels).
+//! Matrix products through `Tensor::matmul` and `Tensor::linear` (the `gemm` crate's kernels):
+//! square ones, and the MLP GAN's linear layers at batch 64, whose weight is read transposed
+//! (`linear/64x784x1024` is the generator's last layer: in 1024, out 784).
 //!
-//! Throughput: `Elements` = FLOPs = `2 n^3` (a multiply and an add per term), so criterion's
+//! Throughput: `Elements` = FLOPs = `2 m n k` (a multiply and an add per term), so criterion's
 //! `elem/s` is FLOP/s.
 
 use super::{config, randn};
@@ -20,8 +22,26 @@ fn square(c: &mut Criterion) {
     group.finish();
 }
 
+fn linear(c: &mut Criterion) {
+    let mut group = c.benchmark_group("linear");
+    for (batch, out, inp) in [
+        (64usize, 784usize, 1024usize),
+        (64, 1024, 512),
+        (64, 512, 784),
+    ] {
+        let x = randn(&[batch, inp], 1);
+        let w = randn(&[out, inp], 2);
+        group.throughput(Throughput::Elements(2 * (batch * out * inp) as u64));
+        let id = format!("{batch}x{out}x{inp}");
+        group.bench_function(BenchmarkId::new("forward", id), |bench| {
+            bench.iter(|| black_box(&x).linear(black_box(&w), None))
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = square
+    targets = square, linear
 }
