@@ -19,7 +19,11 @@ const ALIASING_STRIDE: usize = 256;
 /// The row stride at which to lay out `rows of length k` that a product reads transposed:
 /// `k`, or `k` plus one cache line when `k` is a multiple of [`ALIASING_STRIDE`].
 pub(crate) fn transposed_ld(k: usize) -> usize {
-    if k % ALIASING_STRIDE == 0 { k + 16 } else { k }
+    if k.is_multiple_of(ALIASING_STRIDE) {
+        k + 16
+    } else {
+        k
+    }
 }
 
 /// Below this many rows of `c` the copy that pads a transposed `b` costs more than the
