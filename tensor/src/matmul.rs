@@ -26,9 +26,14 @@ pub(crate) fn transposed_ld(k: usize) -> usize {
     }
 }
 
-/// Below this many rows of `c` the copy that pads a transposed `b` costs more than the
-/// aliasing it avoids (it is `1 / (2 m)` of the product's work).
+/// Rows of `c` from which gemm pads a transposed `b` it was given unpadded: the copy is
+/// `1 / (2 m)` of the product's work, at most 1/16 from here (a bound chosen, not measured).
 const PAD_MIN_ROWS: usize = 8;
+
+/// The row stride of a `b` stored without gaps: `[n, k]` when read transposed, else `[k, n]`.
+fn packed_ld(trans_b: bool, n: usize, k: usize) -> usize {
+    if trans_b { k } else { n }
+}
 
 /// `c = a · b` (or `c += a · b` when `accumulate`), all row-major.
 ///
@@ -52,7 +57,7 @@ pub fn gemm(
     accumulate: bool,
     parallel: bool,
 ) {
-    let b_ld = if trans_b { k } else { n };
+    let b_ld = packed_ld(trans_b, n, k);
     gemm_ld(
         m, n, k, a, trans_a, b, trans_b, b_ld, c, accumulate, parallel,
     );
@@ -110,7 +115,7 @@ pub(crate) fn gemm_new(
     trans_b: bool,
     parallel: bool,
 ) -> Vec<f32> {
-    let b_ld = if trans_b { k } else { n };
+    let b_ld = packed_ld(trans_b, n, k);
     gemm_new_ld(m, n, k, a, trans_a, b, trans_b, b_ld, parallel)
 }
 
@@ -231,9 +236,10 @@ unsafe fn gemm_raw(
         return;
     }
     let padded;
-    let (b, b_ld) = if trans_b && b_ld == k && transposed_ld(k) != k && m >= PAD_MIN_ROWS {
-        padded = pad_rows(b, n, k, transposed_ld(k), parallel);
-        (&padded[..], transposed_ld(k))
+    let wanted_ld = transposed_ld(k);
+    let (b, b_ld) = if trans_b && b_ld == k && wanted_ld != k && m >= PAD_MIN_ROWS {
+        padded = pad_rows(b, n, k, wanted_ld, parallel);
+        (&padded[..], wanted_ld)
     } else {
         (b, b_ld)
     };
