@@ -53,6 +53,15 @@ pub(crate) trait Calc: Clone + Sized {
     fn conv2d(&self, w: &Self, p: Conv2dParams) -> Self;
     fn conv2d_grad_input(&self, w: &Self, input_hw: [usize; 2], p: Conv2dParams) -> Self;
     fn conv2d_grad_weight(&self, gy: &Self, kernel: [usize; 2], p: Conv2dParams) -> Self;
+    /// `(self.conv2d(w, p), self.conv2d_grad_weight(gy, kernel of w, p))`: on tensors one
+    /// column matrix of `self` serves both (a transposed convolution's backward needs both).
+    fn conv2d_and_grad_weight(&self, w: &Self, gy: &Self, p: Conv2dParams) -> (Self, Self) {
+        let ws = w.shape();
+        (
+            self.conv2d(w, p),
+            self.conv2d_grad_weight(gy, [ws[2], ws[3]], p),
+        )
+    }
 
     /// Batch norm's fused rule, first order only.
     #[allow(clippy::too_many_arguments)]
@@ -182,6 +191,9 @@ impl Calc for Tensor {
     }
     fn conv2d_grad_weight(&self, gy: &Self, kernel: [usize; 2], p: Conv2dParams) -> Self {
         Tensor::conv2d_grad_weight(self, gy, kernel, p)
+    }
+    fn conv2d_and_grad_weight(&self, w: &Self, gy: &Self, p: Conv2dParams) -> (Self, Self) {
+        Tensor::conv2d_and_grad_weight(self, w, gy, p)
     }
     fn batch_norm_backward(
         x: &Self,

@@ -228,6 +228,35 @@ fn unreduce<C: Calc>(gy: &C, x_shape: &[usize], axes: &[usize], keepdim: bool) -
     }
 }
 
+/// The gradients of `y = conv2d_grad_input(a, w)` (a transposed convolution, or a
+/// convolution's input gradient recorded as an op): `conv2d(gy, w)` for `a` and
+/// `conv2d_grad_weight(gy, a)` for `w`. Both read the column matrix of `gy`; when both are
+/// wanted it is made once.
+fn conv_of_gy_and_grad_weight<C: Calc>(
+    gy: &C,
+    a: usize,
+    w: usize,
+    p: Conv2dParams,
+    val: &dyn Fn(usize) -> C,
+    want: &dyn Fn(usize) -> bool,
+    out: &mut Vec<(usize, C)>,
+) {
+    let vw = val(w);
+    match (want(a), want(w)) {
+        (true, true) => {
+            let (ga, gw) = gy.conv2d_and_grad_weight(&vw, &val(a), p);
+            out.push((a, ga));
+            out.push((w, gw));
+        }
+        (true, false) => out.push((a, gy.conv2d(&vw, p))),
+        (false, true) => {
+            let ws = vw.shape();
+            out.push((w, gy.conv2d_grad_weight(&val(a), [ws[2], ws[3]], p)));
+        }
+        (false, false) => {}
+    }
+}
+
 impl Op {
     /// The node indices this op reads.
     pub fn inputs(&self) -> Vec<usize> {
@@ -458,21 +487,14 @@ impl Op {
             }
             ConvTranspose2d { x, w, b, p } => {
                 // y = conv2d_grad_input(x, w): the adjoint of a convolution.
-                let ws = shape(*w);
-                put!(*x, gy.conv2d(&val(*w), p.as_conv()));
-                put!(
-                    *w,
-                    gy.conv2d_grad_weight(&val(*x), [ws[2], ws[3]], p.as_conv())
-                );
+                conv_of_gy_and_grad_weight(gy, *x, *w, p.as_conv(), val, want, &mut out);
                 if let Some(b) = b {
                     put!(*b, gy.sum_axes(&[0, 2, 3], false));
                 }
             }
             Conv2dGradInput { gy: a, w, p } => {
                 // <G, gi(a, w)> = <conv(G, w), a>: linear in each of a and w.
-                let ws = shape(*w);
-                put!(*a, gy.conv2d(&val(*w), *p));
-                put!(*w, gy.conv2d_grad_weight(&val(*a), [ws[2], ws[3]], *p));
+                conv_of_gy_and_grad_weight(gy, *a, *w, *p, val, want, &mut out);
             }
             Conv2dGradWeight { x, gy: a, p } => {
                 // <G, gw(x, a)> = <conv(x, G), a>.

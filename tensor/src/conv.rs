@@ -247,6 +247,12 @@ fn conv2d_per_sample(x: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry) -> 
     out
 }
 
+/// Whether the forward product of `n` samples goes one sample at a time ([`PER_SAMPLE_ROWS`]).
+fn goes_per_sample(g: &Geometry, n: usize) -> bool {
+    (g.col_rows() <= PER_SAMPLE_ROWS || g.col_cols() >= PER_SAMPLE_COLS)
+        && n >= PER_SAMPLE_MIN_BATCH
+}
+
 /// The sample ranges `n0..n1` a batch of `n` is processed in, for column matrices of
 /// `per_sample` elements per sample.
 fn sample_chunks(n: usize, per_sample: usize) -> impl Iterator<Item = (usize, usize)> {
@@ -340,8 +346,7 @@ impl Tensor {
             // bits (read through strides instead, the GEMM rounds differently).
             let col = transpose(&x, n, rows);
             transpose(&gemm_new(o, n, rows, &w, false, &col, false, true), o, n)
-        } else if (rows <= PER_SAMPLE_ROWS || cols >= PER_SAMPLE_COLS) && n >= PER_SAMPLE_MIN_BATCH
-        {
+        } else if goes_per_sample(&g, n) {
             conv2d_per_sample(&x, n, &w, o, &g)
         } else {
             conv2d_columns(&x, n, &w, o, &g)
@@ -463,6 +468,66 @@ impl Tensor {
         Tensor::from_vec(&wshape, total)
     }
 
+    /// [`Tensor::conv2d`] of `self` by `weight` (no bias) and [`Tensor::conv2d_grad_weight`] of
+    /// `self` against `grad_out`, with the bits of each. Both read the column matrix of `self`;
+    /// a transposed convolution's backward (`self` its output gradient, `grad_out` its input)
+    /// needs both, and where the convolution goes through a batch-wide column matrix this makes
+    /// that matrix once instead of twice.
+    ///
+    /// # Panics
+    /// As the two methods: shapes that disagree (`grad_out` must have the convolution's output
+    /// shape), a kernel that does not fit, a zero stride or dilation.
+    #[track_caller]
+    pub fn conv2d_and_grad_weight(
+        &self,
+        weight: &Tensor,
+        grad_out: &Tensor,
+        p: Conv2dParams,
+    ) -> (Tensor, Tensor) {
+        let g = conv_geometry("conv2d_and_grad_weight", self.shape(), weight.shape(), &p);
+        let (n, o) = (self.shape()[0], weight.shape()[0]);
+        let kernel = g.kernel;
+        let out_shape = [n, o, g.out_hw[0], g.out_hw[1]];
+        assert!(
+            grad_out.shape() == out_shape,
+            "conv2d_and_grad_weight: output gradient {:?} must be the convolution's output {out_shape:?}",
+            grad_out.shape()
+        );
+        if covers_whole_input(&g) || goes_per_sample(&g, n) {
+            // No batch-wide column matrix in the forward product: nothing to share.
+            return (
+                self.conv2d(weight, None, p),
+                self.conv2d_grad_weight(grad_out, kernel, p),
+            );
+        }
+        let (x, w, gy) = (self.as_slice(), weight.as_slice(), grad_out.as_slice());
+        let (rows, cols) = (g.col_rows(), g.col_cols());
+        let mut out = vec![0.0f32; n * o * cols];
+        let mut total: Option<Vec<f32>> = None;
+        // The chunks and each product as in `conv2d_columns` and `conv2d_grad_weight`, the
+        // column matrix laid out as the latter lays it out (the forward product reads it
+        // untransposed, where the row stride does not change the bits: tested).
+        for (n0, n1) in sample_chunks(n, rows * cols) {
+            let k = (n1 - n0) * cols;
+            let ld = transposed_ld(k);
+            let col = batch_im2col(&x, &g, n0, n1, ld);
+            let mut y = Scratch::dirty(o * k);
+            gemm_ld(o, k, rows, &w, false, &col, false, ld, &mut y, false, true);
+            to_sample_major(&y, o, cols, n0, &mut out);
+            let gy_cm = channel_major(&gy, o, cols, n0, n1);
+            match total.as_mut() {
+                None => total = Some(gemm_new_ld(o, rows, k, &gy_cm, false, &col, true, ld, true)),
+                Some(t) => gemm_ld(o, rows, k, &gy_cm, false, &col, true, ld, t, true, true),
+            }
+        }
+        let wshape = [o, g.channels, kernel[0], kernel[1]];
+        let total = total.unwrap_or_else(|| vec![0.0; o * rows]);
+        (
+            Tensor::from_vec(&out_shape, out),
+            Tensor::from_vec(&wshape, total),
+        )
+    }
+
     /// 2-D transposed convolution: input `[N, Cin, H, W]`, weight `[Cin, Cout, kh, kw]`,
     /// optional bias `[Cout]`; output `[N, Cout, oh, ow]` with
     /// `oh = (H - 1) * stride - 2 * padding + dilation * (kh - 1) + output_padding + 1`.
@@ -567,10 +632,7 @@ mod tests {
             let x = Tensor::randn(&xs, 0.0, 1.0, &mut rng).to_vec();
             let w = Tensor::randn(&ws, 0.0, 1.0, &mut rng).to_vec();
             let g = conv_geometry("test", &xs, &ws, &p);
-            assert!(
-                (g.col_rows() <= PER_SAMPLE_ROWS || g.col_cols() >= PER_SAMPLE_COLS)
-                    && xs[0] >= PER_SAMPLE_MIN_BATCH
-            );
+            assert!(goes_per_sample(&g, xs[0]));
             let batch = conv2d_columns(&x, xs[0], &w, ws[0], &g);
             let per_sample = conv2d_per_sample(&x, xs[0], &w, ws[0], &g);
             assert!(
@@ -582,5 +644,64 @@ mod tests {
             );
             assert!(batch.iter().any(|&v| v != 0.0));
         }
+    }
+
+    fn same_bits(a: &Tensor, b: &Tensor) -> bool {
+        a.shape() == b.shape()
+            && a.to_vec()
+                .iter()
+                .zip(b.to_vec())
+                .all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
+    /// The shared column matrix gives each product the bits of its own method: on a dcgan28
+    /// generator layer's backward (5x5, stride 1), a strided one whose columns per chunk are a
+    /// multiple of 256 (the padded layout), one large enough to go in several chunks, and the
+    /// per-sample and whole-input shapes that share nothing.
+    #[test]
+    fn conv2d_and_grad_weight_give_each_methods_bits() {
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let cases = [
+            ([8, 32, 7, 7], [16, 32, 5, 5], Conv2dParams::new(1, 2)),
+            ([4, 16, 16, 16], [8, 16, 4, 4], Conv2dParams::new(2, 1)),
+            ([2, 64, 64, 64], [4, 64, 8, 8], Conv2dParams::new(1, 0)),
+            ([5, 2, 28, 28], [4, 2, 5, 5], Conv2dParams::new(2, 2)),
+            ([6, 8, 4, 4], [3, 8, 4, 4], Conv2dParams::new(1, 0)),
+        ];
+        let (mut shared, mut padded, mut chunked) = (0, false, false);
+        for (xs, ws, p) in cases {
+            let x = Tensor::randn(&xs, 0.0, 1.0, &mut rng);
+            let w = Tensor::randn(&ws, 0.0, 1.0, &mut rng);
+            let g = conv_geometry("test", &xs, &ws, &p);
+            let gy = Tensor::randn(
+                &[xs[0], ws[0], g.out_hw[0], g.out_hw[1]],
+                0.0,
+                1.0,
+                &mut rng,
+            );
+            if !covers_whole_input(&g) && !goes_per_sample(&g, xs[0]) {
+                shared += 1;
+                padded |= transposed_ld(xs[0] * g.col_cols()) != xs[0] * g.col_cols();
+                chunked |= sample_chunks(xs[0], g.col_rows() * g.col_cols()).count() > 1;
+            }
+            let (y, gw) = x.conv2d_and_grad_weight(&w, &gy, p);
+            let (y0, gw0) = (
+                x.conv2d(&w, None, p),
+                x.conv2d_grad_weight(&gy, g.kernel, p),
+            );
+            assert!(
+                same_bits(&y, &y0),
+                "{xs:?} * {ws:?}: the convolutions differ"
+            );
+            assert!(
+                same_bits(&gw, &gw0),
+                "{xs:?} * {ws:?}: the weight gradients differ"
+            );
+            assert!(y.to_vec().iter().any(|&v| v != 0.0) && gw.to_vec().iter().any(|&v| v != 0.0));
+        }
+        assert!(
+            shared == 3 && padded && chunked,
+            "the cases no longer exercise the shared matrix, its padded layout and its chunks"
+        );
     }
 }
