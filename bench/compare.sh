@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # gantry against the PyTorch reference (../shared/bench/gan_bench.py), on this machine, now:
 # for every workload, batch and thread count, runs PyTorch then gantry, one after the other,
-# and prints a Markdown table of seconds per iteration, their ratio and peak memory.
+# and prints a Markdown table of seconds per iteration, their ratio and peak memory. With torch,
+# it first measures the machine's practical f32 GEMM peak (gemm_bench.py: torch.matmul on
+# 2048 x 2048, the best of 10) at each thread count, and gives each row its floor: the
+# iteration's FLOPs at that peak, and the lowest gantry / PyTorch ratio any implementation doing
+# those FLOPs could reach.
 set -euo pipefail
 
 usage() {
@@ -68,9 +72,26 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
 
 cpu=$(grep -m 1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), ${cpu:-unknown CPU} ($(nproc) CPUs), $(rustc --version), torch $torch_version, iters $iters, warmup $warmup"
+
+# The practical GEMM peak in GFLOP/s per thread count ("-" without torch): peak_THREADS files.
+for t in ${threads//,/ }; do
+  echo - >"$tmp/peak_$t"
+  if [ "$use_torch" = 1 ] && [ -f "$shared/gemm_bench.py" ]; then
+    # gemm_torch_2048,2048,THREADS,sec,0,0,gflop,gflops_median,best=GFLOPS,...: the best of the
+    # runs, as a floor should be the most favourable (the median moves with the VM's noise).
+    if "$python" "$shared/gemm_bench.py" --threads "$t" --sizes 2048 --iters 10 >"$tmp/gemm" 2>&1; then
+      grep '^gemm_torch_' "$tmp/gemm" | cut -d, -f9 | sed 's/^best=//' >"$tmp/peak_$t"
+    else
+      echo "compare.sh: gemm_bench.py failed at $t threads:" >&2
+      cat "$tmp/gemm" >&2
+    fi
+  fi
+done
+peaks=$(for t in ${threads//,/ }; do echo "$t threads $(cat "$tmp/peak_$t")"; done | paste -sd, - | sed 's/,/, /g')
+echo "practical f32 GEMM peak (torch.matmul 2048 x 2048, best of 10, GFLOP/s): $peaks"
 echo
-echo "| workload | batch | threads | PyTorch s/iter | gantry s/iter | gantry / PyTorch | PyTorch peak RSS (MiB) | gantry peak RSS (MiB) | other load (cores) PyTorch / gantry |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| workload | batch | threads | PyTorch s/iter | gantry s/iter | gantry / PyTorch | floor s/iter at the GEMM peak | floor / PyTorch | PyTorch peak RSS (MiB) | gantry peak RSS (MiB) | other load (cores) PyTorch / gantry |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 
 for w in ${workloads//,/ }; do
   case "$w" in
@@ -101,11 +122,19 @@ for w in ${workloads//,/ }; do
       g_s=$(json_field sec_per_iter_median "$tmp/gantry")
       g_rss=$(awk -v m="$(json_field peak_rss_mb "$tmp/gantry")" 'BEGIN { printf "%.0f", m }')
       g_load=$(json_field foreign_cores "$tmp/gantry")
+      # The reference's FLOP count (3 F_G + 9 F_D) at the GEMM peak: no implementation that
+      # does those multiply-adds runs faster, whatever else it does.
+      floor=-; floor_ratio=-
+      peak=$(cat "$tmp/peak_$t")
+      if [ "$peak" != - ]; then
+        floor=$(awk -v f="$(json_field gflop_per_iter "$tmp/gantry")" -v p="$peak" 'BEGIN { printf "%.4g", f / p }')
+        if [ "$py_s" != - ]; then floor_ratio=$(awk -v f="$floor" -v p="$py_s" 'BEGIN { printf "%.2f", f / p }'); fi
+      fi
       ratio=-
       if [ "$py_s" != - ]; then ratio=$(awk -v g="$g_s" -v p="$py_s" 'BEGIN { printf "%.2f", g / p }'); fi
       g_s=$(awk -v s="$g_s" 'BEGIN { printf "%.4g", s }')
       g_load=$(awk -v s="$g_load" 'BEGIN { printf "%.2f", s }')
-      echo "| $w | $b | $t | $py_s | $g_s | $ratio | $py_rss | $g_rss | ${py_load:--} / $g_load |"
+      echo "| $w | $b | $t | $py_s | $g_s | $ratio | $floor | $floor_ratio | $py_rss | $g_rss | ${py_load:--} / $g_load |"
     done
   done
 done
