@@ -241,16 +241,15 @@ fn conv_of_gy_and_grad_weight<C: Calc>(
     want: &dyn Fn(usize) -> bool,
     out: &mut Vec<(usize, C)>,
 ) {
-    let vw = val(w);
     match (want(a), want(w)) {
         (true, true) => {
-            let (ga, gw) = gy.conv2d_and_grad_weight(&vw, &val(a), p);
+            let (ga, gw) = gy.conv2d_and_grad_weight(&val(w), &val(a), p);
             out.push((a, ga));
             out.push((w, gw));
         }
-        (true, false) => out.push((a, gy.conv2d(&vw, p))),
+        (true, false) => out.push((a, gy.conv2d(&val(w), p))),
         (false, true) => {
-            let ws = vw.shape();
+            let ws = val(w).shape();
             out.push((w, gy.conv2d_grad_weight(&val(a), [ws[2], ws[3]], p)));
         }
         (false, false) => {}
