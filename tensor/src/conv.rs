@@ -253,6 +253,24 @@ fn goes_per_sample(g: &Geometry, n: usize) -> bool {
         && n >= PER_SAMPLE_MIN_BATCH
 }
 
+/// Adds one chunk's weight gradient, `gy_cm [o, k] . col [rows, k]^T` (the column matrix's rows
+/// `ld` apart), into `total`: the first chunk's product is written into fresh memory, later
+/// chunks add to it, so the sums run in chunk order.
+fn add_grad_weight_chunk(
+    total: &mut Option<Vec<f32>>,
+    o: usize,
+    rows: usize,
+    k: usize,
+    gy_cm: &[f32],
+    col: &[f32],
+    ld: usize,
+) {
+    match total.as_mut() {
+        None => *total = Some(gemm_new_ld(o, rows, k, gy_cm, false, col, true, ld, true)),
+        Some(t) => gemm_ld(o, rows, k, gy_cm, false, col, true, ld, t, true, true),
+    }
+}
+
 /// The sample ranges `n0..n1` a batch of `n` is processed in, for column matrices of
 /// `per_sample` elements per sample.
 fn sample_chunks(n: usize, per_sample: usize) -> impl Iterator<Item = (usize, usize)> {
@@ -450,7 +468,6 @@ impl Tensor {
             let gw = gemm_new(o, rows, n, &gy_cm, false, &col, true, true);
             return Tensor::from_vec(&wshape, gw);
         }
-        // The first chunk's product is written into fresh memory, later chunks add to it.
         let mut total: Option<Vec<f32>> = None;
         for (n0, n1) in sample_chunks(n, rows * cols) {
             // The product reads the column matrix transposed: laid out with `transposed_ld`,
@@ -459,10 +476,7 @@ impl Tensor {
             let ld = transposed_ld(k);
             let col = batch_im2col(&x, &g, n0, n1, ld);
             let gy_cm = channel_major(&gy, o, cols, n0, n1);
-            match total.as_mut() {
-                None => total = Some(gemm_new_ld(o, rows, k, &gy_cm, false, &col, true, ld, true)),
-                Some(t) => gemm_ld(o, rows, k, &gy_cm, false, &col, true, ld, t, true, true),
-            }
+            add_grad_weight_chunk(&mut total, o, rows, k, &gy_cm, &col, ld);
         }
         let total = total.unwrap_or_else(|| vec![0.0; o * rows]);
         Tensor::from_vec(&wshape, total)
@@ -515,10 +529,7 @@ impl Tensor {
             gemm_ld(o, k, rows, &w, false, &col, false, ld, &mut y, false, true);
             to_sample_major(&y, o, cols, n0, &mut out);
             let gy_cm = channel_major(&gy, o, cols, n0, n1);
-            match total.as_mut() {
-                None => total = Some(gemm_new_ld(o, rows, k, &gy_cm, false, &col, true, ld, true)),
-                Some(t) => gemm_ld(o, rows, k, &gy_cm, false, &col, true, ld, t, true, true),
-            }
+            add_grad_weight_chunk(&mut total, o, rows, k, &gy_cm, &col, ld);
         }
         let wshape = [o, g.channels, kernel[0], kernel[1]];
         let total = total.unwrap_or_else(|| vec![0.0; o * rows]);
