@@ -237,13 +237,28 @@ impl Tensor {
     /// If the shape does not broadcast to `shape`.
     #[track_caller]
     pub fn broadcast_to(&self, shape: &[usize]) -> Tensor {
-        let view = self.data.broadcast(IxDyn(shape)).unwrap_or_else(|| {
-            panic!(
-                "broadcast_to: {:?} does not broadcast to {shape:?}",
-                self.shape()
-            )
+        let from = self.shape();
+        let lead = shape.len().checked_sub(from.len());
+        let fits = lead.is_some_and(|lead| {
+            from.iter()
+                .zip(&shape[lead..])
+                .all(|(&f, &t)| f == t || f == 1)
         });
-        Tensor::from_array(view.to_owned())
+        assert!(
+            fits,
+            "broadcast_to: {from:?} does not broadcast to {shape:?}"
+        );
+        if from == shape {
+            return self.clone();
+        }
+        // The source's shape with the new leading axes as 1s, so both have one length per axis.
+        let mut source_dims = vec![1; shape.len() - from.len()];
+        source_dims.extend_from_slice(from);
+        let mut out = vec![0.0; shape.iter().product()];
+        if !out.is_empty() {
+            broadcast_into(&self.as_slice(), &source_dims, &mut out, shape);
+        }
+        Tensor::from_vec(shape, out)
     }
 
     /// Elements `start..end` along `axis`.
@@ -257,10 +272,19 @@ impl Tensor {
             "slice_axis: range {start}..{end} on axis {axis} out of bounds for {:?}",
             self.shape()
         );
-        let view = self
-            .data
-            .slice_axis(Axis(axis), Slice::from(start as isize..end as isize));
-        Tensor::from_array(view.as_standard_layout().into_owned())
+        let shape = self.shape();
+        let (outer, inner) = outer_inner(shape, axis);
+        let (whole, kept) = (shape[axis] * inner, (end - start) * inner);
+        let source = self.as_slice();
+        let mut out = Vec::with_capacity(outer * kept);
+        if kept > 0 {
+            for block in source.chunks_exact(whole) {
+                out.extend_from_slice(&block[start * inner..end * inner]);
+            }
+        }
+        let mut sliced = shape.to_vec();
+        sliced[axis] = end - start;
+        Tensor::from_vec(&sliced, out)
     }
 
     /// Joins tensors along `axis`; all other dimensions must agree.
@@ -281,8 +305,20 @@ impl Tensor {
                 p.shape()
             );
         }
-        let views: Vec<_> = parts.iter().map(|p| p.data.view()).collect();
-        Tensor::from_array(ndarray::concatenate(Axis(axis), &views).expect("checked shapes"))
+        // Row-major, the result is each part's block of `axis` and the axes after it, in turn,
+        // once per index of the axes before it: whole slice copies.
+        let (outer, _) = outer_inner(first, axis);
+        let sources: Vec<_> = parts.iter().map(|p| p.as_slice()).collect();
+        let blocks: Vec<usize> = sources.iter().map(|s| s.len() / outer.max(1)).collect();
+        let mut out = Vec::with_capacity(blocks.iter().sum::<usize>() * outer);
+        for o in 0..outer {
+            for (source, &block) in sources.iter().zip(&blocks) {
+                out.extend_from_slice(&source[o * block..(o + 1) * block]);
+            }
+        }
+        let mut joined = first.to_vec();
+        joined[axis] = parts.iter().map(|p| p.shape()[axis]).sum();
+        Tensor::from_vec(&joined, out)
     }
 
     /// Splits along `axis` into pieces of the given sizes (the inverse of [`Tensor::concat`]).
@@ -386,6 +422,44 @@ impl fmt::Debug for Tensor {
             write!(f, "Tensor{:?} {:?}", self.shape(), self.to_vec())
         } else {
             write!(f, "Tensor{:?} [{} elements]", self.shape(), self.len())
+        }
+    }
+}
+
+/// The number of elements before and after `axis` of a row-major `shape`: the number of blocks
+/// along it and each index's run length.
+fn outer_inner(shape: &[usize], axis: usize) -> (usize, usize) {
+    (
+        shape[..axis].iter().product(),
+        shape[axis + 1..].iter().product(),
+    )
+}
+
+/// Writes `source` (row-major, lengths `source_dims`) repeated along its axes of length 1 into
+/// `out` (lengths `out_dims`, one per axis as in `source_dims`). A repeated axis is written once
+/// and then copied block by block, so the work is a few `memcpy`s or fills, not an index
+/// computation per element as a strided view's copy is.
+fn broadcast_into(source: &[f32], source_dims: &[usize], out: &mut [f32], out_dims: &[usize]) {
+    if source_dims == out_dims {
+        out.copy_from_slice(source);
+    } else if source.len() == 1 {
+        out.fill(source[0]);
+    } else {
+        let block = out.len() / out_dims[0];
+        let source_block = source.len() / source_dims[0];
+        if source_dims[0] == 1 {
+            let (first, rest) = out.split_at_mut(block);
+            broadcast_into(source, &source_dims[1..], first, &out_dims[1..]);
+            for copy in rest.chunks_exact_mut(block) {
+                copy.copy_from_slice(first);
+            }
+        } else {
+            for (part, from) in out
+                .chunks_exact_mut(block)
+                .zip(source.chunks_exact(source_block))
+            {
+                broadcast_into(from, &source_dims[1..], part, &out_dims[1..]);
+            }
         }
     }
 }

@@ -92,9 +92,8 @@ fn same(a: f32, b: f32) -> bool {
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
 }
 
-/// Checks every binary operation on `a` and `b` against the explicit-index reference.
-fn check_all_ops(a: &Tensor, b: &Tensor) -> Result<(), TestCaseError> {
-    let (sa, sb) = (a.shape(), b.shape());
+/// The shape two broadcasting operands produce.
+fn joint_shape(sa: &[usize], sb: &[usize]) -> Vec<usize> {
     let rank = sa.len().max(sb.len());
     let dim = |s: &[usize], i: usize| {
         if i + s.len() >= rank {
@@ -103,7 +102,13 @@ fn check_all_ops(a: &Tensor, b: &Tensor) -> Result<(), TestCaseError> {
             1
         }
     };
-    let out_shape: Vec<usize> = (0..rank).map(|i| dim(sa, i).max(dim(sb, i))).collect();
+    (0..rank).map(|i| dim(sa, i).max(dim(sb, i))).collect()
+}
+
+/// Checks every binary operation on `a` and `b` against the explicit-index reference.
+fn check_all_ops(a: &Tensor, b: &Tensor) -> Result<(), TestCaseError> {
+    let (sa, sb) = (a.shape(), b.shape());
+    let out_shape = joint_shape(sa, sb);
     let (av, bv) = (a.to_vec(), b.to_vec());
     for (name, op, f) in binary_ops() {
         let got = op(a, b);
@@ -184,6 +189,85 @@ proptest! {
     }
 }
 
+/// `broadcast_to` reads output index `i` from the source as the binary operations do.
+fn check_broadcast_to(x: &Tensor, shape: &[usize]) -> Result<(), TestCaseError> {
+    let got = x.broadcast_to(shape);
+    prop_assert_eq!(got.shape(), shape);
+    let xv = x.to_vec();
+    for (flat, &g) in got.to_vec().iter().enumerate() {
+        let idx = unravel(flat, shape);
+        let want = xv[source_offset(&idx, x.shape())];
+        prop_assert!(
+            same(g, want),
+            "broadcast_to {:?} -> {:?} at {:?}: got {}, expected {}",
+            x.shape(),
+            shape,
+            idx,
+            g,
+            want
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(128))]
+
+    /// `broadcast_to` copies the element each output index reads, for every pattern of
+    /// repeated, kept and new leading axes.
+    #[test]
+    fn broadcast_to_matches_explicit_indexing((sa, sb, seed) in broadcast_pair()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let out = joint_shape(&sa, &sb);
+        check_broadcast_to(&grid_tensor(&sa, &mut rng), &out)?;
+        check_broadcast_to(&grid_tensor(&sb, &mut rng), &out)?;
+    }
+}
+
+/// A shape of rank 1-4 (lengths 0-4, so empty tensors come up), an axis of it and a seed.
+fn shape_and_axis() -> impl Strategy<Value = (Vec<usize>, usize, u64)> {
+    prop::collection::vec(0usize..=4, 1..=4)
+        .prop_flat_map(|shape| (Just(shape.clone()), 0..shape.len(), any::<u64>()))
+}
+
+proptest! {
+    #![proptest_config(config(128))]
+
+    /// `slice_axis` keeps index `i` of the result at index `i + start` of the source along
+    /// the axis, and `concat` of the pieces `split` makes is the source again.
+    #[test]
+    fn slice_concat_and_split_match_explicit_indexing((shape, axis, seed) in shape_and_axis()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let x = grid_tensor(&shape, &mut rng);
+        let len = shape[axis];
+        let start = rng.random_range(0..=len);
+        let end = rng.random_range(start..=len);
+        let got = x.slice_axis(axis, start, end);
+        let mut want_shape = shape.clone();
+        want_shape[axis] = end - start;
+        prop_assert_eq!(got.shape(), &want_shape[..]);
+        let xv = x.to_vec();
+        let st = strides(&shape);
+        for (flat, &g) in got.to_vec().iter().enumerate() {
+            let mut idx = unravel(flat, &want_shape);
+            idx[axis] += start;
+            let want = xv[idx.iter().zip(&st).map(|(i, s)| i * s).sum::<usize>()];
+            prop_assert!(same(g, want), "slice_axis {:?} axis {} {}..{} at {:?}", shape, axis, start, end, idx);
+        }
+        let sizes = [start, end - start, len - end];
+        let pieces = x.split(axis, &sizes);
+        let refs: Vec<&Tensor> = pieces.iter().collect();
+        prop_assert_eq!(Tensor::concat(axis, &refs), x);
+    }
+}
+
+/// Shapes that do not broadcast are refused, naming both.
+#[test]
+#[should_panic(expected = "broadcast_to: [2, 3] does not broadcast to [3, 3]")]
+fn broadcast_to_a_mismatched_axis_panics() {
+    Tensor::zeros(&[2, 3]).broadcast_to(&[3, 3]);
+}
+
 /// Large operands take the parallel paths (equal shapes in chunks, per-channel and per-row
 /// broadcasts whose runs straddle the chunk boundaries, a general parallel zip); the values
 /// must not change.
@@ -203,6 +287,9 @@ fn large_broadcasts_match_explicit_indexing() {
         let b = Tensor::rand_uniform(sb, -2.0, 2.0, &mut rng);
         check_all_ops(&a, &b).unwrap();
         check_all_ops(&b, &a).unwrap();
+        let out = joint_shape(sa, sb);
+        check_broadcast_to(&a, &out).unwrap();
+        check_broadcast_to(&b, &out).unwrap();
     }
 }
 
