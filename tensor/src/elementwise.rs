@@ -4,10 +4,7 @@
 //! length 1 (or a missing leading axis) stretches to match the other operand.
 
 use crate::Tensor;
-#[cfg(feature = "parallel")]
-use crate::parallel::PAR_MIN_ELEMS;
 use crate::parallel::{fill_chunks, map_slices};
-use ndarray::{ArrayD, IxDyn, Zip};
 
 /// The shape two operands broadcast to.
 ///
@@ -129,23 +126,20 @@ impl Tensor {
             let out = zip_block(&other.as_slice(), &self.as_slice(), inner, |y, x| f(x, y));
             return Tensor::from_vec(&shape, out);
         }
-        let a = self
-            .array()
-            .broadcast(IxDyn(&shape))
-            .expect("checked broadcast");
-        let b = other
-            .array()
-            .broadcast(IxDyn(&shape))
-            .expect("checked broadcast");
-        let mut out = ArrayD::<f32>::zeros(IxDyn(&shape));
-        let zip = Zip::from(&mut out).and(&a).and(&b);
-        #[cfg(feature = "parallel")]
-        if shape.iter().product::<usize>() >= PAR_MIN_ELEMS {
-            zip.par_for_each(|o, &x, &y| *o = f(x, y));
-            return Tensor::from_array(out);
-        }
-        zip.for_each(|o, &x, &y| *o = f(x, y));
-        Tensor::from_array(out)
+        // Any other pattern (both operands stretched, or a repeated axis inside the kept
+        // ones): both are copied out to the full shape, a few block copies each, and zipped as
+        // equal shapes. Walking the two strided views together costs an index step per element,
+        // several times the copies when the repeated runs are short (a 2x2 window's axes).
+        let stretch = |t: &Tensor| {
+            if t.shape() == shape.as_slice() {
+                t.clone()
+            } else {
+                t.broadcast_to(&shape)
+            }
+        };
+        let (a, b) = (stretch(self), stretch(other));
+        let out = map_slices(&a.as_slice(), Some(&b.as_slice()), f);
+        Tensor::from_vec(&shape, out)
     }
 
     /// `self + other`, broadcasting.
