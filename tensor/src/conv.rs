@@ -203,26 +203,33 @@ fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-/// [`Tensor::conv2d`] of the `n` samples `x` through column matrices, in chunks of samples.
-fn conv2d_columns(x: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry) -> Vec<f32> {
+/// [`Tensor::conv2d`] of the `n` samples `x` through column matrices, in chunks of samples;
+/// with `grad = Some((gy, total))` also [`Tensor::conv2d_grad_weight`] against the output
+/// gradient `gy`, accumulated into `total` from the same column matrices (a transposed
+/// convolution's backward needs both). The column matrix is laid out for the weight gradient's
+/// transposed read (rows `transposed_ld` apart); the forward product reads it untransposed,
+/// where the row stride does not change the bits (tested).
+fn conv2d_columns(
+    x: &[f32],
+    n: usize,
+    w: &[f32],
+    o: usize,
+    g: &Geometry,
+    mut grad: Option<(&[f32], &mut Option<Vec<f32>>)>,
+) -> Vec<f32> {
     let (rows, cols) = (g.col_rows(), g.col_cols());
     let mut out = vec![0.0f32; n * o * cols];
     for (n0, n1) in sample_chunks(n, rows * cols) {
-        let col = batch_im2col(x, g, n0, n1, (n1 - n0) * cols);
-        let mut y = Scratch::dirty(o * (n1 - n0) * cols);
-        gemm(
-            o,
-            (n1 - n0) * cols,
-            rows,
-            w,
-            false,
-            &col,
-            false,
-            &mut y,
-            false,
-            true,
-        );
+        let k = (n1 - n0) * cols;
+        let ld = transposed_ld(k);
+        let col = batch_im2col(x, g, n0, n1, ld);
+        let mut y = Scratch::dirty(o * k);
+        gemm_ld(o, k, rows, w, false, &col, false, ld, &mut y, false, true);
         to_sample_major(&y, o, cols, n0, &mut out);
+        if let Some((gy, total)) = grad.as_mut() {
+            let gy_cm = channel_major(gy, o, cols, n0, n1);
+            add_grad_weight_chunk(total, o, rows, k, &gy_cm, &col, ld);
+        }
     }
     out
 }
@@ -367,7 +374,7 @@ impl Tensor {
         } else if goes_per_sample(&g, n) {
             conv2d_per_sample(&x, n, &w, o, &g)
         } else {
-            conv2d_columns(&x, n, &w, o, &g)
+            conv2d_columns(&x, n, &w, o, &g, None)
         };
         if let Some(b) = bias {
             add_channel_bias(&mut out, &b, cols);
@@ -515,24 +522,10 @@ impl Tensor {
             );
         }
         let (x, w, gy) = (self.as_slice(), weight.as_slice(), grad_out.as_slice());
-        let (rows, cols) = (g.col_rows(), g.col_cols());
-        let mut out = vec![0.0f32; n * o * cols];
         let mut total: Option<Vec<f32>> = None;
-        // The chunks and each product as in `conv2d_columns` and `conv2d_grad_weight`, the
-        // column matrix laid out as the latter lays it out (the forward product reads it
-        // untransposed, where the row stride does not change the bits: tested).
-        for (n0, n1) in sample_chunks(n, rows * cols) {
-            let k = (n1 - n0) * cols;
-            let ld = transposed_ld(k);
-            let col = batch_im2col(&x, &g, n0, n1, ld);
-            let mut y = Scratch::dirty(o * k);
-            gemm_ld(o, k, rows, &w, false, &col, false, ld, &mut y, false, true);
-            to_sample_major(&y, o, cols, n0, &mut out);
-            let gy_cm = channel_major(&gy, o, cols, n0, n1);
-            add_grad_weight_chunk(&mut total, o, rows, k, &gy_cm, &col, ld);
-        }
+        let out = conv2d_columns(&x, n, &w, o, &g, Some((&gy, &mut total)));
         let wshape = [o, g.channels, kernel[0], kernel[1]];
-        let total = total.unwrap_or_else(|| vec![0.0; o * rows]);
+        let total = total.unwrap_or_else(|| vec![0.0; o * g.col_rows()]);
         (
             Tensor::from_vec(&out_shape, out),
             Tensor::from_vec(&wshape, total),
@@ -644,7 +637,7 @@ mod tests {
             let w = Tensor::randn(&ws, 0.0, 1.0, &mut rng).to_vec();
             let g = conv_geometry("test", &xs, &ws, &p);
             assert!(goes_per_sample(&g, xs[0]));
-            let batch = conv2d_columns(&x, xs[0], &w, ws[0], &g);
+            let batch = conv2d_columns(&x, xs[0], &w, ws[0], &g, None);
             let per_sample = conv2d_per_sample(&x, xs[0], &w, ws[0], &g);
             assert!(
                 batch
@@ -669,6 +662,27 @@ mod tests {
     /// generator layer's backward (5x5, stride 1), a strided one whose columns per chunk are a
     /// multiple of 256 (the padded layout), one large enough to go in several chunks, and the
     /// per-sample and whole-input shapes that share nothing.
+    /// The batch-wide forward with its column matrix laid out without gaps (`ld = k`): what
+    /// `conv2d_columns` computed before it took the weight gradient's padded layout.
+    fn unpadded_columns_forward(
+        x: &[f32],
+        n: usize,
+        w: &[f32],
+        o: usize,
+        g: &Geometry,
+    ) -> Vec<f32> {
+        let (rows, cols) = (g.col_rows(), g.col_cols());
+        let mut out = vec![0.0f32; n * o * cols];
+        for (n0, n1) in sample_chunks(n, rows * cols) {
+            let k = (n1 - n0) * cols;
+            let col = batch_im2col(x, g, n0, n1, k);
+            let mut y = Scratch::dirty(o * k);
+            gemm(o, k, rows, w, false, &col, false, &mut y, false, true);
+            to_sample_major(&y, o, cols, n0, &mut out);
+        }
+        out
+    }
+
     #[test]
     fn conv2d_and_grad_weight_give_each_methods_bits() {
         let mut rng = ChaCha8Rng::seed_from_u64(8);
@@ -704,6 +718,16 @@ mod tests {
                 same_bits(&y, &y0),
                 "{xs:?} * {ws:?}: the convolutions differ"
             );
+            if !covers_whole_input(&g) && !goes_per_sample(&g, xs[0]) {
+                let unpadded = unpadded_columns_forward(&x.to_vec(), xs[0], &w.to_vec(), ws[0], &g);
+                assert!(
+                    y.to_vec()
+                        .iter()
+                        .zip(&unpadded)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{xs:?} * {ws:?}: the padded column matrix changes the forward's bits"
+                );
+            }
             assert!(
                 same_bits(&gw, &gw0),
                 "{xs:?} * {ws:?}: the weight gradients differ"
