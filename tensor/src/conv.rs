@@ -658,10 +658,6 @@ mod tests {
                 .all(|(x, y)| x.to_bits() == y.to_bits())
     }
 
-    /// The shared column matrix gives each product the bits of its own method: on a dcgan28
-    /// generator layer's backward (5x5, stride 1), a strided one whose columns per chunk are a
-    /// multiple of 256 (the padded layout), one large enough to go in several chunks, and the
-    /// per-sample and whole-input shapes that share nothing.
     /// The batch-wide forward with its column matrix laid out without gaps (`ld = k`): what
     /// `conv2d_columns` computed before it took the weight gradient's padded layout.
     fn unpadded_columns_forward(
@@ -683,6 +679,10 @@ mod tests {
         out
     }
 
+    /// The shared column matrix gives each product the bits of its own method: on a dcgan28
+    /// generator layer's backward (5x5, stride 1), a strided one whose columns per chunk are a
+    /// multiple of 256 (the padded layout), one large enough to go in several chunks, and the
+    /// per-sample and whole-input shapes that share nothing.
     #[test]
     fn conv2d_and_grad_weight_give_each_methods_bits() {
         let mut rng = ChaCha8Rng::seed_from_u64(8);
