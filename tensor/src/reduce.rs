@@ -107,12 +107,28 @@ impl Tensor {
             assert!(inner > 0, "{op}: empty axes {axes:?} of {:?}", self.shape());
         }
         let ascending = axes.windows(2).all(|w| w[0] < w[1]);
-        if let Reduction::Sum = how
-            && ascending
-            && !axes.is_empty()
-            && !self.is_empty()
-        {
-            let out = sum_in_place(&self.as_slice(), self.shape(), &reduced);
+        if ascending && !axes.is_empty() && !self.is_empty() {
+            let src = self.as_slice();
+            let out = match how {
+                // The sum of nothing as `Iterator::sum` has it, so that every output starts as
+                // a row does.
+                Reduction::Sum => reduce_in_place(
+                    &src,
+                    self.shape(),
+                    &reduced,
+                    std::iter::empty::<f64>().sum(),
+                    |a: &mut f64, v| *a += f64::from(v),
+                    |a| a as f32,
+                ),
+                Reduction::Max => reduce_in_place(
+                    &src,
+                    self.shape(),
+                    &reduced,
+                    f32::NEG_INFINITY,
+                    |m: &mut f32, v| *m = max_step(*m, v),
+                    |m| m,
+                ),
+            };
             return Tensor::from_vec(&out_shape(self.shape(), &reduced, keepdim), out);
         }
         let moved = if order.iter().enumerate().all(|(i, &a)| i == a) {
@@ -125,9 +141,7 @@ impl Tensor {
             let row = &src[r * inner..(r + 1) * inner];
             match how {
                 Reduction::Sum => row.iter().map(|&v| f64::from(v)).sum::<f64>() as f32,
-                Reduction::Max => row.iter().copied().fold(f32::NEG_INFINITY, |m, v| {
-                    if v > m || v.is_nan() { v } else { m }
-                }),
+                Reduction::Max => row.iter().copied().fold(f32::NEG_INFINITY, max_step),
             }
         };
         let out = if outer * inner >= crate::parallel::PAR_MIN_ELEMS && outer > 1 {
@@ -137,6 +151,12 @@ impl Tensor {
         };
         Tensor::from_vec(&out_shape(self.shape(), &reduced, keepdim), out)
     }
+}
+
+/// One step of a maximum in a fixed order: a larger value or a NaN takes over, so NaN wins and
+/// among equal values (`-0.0` and `0.0`) the first stays.
+fn max_step(m: f32, v: f32) -> f32 {
+    if v > m || v.is_nan() { v } else { m }
 }
 
 /// The shape of a reduction's result.
@@ -162,14 +182,27 @@ struct Segment {
     out_stride: usize,
 }
 
-/// Sums the contiguous `src` of `shape` over the `reduced` axes without moving it: the input is
-/// walked in memory order and each element added to its output's `f64` accumulator. Each
-/// output thus adds its elements in the order of the reduced axes, ascending, exactly as the
-/// permuted rows of [`Tensor::reduce`]'s general path do, so the two agree bit for bit; this
-/// one skips the copy into the permuted layout (which cost more than the sum: a bias gradient
-/// `[N, C, H, W] -> [C]`, the `sum_to` of a broadcast). The work is split over the first kept
-/// axes' indices, whose outputs are disjoint, so the thread count changes nothing.
-fn sum_in_place(src: &[f32], shape: &[usize], reduced: &[bool]) -> Vec<f32> {
+/// Reduces the contiguous `src` of `shape` over the `reduced` axes without moving it: the input
+/// is walked in memory order and each element folded into its output's accumulator by `add`,
+/// from `init`; `finish` turns each accumulator into its output in the one collect of the
+/// result. Each output thus meets its elements in the order of the reduced axes, ascending,
+/// exactly as the permuted rows of [`Tensor::reduce`]'s general path do, so the two agree bit
+/// for bit; this one skips the copy into the permuted layout (which cost more than
+/// the reduction: a bias gradient `[N, C, H, W] -> [C]`, the `sum_to` of a broadcast, the max
+/// over a pooling window's axes). The work is split over the first kept axes' indices, whose
+/// outputs are disjoint, so the thread count changes nothing.
+fn reduce_in_place<A, F>(
+    src: &[f32],
+    shape: &[usize],
+    reduced: &[bool],
+    init: A,
+    add: F,
+    finish: impl Fn(A) -> f32,
+) -> Vec<f32>
+where
+    A: Copy + Send + Sync,
+    F: Fn(&mut A, f32) + Sync,
+{
     let mut segments: Vec<Segment> = Vec::new();
     for (&len, &r) in shape.iter().zip(reduced) {
         match segments.last_mut() {
@@ -192,13 +225,11 @@ fn sum_in_place(src: &[f32], shape: &[usize], reduced: &[bool]) -> Vec<f32> {
         }
     }
     let outputs = out_stride;
-    // The sum of nothing as `Iterator::sum` has it, so that every output starts as a row does.
-    let zero: f64 = std::iter::empty::<f64>().sum();
     let split = segments.iter().position(|s| !s.reduced);
     let Some(k) = split else {
-        let mut acc = [zero];
-        walk(src, &segments, None, &mut acc);
-        return vec![acc[0] as f32];
+        let mut acc = [init];
+        walk(src, &segments, None, &mut acc, &add);
+        return vec![finish(acc[0])];
     };
     let n = segments[k].len;
     let chunks = if src.len() >= crate::parallel::PAR_MIN_ELEMS {
@@ -209,19 +240,25 @@ fn sum_in_place(src: &[f32], shape: &[usize], reduced: &[bool]) -> Vec<f32> {
     let per = n.div_ceil(chunks);
     let parts = map_range(n.div_ceil(per), |c| {
         let range = c * per..((c + 1) * per).min(n);
-        let mut acc = vec![zero; range.len() * segments[k].out_stride];
-        walk(src, &segments, Some((k, range)), &mut acc);
+        let mut acc = vec![init; range.len() * segments[k].out_stride];
+        walk(src, &segments, Some((k, range)), &mut acc, &add);
         acc
     });
-    let out: Vec<f32> = parts.into_iter().flatten().map(|v| v as f32).collect();
+    let out: Vec<f32> = parts.into_iter().flatten().map(finish).collect();
     debug_assert_eq!(out.len(), outputs);
     out
 }
 
-/// Adds every element of `src` into `acc` in memory order; with `split = Some((k, range))`
+/// Folds every element of `src` into `acc` in memory order; with `split = Some((k, range))`
 /// only those whose index along segment `k` lies in `range`, `acc` then holding the outputs of
 /// that range alone.
-fn walk(src: &[f32], segs: &[Segment], split: Option<(usize, Range<usize>)>, acc: &mut [f64]) {
+fn walk<A>(
+    src: &[f32],
+    segs: &[Segment],
+    split: Option<(usize, Range<usize>)>,
+    acc: &mut [A],
+    add: &impl Fn(&mut A, f32),
+) {
     let last = segs.len() - 1;
     let bounds: Vec<(usize, usize)> = segs
         .iter()
@@ -247,12 +284,12 @@ fn walk(src: &[f32], segs: &[Segment], split: Option<(usize, Range<usize>)>, acc
         if run.reduced {
             let a = &mut acc[out - base_out];
             for &v in values {
-                *a += f64::from(v);
+                add(a, v);
             }
         } else {
             let start = out + from - base_out;
             for (a, &v) in acc[start..start + values.len()].iter_mut().zip(values) {
-                *a += f64::from(v);
+                add(a, v);
             }
         }
         // The odometer over every segment but the last.
@@ -275,19 +312,37 @@ fn walk(src: &[f32], segs: &[Segment], split: Option<(usize, Range<usize>)>, acc
 mod tests {
     use crate::Tensor;
     use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
 
     /// The general path's sum: permute the reduced axes to the end, sum each row.
     fn permuted_sum(x: &Tensor, axes: &[usize], keepdim: bool) -> Tensor {
+        permuted(x, axes, keepdim, |row| {
+            row.iter().map(|&e| f64::from(e)).sum::<f64>() as f32
+        })
+    }
+
+    /// The general path's maximum, written out: NaN wins, among equals the first stays.
+    fn permuted_max(x: &Tensor, axes: &[usize], keepdim: bool) -> Tensor {
+        permuted(x, axes, keepdim, |row| {
+            let mut m = f32::NEG_INFINITY;
+            for &v in row {
+                if v.is_nan() || v > m {
+                    m = v;
+                }
+            }
+            m
+        })
+    }
+
+    /// Permutes the reduced axes to the end and folds each row with `fold`.
+    fn permuted(x: &Tensor, axes: &[usize], keepdim: bool, fold: fn(&[f32]) -> f32) -> Tensor {
         let nd = x.ndim();
         let kept: Vec<usize> = (0..nd).filter(|a| !axes.contains(a)).collect();
         let order: Vec<usize> = kept.iter().chain(axes).copied().collect();
         let moved = x.permute(&order).contiguous();
         let inner: usize = axes.iter().map(|&a| x.shape()[a]).product();
         let v = moved.as_slice();
-        let out: Vec<f32> = v
-            .chunks(inner.max(1))
-            .map(|row| row.iter().map(|&e| f64::from(e)).sum::<f64>() as f32)
-            .collect();
+        let out: Vec<f32> = v.chunks(inner.max(1)).map(fold).collect();
         let shape: Vec<usize> = (0..nd)
             .filter_map(|i| match (axes.contains(&i), keepdim) {
                 (false, _) => Some(x.shape()[i]),
@@ -309,28 +364,67 @@ mod tests {
         /// every pattern of reduced and kept axes, with the work split over threads or not.
         #[test]
         fn in_place_sums_equal_the_permuted_rows_bit_for_bit(
-            shape in prop::collection::vec(1usize..6, 1..=5),
-            mask in prop::collection::vec(any::<bool>(), 5),
-            big in any::<bool>(),
-            seed in any::<u64>(),
+            (shape, axes, seed) in reduction_case(),
         ) {
-            let mut shape = shape;
-            if big {
-                // Large enough to take the parallel split.
-                shape[0] *= 1500;
-            }
-            let axes: Vec<usize> = (0..shape.len()).filter(|&i| mask[i]).collect();
-            prop_assume!(!axes.is_empty());
             let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
             let x = Tensor::randn(&shape, 0.0, 1.0, &mut rng);
-            for keepdim in [false, true] {
-                let got = x.sum_axes(&axes, keepdim);
-                let want = permuted_sum(&x, &axes, keepdim);
-                prop_assert_eq!(got.shape(), want.shape());
-                let bits = |t: &Tensor| t.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                prop_assert_eq!(bits(&got), bits(&want));
-            }
+            same_bits(&x, &axes, Tensor::sum_axes, permuted_sum)?;
         }
+
+        /// The maximum in place is the permuted rows' maximum bit for bit, with ties, signed
+        /// zeros, infinities and NaN among the values (NaN wins, the first of equals stays).
+        #[test]
+        fn in_place_maxima_equal_the_permuted_rows_bit_for_bit(
+            (shape, axes, seed) in reduction_case(),
+        ) {
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+            let specials = [0.0, -0.0, 1.0, -1.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+            let n: usize = shape.iter().product();
+            let values = (0..n)
+                .map(|_| {
+                    let i = rand::Rng::random_range(&mut rng, 0..specials.len() * 40);
+                    // Mostly ties between a few values, rarely NaN.
+                    specials.get(i).copied().unwrap_or((i % 5) as f32 - 2.0)
+                })
+                .collect();
+            same_bits(&Tensor::from_vec(&shape, values), &axes, Tensor::max_axes, permuted_max)?;
+        }
+    }
+
+    /// A shape of rank 1-5, a non-empty ascending set of its axes and a seed; half the shapes
+    /// are large enough to take the parallel split.
+    fn reduction_case() -> impl Strategy<Value = (Vec<usize>, Vec<usize>, u64)> {
+        (
+            prop::collection::vec(1usize..6, 1..=5),
+            prop::collection::vec(any::<bool>(), 5),
+            any::<bool>(),
+            any::<u64>(),
+        )
+            .prop_filter_map("no axis reduced", |(mut shape, mask, big, seed)| {
+                if big {
+                    shape[0] *= 1500;
+                }
+                let axes: Vec<usize> = (0..shape.len()).filter(|&i| mask[i]).collect();
+                (!axes.is_empty()).then_some((shape, axes, seed))
+            })
+    }
+
+    type Reduce = fn(&Tensor, &[usize], bool) -> Tensor;
+
+    /// `got` and `want` agree on shape and bits, with and without `keepdim`.
+    fn same_bits(
+        x: &Tensor,
+        axes: &[usize],
+        got: Reduce,
+        want: Reduce,
+    ) -> Result<(), TestCaseError> {
+        let bits = |t: &Tensor| t.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for keepdim in [false, true] {
+            let (g, w) = (got(x, axes, keepdim), want(x, axes, keepdim));
+            prop_assert_eq!(g.shape(), w.shape());
+            prop_assert_eq!(bits(&g), bits(&w));
+        }
+        Ok(())
     }
 
     fn iota(shape: &[usize]) -> Tensor {
