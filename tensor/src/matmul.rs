@@ -344,7 +344,7 @@ unsafe fn crate_gemm(
     parallel: bool,
 ) {
     let par = if parallel {
-        gemm_parallelism(m * n * k)
+        gemm_parallelism(m, n, k)
     } else {
         gemm::Parallelism::None
     };
