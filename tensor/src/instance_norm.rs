@@ -6,8 +6,14 @@
 //! seven broadcast ops of the composed form and their gradients. Planes are independent, so
 //! they run in parallel and the numbers do not depend on the thread count.
 
-use crate::parallel::{for_each_chunk_mut, map_range};
+use crate::parallel::{fill_chunks, map_range};
 use crate::tensor::Tensor;
+use std::mem::MaybeUninit;
+
+/// Planes whose sums run side by side: a plane's sum is a chain of dependent `f64` additions,
+/// which alone waits on the adder's latency at every element. Each plane still sums its own
+/// values in index order, so the bits are those of one plane at a time.
+const LANES: usize = 8;
 
 #[track_caller]
 fn plane_layout(x: &Tensor, what: &str) -> (usize, usize) {
@@ -17,6 +23,60 @@ fn plane_layout(x: &Tensor, what: &str) -> (usize, usize) {
         "{what}: input {s:?} is not [N, C, H, W] with non-empty planes"
     );
     (s[0] * s[1], s[2] * s[3])
+}
+
+/// For every plane `p` of `s` values, the `K` sums from `zero` over `i` in `0..s` (in index
+/// order, in `f64`) of `term(p, i)`; [`LANES`] planes at a time, in parallel over groups.
+fn plane_sums<const K: usize>(
+    planes: usize,
+    s: usize,
+    zero: f64,
+    term: impl Fn(usize, usize) -> [f64; K] + Sync,
+) -> Vec<[f64; K]> {
+    let groups = map_range(planes.div_ceil(LANES), |g| {
+        let first = g * LANES;
+        let lanes = LANES.min(planes - first);
+        let mut sums = [[zero; K]; LANES];
+        if lanes == LANES {
+            for i in 0..s {
+                let terms: [[f64; K]; LANES] = std::array::from_fn(|l| term(first + l, i));
+                for (sum, t) in sums.iter_mut().zip(terms) {
+                    for (acc, t) in sum.iter_mut().zip(t) {
+                        *acc += t;
+                    }
+                }
+            }
+        } else {
+            for (l, sum) in sums[..lanes].iter_mut().enumerate() {
+                for i in 0..s {
+                    for (acc, t) in sum.iter_mut().zip(term(first + l, i)) {
+                        *acc += t;
+                    }
+                }
+            }
+        }
+        sums[..lanes].to_vec()
+    });
+    groups.into_iter().flatten().collect()
+}
+
+/// A `[planes, s]` tensor written once, run by run: `write(p, i0, dst)` fills `dst` with the
+/// values of plane `p` from index `i0` on.
+fn planes_from(
+    planes: usize,
+    s: usize,
+    write: impl Fn(usize, usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    fill_chunks(planes * s, |start, mut dst| {
+        let mut at = start;
+        while !dst.is_empty() {
+            let (p, i0) = (at / s, at % s);
+            let (run, rest) = dst.split_at_mut((s - i0).min(dst.len()));
+            write(p, i0, run);
+            at += run.len();
+            dst = rest;
+        }
+    })
 }
 
 impl Tensor {
@@ -30,21 +90,27 @@ impl Tensor {
     pub fn instance_norm(&self, eps: f32) -> (Tensor, Tensor) {
         let (planes, s) = plane_layout(self, "instance_norm");
         let x = self.as_slice();
-        let stats: Vec<(f32, f32)> = map_range(planes, |p| {
-            let plane = &x[p * s..(p + 1) * s];
-            let mean = plane.iter().map(|&v| f64::from(v)).sum::<f64>() / s as f64;
-            let var = plane
-                .iter()
-                .map(|&v| (f64::from(v) - mean).powi(2))
-                .sum::<f64>()
-                / s as f64;
-            (mean as f32, (1.0 / (var + f64::from(eps)).sqrt()) as f32)
-        });
-        let mut y = vec![0.0f32; planes * s];
-        for_each_chunk_mut(&mut y, s, |p, dst| {
+        let at = |p: usize, i: usize| f64::from(x[p * s + i]);
+        // The sum of nothing as `Iterator::sum` has it (-0.0): these sums are `iter().sum()`'s.
+        let zero: f64 = std::iter::empty::<f64>().sum();
+        let means: Vec<f64> = plane_sums(planes, s, zero, |p, i| [at(p, i)])
+            .iter()
+            .map(|[sum]| sum / s as f64)
+            .collect();
+        let squares = plane_sums(planes, s, zero, |p, i| [(at(p, i) - means[p]).powi(2)]);
+        let stats: Vec<(f32, f32)> = means
+            .iter()
+            .zip(&squares)
+            .map(|(&mean, [sq])| {
+                let var = sq / s as f64;
+                (mean as f32, (1.0 / (var + f64::from(eps)).sqrt()) as f32)
+            })
+            .collect();
+        let y = planes_from(planes, s, |p, i0, dst| {
             let (mean, rstd) = stats[p];
-            for (d, &v) in dst.iter_mut().zip(&x[p * s..(p + 1) * s]) {
-                *d = (v - mean) * rstd;
+            let src = &x[p * s + i0..][..dst.len()];
+            for (d, &v) in dst.iter_mut().zip(src) {
+                d.write((v - mean) * rstd);
             }
         });
         let sh = self.shape();
@@ -72,17 +138,18 @@ impl Tensor {
             rstd.shape()
         );
         let (y, g, r) = (self.as_slice(), gy.as_slice(), rstd.as_slice());
-        let mut gx = vec![0.0f32; planes * s];
-        for_each_chunk_mut(&mut gx, s, |p, dst| {
-            let (y, g) = (&y[p * s..(p + 1) * s], &g[p * s..(p + 1) * s]);
-            let (mut sum_g, mut sum_gy) = (0.0f64, 0.0f64);
-            for (&yv, &gv) in y.iter().zip(g) {
-                sum_g += f64::from(gv);
-                sum_gy += f64::from(gv) * f64::from(yv);
-            }
-            let (mean_g, mean_gy) = ((sum_g / s as f64) as f32, (sum_gy / s as f64) as f32);
+        let means: Vec<(f32, f32)> = plane_sums(planes, s, 0.0, |p, i| {
+            let (yv, gv) = (f64::from(y[p * s + i]), f64::from(g[p * s + i]));
+            [gv, gv * yv]
+        })
+        .iter()
+        .map(|[sum_g, sum_gy]| ((sum_g / s as f64) as f32, (sum_gy / s as f64) as f32))
+        .collect();
+        let gx = planes_from(planes, s, |p, i0, dst| {
+            let (mean_g, mean_gy) = means[p];
+            let (y, g) = (&y[p * s + i0..][..dst.len()], &g[p * s + i0..][..dst.len()]);
             for ((d, &yv), &gv) in dst.iter_mut().zip(y).zip(g) {
-                *d = r[p] * (gv - mean_g - yv * mean_gy);
+                d.write(r[p] * (gv - mean_g - yv * mean_gy));
             }
         });
         Tensor::from_vec(self.shape(), gx)
@@ -128,6 +195,43 @@ mod tests {
             }
             assert!((f64::from(rstd.to_vec()[p]) - rs).abs() < 1e-5 * rs);
         }
+    }
+
+    /// One plane at a time, each sum a plain fold: the kernels' planes side by side and their
+    /// writes must give these bits exactly, over whole and partial groups of planes.
+    #[test]
+    fn planes_side_by_side_keep_the_bits_of_one_at_a_time() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let x = Tensor::randn(&[3, 7, 5, 6], 0.5, 2.0, &mut rng);
+        let gy = Tensor::randn(&[3, 7, 5, 6], 0.0, 1.0, &mut rng);
+        let (y, rstd) = x.instance_norm(1e-5);
+        let gx = y.instance_norm_backward(&gy, &rstd);
+        let (xv, yv, gv) = (x.to_vec(), y.to_vec(), gy.to_vec());
+        let (mut want_y, mut want_r, mut want_gx) = (Vec::new(), Vec::new(), Vec::new());
+        for p in 0..21 {
+            let plane = &xv[p * 30..(p + 1) * 30];
+            let mean = plane.iter().map(|&v| f64::from(v)).sum::<f64>() / 30.0;
+            let var = plane
+                .iter()
+                .map(|&v| (f64::from(v) - mean).powi(2))
+                .sum::<f64>()
+                / 30.0;
+            let (mean, r) = (mean as f32, (1.0 / (var + 1e-5f64).sqrt()) as f32);
+            want_y.extend(plane.iter().map(|&v| (v - mean) * r));
+            want_r.push(r);
+            let (yp, gp) = (&yv[p * 30..(p + 1) * 30], &gv[p * 30..(p + 1) * 30]);
+            let (mut sum_g, mut sum_gy) = (0.0f64, 0.0f64);
+            for (&a, &b) in yp.iter().zip(gp) {
+                sum_g += f64::from(b);
+                sum_gy += f64::from(b) * f64::from(a);
+            }
+            let (mg, mgy) = ((sum_g / 30.0) as f32, (sum_gy / 30.0) as f32);
+            want_gx.extend(yp.iter().zip(gp).map(|(&a, &b)| r * (b - mg - a * mgy)));
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&y.to_vec()), bits(&want_y));
+        assert_eq!(bits(&rstd.to_vec()), bits(&want_r));
+        assert_eq!(bits(&gx.to_vec()), bits(&want_gx));
     }
 
     #[test]
