@@ -6,9 +6,8 @@
 //! seven broadcast ops of the composed form and their gradients. Planes are independent, so
 //! they run in parallel and the numbers do not depend on the thread count.
 
-use crate::parallel::{fill_chunks, map_range};
+use crate::parallel::{fill_planes, map_range};
 use crate::tensor::Tensor;
-use std::mem::MaybeUninit;
 
 /// Planes whose sums run side by side: a plane's sum is a chain of dependent `f64` additions,
 /// which alone waits on the adder's latency at every element. Each plane still sums its own
@@ -60,25 +59,6 @@ fn plane_sums<const K: usize>(
     groups.into_iter().flatten().collect()
 }
 
-/// A `[planes, s]` tensor written once, run by run: `write(p, i0, dst)` fills `dst` with the
-/// values of plane `p` from index `i0` on.
-fn planes_from(
-    planes: usize,
-    s: usize,
-    write: impl Fn(usize, usize, &mut [MaybeUninit<f32>]) + Sync,
-) -> Vec<f32> {
-    fill_chunks(planes * s, |start, mut dst| {
-        let mut at = start;
-        while !dst.is_empty() {
-            let (p, i0) = (at / s, at % s);
-            let (run, rest) = dst.split_at_mut((s - i0).min(dst.len()));
-            write(p, i0, run);
-            at += run.len();
-            dst = rest;
-        }
-    })
-}
-
 impl Tensor {
     /// `(x - mean) / sqrt(var + eps)` over each `[H, W]` plane (biased variance, as
     /// PyTorch's `InstanceNorm2d`), and the per-plane `1 / sqrt(var + eps)`, `[N, C]`, that
@@ -106,7 +86,7 @@ impl Tensor {
                 (mean as f32, (1.0 / (var + f64::from(eps)).sqrt()) as f32)
             })
             .collect();
-        let y = planes_from(planes, s, |p, i0, dst| {
+        let y = fill_planes(planes, s, |p, i0, dst| {
             let (mean, rstd) = stats[p];
             let src = &x[p * s + i0..][..dst.len()];
             for (d, &v) in dst.iter_mut().zip(src) {
@@ -145,7 +125,7 @@ impl Tensor {
         .iter()
         .map(|[sum_g, sum_gy]| ((sum_g / s as f64) as f32, (sum_gy / s as f64) as f32))
         .collect();
-        let gx = planes_from(planes, s, |p, i0, dst| {
+        let gx = fill_planes(planes, s, |p, i0, dst| {
             let (mean_g, mean_gy) = means[p];
             let (y, g) = (&y[p * s + i0..][..dst.len()], &g[p * s + i0..][..dst.len()]);
             for ((d, &yv), &gv) in dst.iter_mut().zip(y).zip(g) {

@@ -9,7 +9,7 @@
 //! thread count.
 
 use crate::Tensor;
-use crate::parallel::{for_each_chunk_mut, map_range};
+use crate::parallel::{fill_planes, map_range};
 
 /// `[N, C, S]`: batch, channels, and the product of the remaining axes.
 #[track_caller]
@@ -29,24 +29,6 @@ fn check_channels(op: &str, x: &[usize], name: &str, t: &Tensor) {
         t.shape(),
         x[1]
     );
-}
-
-/// Calls `f(c, chunk_of_plane)` over `out` laid out `[N, C, S]`, in parallel chunks of whole
-/// planes so that tiny planes (BatchNorm1d) do not become tiny tasks.
-fn for_each_plane_mut<F>(out: &mut [f32], c: usize, s: usize, f: F)
-where
-    F: Fn(usize, usize, &mut [f32]) + Sync + Send,
-{
-    if s == 0 || out.is_empty() {
-        return;
-    }
-    let planes_per_chunk = 4096usize.div_ceil(s);
-    for_each_chunk_mut(out, planes_per_chunk * s, |i, chunk| {
-        for (j, plane) in chunk.chunks_mut(s).enumerate() {
-            let p = i * planes_per_chunk + j;
-            f(p % c, p, plane);
-        }
-    });
 }
 
 /// Per-channel sums of `f(channel, index)` over the flat indices of `[N, C, S]` data, in `f64`,
@@ -122,11 +104,10 @@ impl Tensor {
         let scale: Vec<f32> = (0..c).map(|i| g[i] / (v[i] + eps).sqrt()).collect();
         let shift: Vec<f32> = (0..c).map(|i| b[i] - m[i] * scale[i]).collect();
         let x = self.as_slice();
-        let mut out = vec![0.0f32; x.len()];
-        for_each_plane_mut(&mut out, c, s, |ch, p, plane| {
-            let src = &x[p * s..(p + 1) * s];
-            for (o, &xv) in plane.iter_mut().zip(src) {
-                *o = xv * scale[ch] + shift[ch];
+        let out = fill_planes(x.len() / s.max(1), s, |p, i0, dst| {
+            let ch = p % c;
+            for (o, &xv) in dst.iter_mut().zip(&x[p * s + i0..]) {
+                o.write(xv * scale[ch] + shift[ch]);
             }
         });
         Tensor::from_vec(self.shape(), out)
@@ -175,12 +156,12 @@ impl Tensor {
         } else {
             (vec![0.0; c], vec![0.0; c])
         };
-        let mut dx = vec![0.0f32; x.len()];
-        for_each_plane_mut(&mut dx, c, s, |ch, p, plane| {
+        let dx = fill_planes(x.len() / s.max(1), s, |p, i0, dst| {
+            let ch = p % c;
             let k = g[ch] * inv_std[ch];
-            for (j, o) in plane.iter_mut().enumerate() {
-                let i = p * s + j;
-                *o = k * (gy[i] - mean_dy[ch] - xhat(ch, i) * mean_dy_xhat[ch]);
+            for (j, o) in dst.iter_mut().enumerate() {
+                let i = p * s + i0 + j;
+                o.write(k * (gy[i] - mean_dy[ch] - xhat(ch, i) * mean_dy_xhat[ch]));
             }
         });
         let to_tensor =

@@ -72,6 +72,26 @@ where
     out
 }
 
+/// `planes` planes of `s` values written once, run by run, in parallel chunks when large (see
+/// [`fill_chunks`]): `write(p, i0, dst)` fills `dst` with the values of plane `p` from index
+/// `i0` on. Chunks follow the element count, not the planes, so tiny planes (a `[N, C]` batch
+/// norm's) do not become tiny tasks.
+pub(crate) fn fill_planes<F>(planes: usize, s: usize, write: F) -> Vec<f32>
+where
+    F: Fn(usize, usize, &mut [MaybeUninit<f32>]) + Sync + Send,
+{
+    fill_chunks(planes * s, |start, mut dst| {
+        let mut at = start;
+        while !dst.is_empty() {
+            let (p, i0) = (at / s, at % s);
+            let (run, rest) = dst.split_at_mut((s - i0).min(dst.len()));
+            write(p, i0, run);
+            at += run.len();
+            dst = rest;
+        }
+    })
+}
+
 /// `a.iter().zip(b).map(f).collect()` (or of `a` alone when `b` is `None`), in parallel chunks
 /// when large (see [`fill_chunks`]).
 pub(crate) fn map_slices<F>(a: &[f32], b: Option<&[f32]>, f: F) -> Vec<f32>
