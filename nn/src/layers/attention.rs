@@ -85,9 +85,10 @@ impl Module for SelfAttention {
         let phi = max_pool2(self.phi.forward(x, mode)).reshape(&[n, c / 8, hw / 4]);
         let g = max_pool2(self.g.forward(x, mode)).reshape(&[n, c / 2, hw / 4]);
         // beta[n, i, j]: how much pixel i attends to pooled position j.
-        let beta = theta.transpose(1, 2).matmul(phi).log_softmax(2).exp();
+        // Products read their operands transposed in place rather than through copies.
+        let beta = theta.matmul_t(phi, true, false).log_softmax(2).exp();
         let attended = g
-            .matmul(beta.transpose(1, 2))
+            .matmul_t(beta, false, true)
             .reshape(&[n, c / 2, s[2], s[3]]);
         let o = self.o.forward(attended, mode);
         let gamma = self.gamma.read(x.tape(), mode).reshape(&[1, 1, 1, 1]);
