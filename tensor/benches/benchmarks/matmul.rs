@@ -1,12 +1,17 @@
 //! Matrix products through `Tensor::matmul` and `Tensor::linear` (the `gemm` crate's kernels):
 //! square ones, and the MLP GAN's linear layers at batch 64, whose weight is read transposed
-//! (`linear/64x784x1024` is the generator's last layer: in 1024, out 784).
+//! (`linear/64x784x1024` is the generator's last layer: in 1024, out 784), and `gemm/a_bt`:
+//! products `a · bᵀ` with both operands read along `k`, as a convolution's weight gradient
+//! has them (`128x1152x4096`: a 3x3 convolution, 128 channels, 16 samples of 16x16;
+//! `128x1024x16384`: the 64x64 DCGAN discriminator's second layer; `64x25x12544`: dcgan28's
+//! first, 25 outputs summed over 12,544 positions).
 //!
 //! Throughput: `Elements` = FLOPs = `2 m n k` (a multiply and an add per term), so criterion's
 //! `elem/s` is FLOP/s.
 
 use super::{config, randn};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
+use gantry_tensor::gemm;
 use std::hint::black_box;
 
 fn square(c: &mut Criterion) {
@@ -40,8 +45,27 @@ fn linear(c: &mut Criterion) {
     group.finish();
 }
 
+fn a_bt(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gemm");
+    for (m, n, k) in [
+        (128usize, 1152usize, 4096usize),
+        (128, 1024, 16384),
+        (64, 25, 12544),
+    ] {
+        let a = randn(&[m, k], 1).to_vec();
+        let b = randn(&[n, k], 2).to_vec();
+        let mut out = vec![0.0; m * n];
+        group.throughput(Throughput::Elements(2 * (m * n * k) as u64));
+        let id = format!("{m}x{n}x{k}");
+        group.bench_function(BenchmarkId::new("a_bt", id), |bench| {
+            bench.iter(|| gemm(m, n, k, &a, false, &b, true, &mut out, false, true))
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = square, linear
+    targets = square, linear, a_bt
 }
