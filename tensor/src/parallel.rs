@@ -81,13 +81,12 @@ where
     F: Fn(usize, usize, &mut [MaybeUninit<f32>]) + Sync + Send,
 {
     fill_chunks(planes * s, |start, mut dst| {
-        let mut at = start;
+        // One division per chunk; after its first run every run starts a plane.
+        let (mut p, mut i0) = (start / s.max(1), start % s.max(1));
         while !dst.is_empty() {
-            let (p, i0) = (at / s, at % s);
             let (run, rest) = dst.split_at_mut((s - i0).min(dst.len()));
             write(p, i0, run);
-            at += run.len();
-            dst = rest;
+            (p, i0, dst) = (p + 1, 0, rest);
         }
     })
 }
@@ -141,8 +140,10 @@ where
 /// ran at 12.7 GFLOP/s against 66.8, 64 x 48 x 65536 at 42 against 65; so did small products
 /// (64 x 1024 x 16, 1 M multiply-adds: 64 against 92). From 1024 x 4 x 8192 (4096 outputs,
 /// 1.36x) and from about 16 M multiply-adds (1.4-2x) the split paid.
+#[cfg(feature = "parallel")]
 const GEMM_PAR_MIN_OUTPUTS: usize = 4096;
 /// See [`GEMM_PAR_MIN_OUTPUTS`].
+#[cfg(feature = "parallel")]
 const GEMM_PAR_MIN_MULADDS: usize = 1 << 22;
 
 /// The GEMM parallelism for one `[m, k] x [k, n]` product issued from the calling thread
