@@ -1,4 +1,6 @@
-//! Elementwise and reduction kernels at the size of a DCGAN activation (`[64, 128, 16, 16]`).
+//! Elementwise and reduction kernels at the size of a DCGAN activation (`[64, 128, 16, 16]`),
+//! and the normalisation kernels: batch norm there and at dcgan28's `[64, 128, 7, 7]` (short
+//! planes), instance norm at pix2pixHD's `[16, 64, 32, 32]`, forward and backward.
 //!
 //! Throughput: `Elements` = FLOPs, counted as one per output element for the broadcasting add
 //! and one per input element for the sum, so criterion's `elem/s` is FLOP/s.
@@ -34,8 +36,40 @@ fn elementwise(c: &mut Criterion) {
     group.finish();
 }
 
+fn norms(c: &mut Criterion) {
+    let mut group = c.benchmark_group("norm");
+    for shape in [SHAPE, [64, 128, 7, 7]] {
+        let x = randn(&shape, 1);
+        let gy = randn(&shape, 2);
+        let (gamma, beta) = (randn(&[shape[1]], 3), randn(&[shape[1]], 4));
+        let (mean, var) = x.channel_moments();
+        let name = format!("{}x{}x{}x{}", shape[0], shape[1], shape[2], shape[3]);
+        group.throughput(Throughput::Elements(x.len() as u64));
+        group.bench_function(format!("batch_norm_forward_{name}"), |b| {
+            b.iter(|| {
+                let (m, v) = black_box(&x).channel_moments();
+                x.batch_norm(&gamma, &beta, &m, &v, 1e-5)
+            })
+        });
+        group.bench_function(format!("batch_norm_backward_{name}"), |b| {
+            b.iter(|| black_box(&x).batch_norm_backward(&gy, &gamma, &mean, &var, 1e-5, true))
+        });
+    }
+    let x = randn(&[16, 64, 32, 32], 5);
+    let gy = randn(&[16, 64, 32, 32], 6);
+    let (y, rstd) = x.instance_norm(1e-5);
+    group.throughput(Throughput::Elements(x.len() as u64));
+    group.bench_function("instance_norm_forward_16x64x32x32", |b| {
+        b.iter(|| black_box(&x).instance_norm(1e-5))
+    });
+    group.bench_function("instance_norm_backward_16x64x32x32", |b| {
+        b.iter(|| black_box(&y).instance_norm_backward(&gy, &rstd))
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = elementwise
+    targets = elementwise, norms
 }
