@@ -14,7 +14,7 @@
 
 use crate::Tensor;
 use crate::im2col::{Geometry, col2im_channel, im2col, im2col_rows};
-use crate::matmul::{gemm, gemm_ld, gemm_new, gemm_new_ld, transposed_ld};
+use crate::matmul::{gemm, gemm_ld, gemm_new, gemm_new_ld, transpose_into, transposed_ld};
 use crate::parallel::for_each_chunk_mut;
 use crate::scratch::Scratch;
 
@@ -185,21 +185,12 @@ fn covers_whole_input(g: &Geometry) -> bool {
     g.out_hw == [1, 1] && g.kernel == g.in_hw && g.padding == [0, 0]
 }
 
-/// The `[cols, rows]` transpose of a row-major `[rows, cols]` matrix, in tiles of 8 x 8: one
-/// cache line of each side, and few enough lines that a power-of-two stride (thousands of
-/// columns apart, all in one cache set) does not evict them before they are used up.
+/// The `[cols, rows]` transpose of a row-major `[rows, cols]` matrix (see [`transpose_into`]).
 fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    const TILE: usize = 8;
-    let mut out = vec![0.0f32; rows * cols];
-    for i0 in (0..rows).step_by(TILE) {
-        for j0 in (0..cols).step_by(TILE) {
-            for j in j0..(j0 + TILE).min(cols) {
-                for i in i0..(i0 + TILE).min(rows) {
-                    out[j * rows + i] = m[i * cols + j];
-                }
-            }
-        }
-    }
+    let mut out = Vec::with_capacity(rows * cols);
+    transpose_into(m, rows, cols, &mut out.spare_capacity_mut()[..rows * cols]);
+    // SAFETY: `transpose_into` wrote all `rows * cols` values.
+    unsafe { out.set_len(rows * cols) };
     out
 }
 

@@ -6,6 +6,7 @@
 use crate::Tensor;
 use crate::parallel::{for_each_chunk_mut, gemm_parallelism, map_range, num_threads};
 use crate::scratch::Scratch;
+use std::mem::MaybeUninit;
 
 /// A `b` read transposed is `n` rows of length `k`, and the kernel reads a few of those rows
 /// side by side at each step of `k`. When the rows are a multiple of 256 floats (1 KiB) apart,
@@ -314,14 +315,22 @@ unsafe fn gemm_transposed(
             parallel,
         )
     };
-    // Square tiles, so that neither side of the copy strides through memory a value at a time.
-    const TILE: usize = 16;
-    for i0 in (0..m).step_by(TILE) {
-        for j0 in (0..n).step_by(TILE) {
-            for i in i0..(i0 + TILE).min(m) {
-                for j in j0..(j0 + TILE).min(n) {
-                    // SAFETY: `i * n + j < m * n`.
-                    unsafe { c.add(i * n + j).write(ct[j * m + i]) };
+    // SAFETY: the caller gives `m * n` writable values; as `MaybeUninit` they need not be
+    // initialised, and `transpose_into` writes every one.
+    let c = unsafe { std::slice::from_raw_parts_mut(c.cast::<MaybeUninit<f32>>(), m * n) };
+    transpose_into(&ct, n, m, c);
+}
+
+/// Writes the `[cols, rows]` transpose of the row-major `[rows, cols]` matrix `m` into `out`, in
+/// tiles of 8 x 8: one cache line of each side, and few enough lines that a power-of-two stride
+/// (thousands of columns apart, all in one cache set) does not evict them before they are used.
+pub(crate) fn transpose_into(m: &[f32], rows: usize, cols: usize, out: &mut [MaybeUninit<f32>]) {
+    const TILE: usize = 8;
+    for i0 in (0..rows).step_by(TILE) {
+        for j0 in (0..cols).step_by(TILE) {
+            for j in j0..(j0 + TILE).min(cols) {
+                for i in i0..(i0 + TILE).min(rows) {
+                    out[j * rows + i].write(m[i * cols + j]);
                 }
             }
         }

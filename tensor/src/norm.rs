@@ -86,7 +86,7 @@ impl Tensor {
         eps: f32,
     ) -> Tensor {
         let op = "batch_norm";
-        let (_, c, s) = layout(op, self.shape());
+        let (n, c, s) = layout(op, self.shape());
         for (name, t) in [
             ("gamma", gamma),
             ("beta", beta),
@@ -104,7 +104,7 @@ impl Tensor {
         let scale: Vec<f32> = (0..c).map(|i| g[i] / (v[i] + eps).sqrt()).collect();
         let shift: Vec<f32> = (0..c).map(|i| b[i] - m[i] * scale[i]).collect();
         let x = self.as_slice();
-        let out = fill_planes(x.len() / s.max(1), s, |p, i0, dst| {
+        let out = fill_planes(n * c, s, |p, i0, dst| {
             let ch = p % c;
             for (o, &xv) in dst.iter_mut().zip(&x[p * s + i0..]) {
                 o.write(xv * scale[ch] + shift[ch]);
@@ -156,7 +156,7 @@ impl Tensor {
         } else {
             (vec![0.0; c], vec![0.0; c])
         };
-        let dx = fill_planes(x.len() / s.max(1), s, |p, i0, dst| {
+        let dx = fill_planes(n * c, s, |p, i0, dst| {
             let ch = p % c;
             let k = g[ch] * inv_std[ch];
             for (j, o) in dst.iter_mut().enumerate() {
