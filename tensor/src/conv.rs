@@ -8,6 +8,9 @@
 //! The whole batch is one GEMM: the column matrices of all samples sit side by side,
 //! `[C * kh * kw, N * oh * ow]`, so the product is large enough to run near the GEMM peak and
 //! parallel inside the GEMM. im2col fills rows in parallel; col2im runs per sample in parallel.
+//! A plain forward pass over a batch large enough goes in blocks of samples instead (one sample
+//! each where a sample's product is wide on its own), each block's column matrix made and used
+//! in its thread's cache; see [`conv2d_blocks`].
 //! Batches whose column matrix would exceed [`COL_LIMIT`] elements go in fixed-size chunks of
 //! samples (the chunking depends only on the shapes, so the numbers do not depend on the thread
 //! count).
@@ -27,7 +30,7 @@ const COL2IM_UNIT: usize = 1 << 16;
 /// Convolutions whose column matrix has at most this many rows (`C * kh * kw`: the 3-channel
 /// first layer of a discriminator has 48), or at least [`PER_SAMPLE_COLS`] columns per sample,
 /// and whose batch has at least [`PER_SAMPLE_MIN_BATCH`] samples take their forward product
-/// one sample at a time; see [`conv2d_per_sample`].
+/// one sample at a time; see [`conv2d_blocks`].
 const PER_SAMPLE_ROWS: usize = 64;
 
 /// Output pixels per sample from which a sample's own product is wide enough to run near the
@@ -40,6 +43,13 @@ const PER_SAMPLE_COLS: usize = 256;
 /// The smallest batch that goes one sample at a time: smaller ones keep the batch-wide product,
 /// which is parallel inside the GEMM.
 const PER_SAMPLE_MIN_BATCH: usize = 4;
+
+/// About how many output pixels a block of samples of [`conv2d_blocks`] spans where one
+/// sample's are too few for a product of its own. Criterion-style runs at batch 64 (dcgan28's
+/// second discriminator layer, 7x7 outputs; the 64x64 DCGAN's third and fourth, 8x8 and 4x4),
+/// 2 threads: 256, 512 and 1,024 columns were all 5-20% faster than batch-wide in the
+/// forward pass; 512 was never the slowest.
+const BLOCK_COLS: usize = 512;
 
 /// Stride, padding and dilation of a 2-D convolution, as `[height, width]` pairs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,24 +235,56 @@ fn conv2d_columns(
     out
 }
 
-/// [`Tensor::conv2d`] of the `n` samples `x` one sample at a time, in parallel over samples:
-/// each sample's column matrix is made, multiplied and used up in its thread's cache, and the
-/// product is written straight into the sample's output. The batch-wide path writes its column
-/// matrix (`rows x N oh ow`: 12 MiB for the first layer of a 64x64 RGB batch of 64, 64 MiB for
-/// the second) out to memory and reads it back, and copies its product once more into
-/// sample-major order; with few rows that traffic costs more than the product. Each output
-/// value's product is the batch-wide one (one pass over the `rows` products, in the same
-/// order), so both paths give the same bits (tested here, and on whole training runs).
-fn conv2d_per_sample(x: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry) -> Vec<f32> {
+/// [`Tensor::conv2d`] of the `n` samples `x` in blocks of `block` samples, in parallel over
+/// blocks: each block's column matrix is made, multiplied and used up in its thread's cache, and
+/// the product lands in the block's outputs (a sample alone writes it there directly). The
+/// batch-wide path writes its column matrix (`rows x N oh ow`: 12 MiB for the first layer of a
+/// 64x64 RGB batch of 64, 64 MiB for the second, 20 MiB for dcgan28's second) out to memory and
+/// reads it back, and copies its product once more into sample-major order; with few rows, or
+/// few output pixels per sample, that traffic costs more than the product. Each output value's
+/// product is the batch-wide one (one pass over the `rows` products, in the same order: the
+/// GEMM's blocking along the sum depends on its length alone), so every split gives the same
+/// bits (tested here, and on whole training runs).
+fn conv2d_blocks(x: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry, block: usize) -> Vec<f32> {
     let (rows, cols) = (g.col_rows(), g.col_cols());
     let in_len = g.channels * g.in_hw[0] * g.in_hw[1];
     let mut out = vec![0.0f32; n * o * cols];
-    for_each_chunk_mut(&mut out, o * cols, |i, y| {
-        let mut col = Scratch::dirty(rows * cols);
-        im2col(&x[i * in_len..(i + 1) * in_len], g, &mut col);
-        gemm(o, cols, rows, w, false, &col, false, y, false, false);
+    for_each_chunk_mut(&mut out, block * o * cols, |b, dst| {
+        let (n0, n1) = (b * block, ((b + 1) * block).min(n));
+        let (m, width) = (n1 - n0, (n1 - n0) * cols);
+        let images = &x[n0 * in_len..n1 * in_len];
+        let mut col = Scratch::dirty(rows * width);
+        im2col(images, in_len, g, &mut col);
+        if m == 1 {
+            gemm(o, width, rows, w, false, &col, false, dst, false, false);
+            return;
+        }
+        let mut y = Scratch::dirty(o * width);
+        gemm(o, width, rows, w, false, &col, false, &mut y, false, false);
+        // [O, m * oh * ow] to the block's samples, [m, O, oh * ow].
+        for (i, sample) in dst.chunks_exact_mut(o * cols).enumerate() {
+            for (ch, plane) in sample.chunks_exact_mut(cols).enumerate() {
+                plane.copy_from_slice(&y[(ch * m + i) * cols..][..cols]);
+            }
+        }
     });
     out
+}
+
+/// The samples per block with which the plain forward pass of `n` samples goes through
+/// [`conv2d_blocks`], or `None` for the batch-wide product: one sample where its column matrix
+/// has few rows or its own product is wide ([`goes_per_sample`]); otherwise blocks of about
+/// [`BLOCK_COLS`] output pixels, as many blocks per thread for each thread, where that makes at
+/// least two blocks per thread (smaller batches keep the batch-wide product, parallel inside
+/// the GEMM). The split does not change the bits, so it may follow the thread count.
+fn forward_block(g: &Geometry, n: usize) -> Option<usize> {
+    if goes_per_sample(g, n) {
+        return Some(1);
+    }
+    let threads = crate::parallel::num_threads();
+    let blocks = (n * g.col_cols()).div_ceil(threads * BLOCK_COLS) * threads;
+    let block = n.div_ceil(blocks.max(1));
+    (block > 1 && n.div_ceil(block) >= 2 * threads).then_some(block)
 }
 
 /// Whether the forward product of `n` samples goes one sample at a time ([`PER_SAMPLE_ROWS`]).
@@ -362,8 +404,8 @@ impl Tensor {
             // bits (read through strides instead, the GEMM rounds differently).
             let col = transpose(&x, n, rows);
             transpose(&gemm_new(o, n, rows, &w, false, &col, false, true), o, n)
-        } else if goes_per_sample(&g, n) {
-            conv2d_per_sample(&x, n, &w, o, &g)
+        } else if let Some(block) = forward_block(&g, n) {
+            conv2d_blocks(&x, n, &w, o, &g, block)
         } else {
             conv2d_columns(&x, n, &w, o, &g, None)
         };
@@ -602,12 +644,14 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    /// The forward pass one sample at a time gives the batch-wide path's bits, on a
-    /// discriminator's first layer (3 channels, 4x4, stride 2), a dilated one-channel
-    /// convolution, a 64-row one with an output too wide for one GEMM tile, and a DCGAN's
-    /// second layer (1,024 rows: a product long enough for the GEMM to block it).
+    /// The forward pass in blocks of samples gives the batch-wide path's bits, whatever the
+    /// split (one sample at a time, blocks of 2 and 3 with a ragged last one, the whole batch),
+    /// on a discriminator's first layer (3 channels, 4x4, stride 2), a dilated one-channel
+    /// convolution, a 64-row one with an output too wide for one GEMM tile, a DCGAN's second
+    /// layer (1,024 rows: a product long enough for the GEMM to block the sum), dcgan28's second
+    /// (1,600 rows, 7x7 outputs) and a 64x64 DCGAN's fourth (4x4 outputs).
     #[test]
-    fn per_sample_forward_gives_the_batch_wide_bits() {
+    fn forward_blocks_give_the_batch_wide_bits() {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let cases = [
             ([6, 3, 32, 32], [64, 3, 4, 4], Conv2dParams::new(2, 1)),
@@ -622,23 +666,42 @@ mod tests {
             ),
             ([5, 4, 9, 9], [70, 4, 4, 4], Conv2dParams::new(1, 2)),
             ([4, 64, 32, 32], [128, 64, 4, 4], Conv2dParams::new(2, 1)),
+            ([7, 64, 14, 14], [128, 64, 5, 5], Conv2dParams::new(2, 2)),
+            ([5, 256, 8, 8], [96, 256, 4, 4], Conv2dParams::new(2, 1)),
         ];
         for (xs, ws, p) in cases {
             let x = Tensor::randn(&xs, 0.0, 1.0, &mut rng).to_vec();
             let w = Tensor::randn(&ws, 0.0, 1.0, &mut rng).to_vec();
             let g = conv_geometry("test", &xs, &ws, &p);
-            assert!(goes_per_sample(&g, xs[0]));
             let batch = conv2d_columns(&x, xs[0], &w, ws[0], &g, None);
-            let per_sample = conv2d_per_sample(&x, xs[0], &w, ws[0], &g);
-            assert!(
-                batch
-                    .iter()
-                    .zip(&per_sample)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
-                "{xs:?} * {ws:?}: the paths differ"
-            );
             assert!(batch.iter().any(|&v| v != 0.0));
+            for block in [1, 2, 3, xs[0]] {
+                let blocks = conv2d_blocks(&x, xs[0], &w, ws[0], &g, block);
+                assert!(
+                    batch
+                        .iter()
+                        .zip(&blocks)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{xs:?} * {ws:?} in blocks of {block}: the paths differ"
+                );
+            }
         }
+    }
+
+    /// Batches of 64 go one sample at a time where a sample's product is wide or its column
+    /// matrix short, in blocks where neither (dcgan28's second discriminator layer), and
+    /// batch-wide when too small for two blocks per thread.
+    #[test]
+    fn forward_splits_follow_the_shapes() {
+        let split = |xs: [usize; 4], ws: [usize; 4], p| {
+            forward_block(&conv_geometry("test", &xs, &ws, &p), xs[0])
+        };
+        let p2 = Conv2dParams::new(2, 1);
+        assert_eq!(split([64, 3, 64, 64], [64, 3, 4, 4], p2), Some(1));
+        assert_eq!(split([64, 64, 32, 32], [128, 64, 4, 4], p2), Some(1));
+        let d28 = split([64, 64, 14, 14], [128, 64, 5, 5], Conv2dParams::new(2, 2));
+        assert!(d28.is_some_and(|b| b > 1 && b < 64), "{d28:?}");
+        assert_eq!(split([2, 256, 8, 8], [512, 256, 4, 4], p2), None);
     }
 
     fn same_bits(a: &Tensor, b: &Tensor) -> bool {

@@ -158,11 +158,12 @@ pub(crate) fn im2col_rows(x: &[f32], in_len: usize, g: &Geometry, row: usize, ds
     }
 }
 
-/// Writes the whole column matrix `[C * kh * kw, oh * ow]` of one image `x` into `col`.
-pub(crate) fn im2col(x: &[f32], g: &Geometry, col: &mut [f32]) {
-    let cols = g.col_cols();
-    for (row, dst) in col.chunks_mut(cols).take(g.col_rows()).enumerate() {
-        im2col_rows(x, x.len(), g, row, dst);
+/// Writes the column matrices of the images of `x` (each `[C, H, W]`, `in_len` values apart)
+/// side by side into `col`: `[C * kh * kw, images * oh * ow]`.
+pub(crate) fn im2col(x: &[f32], in_len: usize, g: &Geometry, col: &mut [f32]) {
+    let width = x.len() / in_len.max(1) * g.col_cols();
+    for (row, dst) in col.chunks_exact_mut(width).take(g.col_rows()).enumerate() {
+        im2col_rows(x, in_len, g, row, dst);
     }
 }
 
@@ -230,7 +231,7 @@ mod tests {
         let g = geometry();
         let x: Vec<f32> = (0..40).map(|i| i as f32 + 1.0).collect();
         let mut col = vec![f32::NAN; g.col_rows() * g.col_cols()];
-        im2col(&x, &g, &mut col);
+        im2col(&x, x.len(), &g, &mut col);
         for c in 0..2 {
             for ki in 0..3 {
                 for kj in 0..2 {
@@ -283,7 +284,7 @@ mod tests {
             .map(|i| ((i * 5) % 13) as f32 - 6.0)
             .collect();
         let mut col = vec![0.0; c.len()];
-        im2col(&x, &g, &mut col);
+        im2col(&x, x.len(), &g, &mut col);
         let mut back = vec![0.0; 40];
         for (ch, planes) in back.chunks_mut(20).enumerate() {
             col2im_channel(&c, &g, ch, 0, planes);

@@ -1,6 +1,8 @@
 //! Convolutions at the shapes of DCGAN 64x64's layers (pytorch/examples, ngf = ndf = 64) with
 //! batch 64: the generator's transposed convolutions (forward, input gradient, weight
-//! gradient) and the discriminator's convolutions (forward, input gradient, weight gradient).
+//! gradient) and the discriminator's convolutions (forward, input gradient, weight gradient),
+//! and the second discriminator layer of dcgan28 (5x5, stride 2, 7x7 outputs; its generator's
+//! second transposed convolution is the same product).
 //!
 //! Throughput: `Elements` = FLOPs = `2 N O C kh kw oh ow` of the convolution (for a transposed
 //! convolution, of the convolution it transposes: its own input size plays `oh ow`). The three
@@ -59,13 +61,14 @@ const GENERATOR: [Layer; 5] = [
     layer("G5_ct64to3_32to64", 64, 3, 32, 4, 2, 1),
 ];
 
-/// The discriminator: `[64, 3, 64, 64]` down to one logit per image.
-const DISCRIMINATOR: [Layer; 5] = [
+/// The discriminator: `[64, 3, 64, 64]` down to one logit per image, then dcgan28's layer.
+const DISCRIMINATOR: [Layer; 6] = [
     layer("D1_conv3to64_64to32", 3, 64, 64, 4, 2, 1),
     layer("D2_conv64to128_32to16", 64, 128, 32, 4, 2, 1),
     layer("D3_conv128to256_16to8", 128, 256, 16, 4, 2, 1),
     layer("D4_conv256to512_8to4", 256, 512, 8, 4, 2, 1),
     layer("D5_conv512to1_4to1", 512, 1, 4, 4, 1, 0),
+    layer("dcgan28_D2_conv64to128_14to7_k5", 64, 128, 14, 5, 2, 2),
 ];
 
 /// The batch-wide GEMM `[m, k] x [k, BATCH * n]` of a forward pass alone (the left operand
