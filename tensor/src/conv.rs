@@ -287,6 +287,96 @@ fn forward_block(g: &Geometry, n: usize) -> Option<usize> {
     (block > 1 && n.div_ceil(block) >= 2 * threads).then_some(block)
 }
 
+/// [`Tensor::conv2d_grad_input`] of the `n` output gradients `gy` through batch-wide column
+/// matrices, in chunks of samples: one product parallel inside the GEMM, col2im in parallel
+/// over channels and blocks of samples, then the channel-major result copied into sample-major
+/// order.
+fn grad_input_columns(gy: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry) -> Vec<f32> {
+    let (rows, cols) = (g.col_rows(), g.col_cols());
+    let plane = g.in_hw[0] * g.in_hw[1];
+    let mut out = vec![0.0f32; n * g.channels * plane];
+    for (n0, n1) in sample_chunks(n, rows * cols) {
+        let ncols = (n1 - n0) * cols;
+        let gy_cm = channel_major(gy, o, cols, n0, n1);
+        let mut gcol = Scratch::dirty(rows * ncols);
+        gemm(
+            rows, ncols, o, w, true, &gy_cm, false, &mut gcol, false, true,
+        );
+        let mut gx_cm = Scratch::zeroed(g.channels * (n1 - n0) * plane);
+        // Units of one channel and a block of samples: a one-channel image (a grey-scale
+        // generator's last layer) would otherwise leave all but one thread idle.
+        let block = (COL2IM_UNIT / plane.max(1)).clamp(1, n1 - n0);
+        for_each_chunk_mut(&mut gx_cm, (n1 - n0) * plane, |c, planes| {
+            for_each_chunk_mut(planes, block * plane, |j, samples| {
+                col2im_channel(&gcol, g, c, j * block, samples);
+            });
+        });
+        to_sample_major(&gx_cm, g.channels, plane, n0, &mut out);
+    }
+    out
+}
+
+/// [`Tensor::conv2d_grad_input`] of the `n` output gradients `gy` in blocks of `block` samples,
+/// in parallel over blocks: each block's column matrix is one serial product, scattered into
+/// its samples' planes while still in the thread's cache. The batch-wide path writes the whole
+/// column matrix out to memory and reads it back for col2im, then copies the result once more
+/// into sample-major order. Every column-matrix value is the batch-wide product's (its sum over
+/// `o` is blocked by its length alone) and every plane's sums run in col2im's one order, so both
+/// paths give the same bits (tested).
+fn grad_input_blocks(
+    gy: &[f32],
+    n: usize,
+    w: &[f32],
+    o: usize,
+    g: &Geometry,
+    block: usize,
+) -> Vec<f32> {
+    let (rows, cols) = (g.col_rows(), g.col_cols());
+    let plane = g.in_hw[0] * g.in_hw[1];
+    let in_len = g.channels * plane;
+    let mut out = vec![0.0f32; n * in_len];
+    for_each_chunk_mut(&mut out, block * in_len, |b, dst| {
+        let (n0, n1) = (b * block, ((b + 1) * block).min(n));
+        let width = (n1 - n0) * cols;
+        let mut gcol = Scratch::dirty(rows * width);
+        if n1 - n0 == 1 {
+            // One sample's output gradient is already `[O, oh * ow]`.
+            let gy_s = &gy[n0 * o * cols..n1 * o * cols];
+            gemm(
+                rows, width, o, w, true, gy_s, false, &mut gcol, false, false,
+            );
+        } else {
+            let mut gy_cm = Scratch::dirty(o * width);
+            channel_major_into(gy, o, cols, n0, &mut gy_cm);
+            gemm(
+                rows, width, o, w, true, &gy_cm, false, &mut gcol, false, false,
+            );
+        }
+        for (i, sample) in dst.chunks_exact_mut(in_len).enumerate() {
+            for (c, planes) in sample.chunks_exact_mut(plane).enumerate() {
+                col2im_channel(&gcol, g, c, i, planes);
+            }
+        }
+    });
+    out
+}
+
+/// Most column-matrix values a block of [`grad_input_blocks`] may hold (2 MiB of f32). At 2
+/// threads (criterion and alternated runs), one sample at a time halved the time of 3-channel
+/// layers (a 64x64 DCGAN's first and its generator's last: 48 rows) and took 4-12% off its
+/// second layer and a 3x3 convolution at 16x16 (1-1.2 MiB per sample); blocks of 2.5 MiB
+/// (dcgan28's second layer, eight samples) were level with batch-wide, and blocks of 4-8 MiB
+/// (dcgan28's first transposed convolution, the 64x64 DCGAN's third and fourth layers) level or
+/// slower.
+const GRAD_INPUT_BLOCK_VALUES: usize = 1 << 19;
+
+/// The samples per block with which the input gradient of `n` samples goes through
+/// [`grad_input_blocks`] (the forward pass's split, [`forward_block`], where a block's column
+/// matrix fits [`GRAD_INPUT_BLOCK_VALUES`]), or `None` for the batch-wide path.
+fn grad_input_block(g: &Geometry, n: usize) -> Option<usize> {
+    forward_block(g, n).filter(|&b| g.col_rows() * b * g.col_cols() <= GRAD_INPUT_BLOCK_VALUES)
+}
+
 /// Whether the forward product of `n` samples goes one sample at a time ([`PER_SAMPLE_ROWS`]).
 fn goes_per_sample(g: &Geometry, n: usize) -> bool {
     (g.col_rows() <= PER_SAMPLE_ROWS || g.col_cols() >= PER_SAMPLE_COLS)
@@ -336,11 +426,24 @@ fn channel_major(x: &[f32], c: usize, hw: usize, n0: usize, n1: usize) -> Scratc
     let m = n1 - n0;
     let mut out = Scratch::dirty(c * m * hw);
     for_each_chunk_mut(&mut out, m * hw, |ch, dst| {
-        for i in 0..m {
-            dst[i * hw..(i + 1) * hw].copy_from_slice(&x[((n0 + i) * c + ch) * hw..][..hw]);
-        }
+        copy_channel(x, c, hw, n0, ch, dst)
     });
     out
+}
+
+/// [`channel_major`] into `dst` (`[C, m * HW]` for `m` samples from `n0`), on the calling thread.
+fn channel_major_into(x: &[f32], c: usize, hw: usize, n0: usize, dst: &mut [f32]) {
+    let m = dst.len() / (c * hw).max(1);
+    for (ch, line) in dst.chunks_exact_mut(m * hw).enumerate() {
+        copy_channel(x, c, hw, n0, ch, line);
+    }
+}
+
+/// Channel `ch` of samples `n0..` of `[N, C, HW]` data, one after another, into `dst`.
+fn copy_channel(x: &[f32], c: usize, hw: usize, n0: usize, ch: usize, dst: &mut [f32]) {
+    for (i, d) in dst.chunks_exact_mut(hw).enumerate() {
+        d.copy_from_slice(&x[((n0 + i) * c + ch) * hw..][..hw]);
+    }
 }
 
 /// Writes channel-major `[C, m * HW]` data into samples `n0..n0 + m` of `[N, C, HW]` `out`.
@@ -445,34 +548,17 @@ impl Tensor {
             self.shape()
         );
         let (gy, w) = (self.as_slice(), weight.as_slice());
-        let (rows, cols, o) = (g.col_rows(), g.col_cols(), ws[0]);
-        let in_len = g.channels * input_hw[0] * input_hw[1];
+        let (rows, o) = (g.col_rows(), ws[0]);
         if covers_whole_input(&g) {
             // [rows, N] = w [O, rows]^T . gy [N, O]^T: the column path's product (the same
             // bits), and since every input value has exactly one tap, col2im is a transpose.
             let gcol = gemm_new(rows, n, o, &w, true, &gy, true, true);
             return Tensor::from_vec(&input, transpose(&gcol, rows, n));
         }
-        let mut out = vec![0.0f32; n * in_len];
-        for (n0, n1) in sample_chunks(n, rows * cols) {
-            let ncols = (n1 - n0) * cols;
-            let gy_cm = channel_major(&gy, o, cols, n0, n1);
-            let mut gcol = Scratch::dirty(rows * ncols);
-            gemm(
-                rows, ncols, o, &w, true, &gy_cm, false, &mut gcol, false, true,
-            );
-            let plane = input_hw[0] * input_hw[1];
-            let mut gx_cm = Scratch::zeroed(g.channels * (n1 - n0) * plane);
-            // Units of one channel and a block of samples: a one-channel image (a grey-scale
-            // generator's last layer) would otherwise leave all but one thread idle.
-            let block = (COL2IM_UNIT / plane.max(1)).clamp(1, n1 - n0);
-            for_each_chunk_mut(&mut gx_cm, (n1 - n0) * plane, |c, planes| {
-                for_each_chunk_mut(planes, block * plane, |j, samples| {
-                    col2im_channel(&gcol, &g, c, j * block, samples);
-                });
-            });
-            to_sample_major(&gx_cm, g.channels, plane, n0, &mut out);
-        }
+        let out = match grad_input_block(&g, n) {
+            Some(block) => grad_input_blocks(&gy, n, &w, o, &g, block),
+            None => grad_input_columns(&gy, n, &w, o, &g),
+        };
         Tensor::from_vec(&input, out)
     }
 
@@ -644,14 +730,15 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    /// The forward pass in blocks of samples gives the batch-wide path's bits, whatever the
-    /// split (one sample at a time, blocks of 2 and 3 with a ragged last one, the whole batch),
-    /// on a discriminator's first layer (3 channels, 4x4, stride 2), a dilated one-channel
-    /// convolution, a 64-row one with an output too wide for one GEMM tile, a DCGAN's second
-    /// layer (1,024 rows: a product long enough for the GEMM to block the sum), dcgan28's second
-    /// (1,600 rows, 7x7 outputs) and a 64x64 DCGAN's fourth (4x4 outputs).
+    /// The forward pass and the input gradient in blocks of samples give the batch-wide paths'
+    /// bits, whatever the split (one sample at a time, blocks of 2 and 3 with a ragged last one,
+    /// the whole batch), on a discriminator's first layer (3 channels, 4x4, stride 2), a dilated
+    /// one-channel convolution, a 64-row one with an output too wide for one GEMM tile, a
+    /// DCGAN's second layer (1,024 rows: a product long enough for the GEMM to block the sum),
+    /// dcgan28's second (1,600 rows, 7x7 outputs), a 64x64 DCGAN's fourth (4x4 outputs) and a
+    /// 3x3 convolution.
     #[test]
-    fn forward_blocks_give_the_batch_wide_bits() {
+    fn blocks_give_the_batch_wide_bits() {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let cases = [
             ([6, 3, 32, 32], [64, 3, 4, 4], Conv2dParams::new(2, 1)),
@@ -668,21 +755,27 @@ mod tests {
             ([4, 64, 32, 32], [128, 64, 4, 4], Conv2dParams::new(2, 1)),
             ([7, 64, 14, 14], [128, 64, 5, 5], Conv2dParams::new(2, 2)),
             ([5, 256, 8, 8], [96, 256, 4, 4], Conv2dParams::new(2, 1)),
+            ([4, 24, 16, 16], [40, 24, 3, 3], Conv2dParams::new(1, 1)),
         ];
         for (xs, ws, p) in cases {
+            let g = conv_geometry("test", &xs, &ws, &p);
             let x = Tensor::randn(&xs, 0.0, 1.0, &mut rng).to_vec();
             let w = Tensor::randn(&ws, 0.0, 1.0, &mut rng).to_vec();
-            let g = conv_geometry("test", &xs, &ws, &p);
-            let batch = conv2d_columns(&x, xs[0], &w, ws[0], &g, None);
-            assert!(batch.iter().any(|&v| v != 0.0));
+            let gy_shape = [xs[0], ws[0], g.out_hw[0], g.out_hw[1]];
+            let gy = Tensor::randn(&gy_shape, 0.0, 1.0, &mut rng).to_vec();
+            let y = conv2d_columns(&x, xs[0], &w, ws[0], &g, None);
+            let gx = grad_input_columns(&gy, xs[0], &w, ws[0], &g);
+            assert!(y.iter().any(|&v| v != 0.0) && gx.iter().any(|&v| v != 0.0));
             for block in [1, 2, 3, xs[0]] {
-                let blocks = conv2d_blocks(&x, xs[0], &w, ws[0], &g, block);
+                let y_blocks = conv2d_blocks(&x, xs[0], &w, ws[0], &g, block);
                 assert!(
-                    batch
-                        .iter()
-                        .zip(&blocks)
-                        .all(|(a, b)| a.to_bits() == b.to_bits()),
-                    "{xs:?} * {ws:?} in blocks of {block}: the paths differ"
+                    bits_equal(&y, &y_blocks),
+                    "{xs:?} * {ws:?} in blocks of {block}: the outputs differ"
+                );
+                let gx_blocks = grad_input_blocks(&gy, xs[0], &w, ws[0], &g, block);
+                assert!(
+                    bits_equal(&gx, &gx_blocks),
+                    "{xs:?} * {ws:?} in blocks of {block}: the input gradients differ"
                 );
             }
         }
@@ -704,12 +797,33 @@ mod tests {
         assert_eq!(split([2, 256, 8, 8], [512, 256, 4, 4], p2), None);
     }
 
+    /// The input gradient goes in blocks only where a block's column matrix is small: the 64x64
+    /// DCGAN's first two layers and a BigGAN-style 3x3 convolution at 16x16 one sample at a
+    /// time, dcgan28's layers batch-wide.
+    #[test]
+    fn grad_input_splits_follow_the_shapes() {
+        let split = |xs: [usize; 4], ws: [usize; 4], p| {
+            grad_input_block(&conv_geometry("test", &xs, &ws, &p), xs[0])
+        };
+        let p2 = Conv2dParams::new(2, 1);
+        assert_eq!(split([64, 64, 32, 32], [128, 64, 4, 4], p2), Some(1));
+        assert_eq!(
+            split([16, 128, 16, 16], [128, 128, 3, 3], Conv2dParams::new(1, 1)),
+            Some(1)
+        );
+        assert_eq!(split([64, 3, 64, 64], [64, 3, 4, 4], p2), Some(1));
+        let d28 = split([64, 64, 14, 14], [128, 64, 5, 5], Conv2dParams::new(2, 2));
+        assert_eq!(d28, None);
+        let g28 = split([64, 128, 7, 7], [256, 128, 5, 5], Conv2dParams::new(1, 2));
+        assert_eq!(g28, None);
+    }
+
+    fn bits_equal(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
     fn same_bits(a: &Tensor, b: &Tensor) -> bool {
-        a.shape() == b.shape()
-            && a.to_vec()
-                .iter()
-                .zip(b.to_vec())
-                .all(|(x, y)| x.to_bits() == y.to_bits())
+        a.shape() == b.shape() && bits_equal(&a.to_vec(), &b.to_vec())
     }
 
     /// The batch-wide forward with its column matrix laid out without gaps (`ld = k`): what
@@ -775,10 +889,7 @@ mod tests {
             if !covers_whole_input(&g) && !goes_per_sample(&g, xs[0]) {
                 let unpadded = unpadded_columns_forward(&x.to_vec(), xs[0], &w.to_vec(), ws[0], &g);
                 assert!(
-                    y.to_vec()
-                        .iter()
-                        .zip(&unpadded)
-                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    bits_equal(&y.to_vec(), &unpadded),
                     "{xs:?} * {ws:?}: the padded column matrix changes the forward's bits"
                 );
             }
