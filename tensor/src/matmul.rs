@@ -4,7 +4,9 @@
 //! im2col, their gradients), so the backend lives behind this one function.
 
 use crate::Tensor;
-use crate::parallel::{for_each_chunk_mut, gemm_parallelism, map_range, num_threads};
+use crate::parallel::{
+    for_each_chunk_mut, gemm_parallelism, long_product_with_few_outputs, map_range, num_threads,
+};
 use crate::scratch::Scratch;
 use std::mem::MaybeUninit;
 
@@ -337,6 +339,26 @@ pub(crate) fn transpose_into(m: &[f32], rows: usize, cols: usize, out: &mut [May
     }
 }
 
+/// In how many parts of rows, one per thread, a product the crate would run on one thread
+/// (too few outputs for its own split: [`long_product_with_few_outputs`]) goes on the pool instead, or
+/// `None`. Only products the crate treats as small (`m` and `n` at most 64: its sum is then
+/// blocked in runs of 512 whatever `m`) and whose parts stay clear of its other small-product
+/// kernels (at least two rows and more than 256 outputs each), so that every value is the same
+/// sum in the same order as in the whole product: the same bits (unit test). A first layer's
+/// weight gradient (64 x 48 outputs summed over 65,536 columns in a 64x64 DCGAN) ran on one of
+/// two threads.
+fn row_parts(m: usize, n: usize, k: usize) -> Option<usize> {
+    if !long_product_with_few_outputs(m, n, k) || m > 64 || !(2..=64).contains(&n) {
+        return None;
+    }
+    let parts = num_threads().min(m / 2);
+    if parts < 2 {
+        return None;
+    }
+    let last = m.checked_sub((parts - 1) * m.div_ceil(parts))?;
+    (last >= 2 && last * n > 256).then_some(parts)
+}
+
 /// One call of the `gemm` crate: `c [m, n]` (row-major, rows `c_ld` apart) `(+)= a · b`, each
 /// operand given as its pointer and its (column, row) strides.
 ///
@@ -352,6 +374,31 @@ unsafe fn crate_gemm(
     (b, (b_cs, b_rs)): (*const f32, (isize, isize)),
     parallel: bool,
 ) {
+    if let Some(parts) = parallel.then(|| row_parts(m, n, k)).flatten() {
+        // Addresses, not pointers, cross into the pool; each part writes its own rows of `c`.
+        let (c_at, a_at, b_at) = (c as usize, a as usize, b as usize);
+        let per = m.div_ceil(parts);
+        map_range(parts, |p| {
+            let (r0, r1) = (p * per, ((p + 1) * per).min(m));
+            // SAFETY: rows `r0..r1` of `c` and of `a` lie inside the caller's matrices, and
+            // the parts' rows of `c` are disjoint.
+            unsafe {
+                crate_gemm(
+                    [r1 - r0, n, k],
+                    (c_at as *mut f32).add(r0 * c_ld),
+                    c_ld,
+                    accumulate,
+                    (
+                        (a_at as *const f32).offset(r0 as isize * a_rs),
+                        (a_cs, a_rs),
+                    ),
+                    (b_at as *const f32, (b_cs, b_rs)),
+                    false,
+                )
+            }
+        });
+        return;
+    }
     let par = if parallel {
         gemm_parallelism(m, n, k)
     } else {
@@ -661,6 +708,56 @@ mod tests {
         }
         assert!(!goes_transposed(256, 4096, 1024) && !goes_transposed(64, 256, 4096));
         assert!(!goes_transposed(128, 2048, 512) && !goes_transposed(1, 8192, 64));
+    }
+
+    /// Products with few outputs and a long sum, split by rows over two threads, give the bits
+    /// of the crate's one-thread product: written and accumulated, either operand transposed,
+    /// parts of equal and unequal height.
+    #[cfg(feature = "parallel")]
+    #[test]
+    fn row_parts_keep_the_one_thread_bits() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            for (m, n, k) in [(64, 48, 8192), (64, 25, 12544), (13, 48, 9000)] {
+                assert_eq!(super::row_parts(m, n, k), Some(2), "{m}x{n}x{k}");
+                let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+                let b: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.11).cos()).collect();
+                let start: Vec<f32> = (0..m * n).map(|i| (i as f32 * 0.05).sin()).collect();
+                for (trans_a, trans_b, accumulate) in [
+                    (false, true, false),
+                    (false, false, true),
+                    (true, true, true),
+                    (true, false, false),
+                ] {
+                    let mut one = start.clone();
+                    let mut split = start.clone();
+                    gemm(
+                        m, n, k, &a, trans_a, &b, trans_b, &mut one, accumulate, false,
+                    );
+                    gemm(
+                        m, n, k, &a, trans_a, &b, trans_b, &mut split, accumulate, true,
+                    );
+                    assert_eq!(
+                        bits(&one),
+                        bits(&split),
+                        "{m}x{n}x{k}, trans {trans_a}/{trans_b}, accumulate {accumulate}"
+                    );
+                }
+            }
+            // Too few rows, too many outputs, or a part under the crate's small kernels.
+            let none = [
+                (3, 64, 65536),
+                (64, 64, 4096),
+                (100, 40, 8192),
+                (8, 40, 65536),
+            ];
+            for (m, n, k) in none {
+                assert_eq!(super::row_parts(m, n, k), None, "{m}x{n}x{k}");
+            }
+        });
     }
 
     fn bits(v: &[f32]) -> Vec<u32> {

@@ -160,3 +160,18 @@ pub(crate) fn gemm_parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelis
     let _ = (m, n, k);
     gemm::Parallelism::None
 }
+
+/// Whether a product issued from the calling thread has the multiply-adds to be worth splitting
+/// but too few outputs for the crate's own split (see [`GEMM_PAR_MIN_OUTPUTS`]): such a
+/// product may be split by its rows instead.
+pub(crate) fn long_product_with_few_outputs(m: usize, n: usize, k: usize) -> bool {
+    #[cfg(feature = "parallel")]
+    {
+        num_threads() > 1 && m * n < GEMM_PAR_MIN_OUTPUTS && m * n * k >= GEMM_PAR_MIN_MULADDS
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        let _ = (m, n, k);
+        false
+    }
+}
