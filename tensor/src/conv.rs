@@ -263,9 +263,7 @@ fn conv2d_blocks(x: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry, block: 
         gemm(o, width, rows, w, false, &col, false, &mut y, false, false);
         // [O, m * oh * ow] to the block's samples, [m, O, oh * ow].
         for (i, sample) in dst.chunks_exact_mut(o * cols).enumerate() {
-            for (ch, plane) in sample.chunks_exact_mut(cols).enumerate() {
-                plane.copy_from_slice(&y[(ch * m + i) * cols..][..cols]);
-            }
+            copy_sample(&y, cols, m, i, sample);
         }
     });
     out
@@ -338,20 +336,20 @@ fn grad_input_blocks(
     for_each_chunk_mut(&mut out, block * in_len, |b, dst| {
         let (n0, n1) = (b * block, ((b + 1) * block).min(n));
         let width = (n1 - n0) * cols;
-        let mut gcol = Scratch::dirty(rows * width);
-        if n1 - n0 == 1 {
+        let gy_cm;
+        let gy_block = if n1 - n0 == 1 {
             // One sample's output gradient is already `[O, oh * ow]`.
-            let gy_s = &gy[n0 * o * cols..n1 * o * cols];
-            gemm(
-                rows, width, o, w, true, gy_s, false, &mut gcol, false, false,
-            );
+            &gy[n0 * o * cols..n1 * o * cols]
         } else {
-            let mut gy_cm = Scratch::dirty(o * width);
-            channel_major_into(gy, o, cols, n0, &mut gy_cm);
-            gemm(
-                rows, width, o, w, true, &gy_cm, false, &mut gcol, false, false,
-            );
-        }
+            let mut copy = Scratch::dirty(o * width);
+            channel_major_into(gy, o, cols, n0, &mut copy);
+            gy_cm = copy;
+            &gy_cm[..]
+        };
+        let mut gcol = Scratch::dirty(rows * width);
+        gemm(
+            rows, width, o, w, true, gy_block, false, &mut gcol, false, false,
+        );
         for (i, sample) in dst.chunks_exact_mut(in_len).enumerate() {
             for (c, planes) in sample.chunks_exact_mut(plane).enumerate() {
                 col2im_channel(&gcol, g, c, i, planes);
@@ -450,11 +448,14 @@ fn copy_channel(x: &[f32], c: usize, hw: usize, n0: usize, ch: usize, dst: &mut 
 fn to_sample_major(src: &[f32], c: usize, hw: usize, n0: usize, out: &mut [f32]) {
     let m = src.len() / (c * hw).max(1);
     let dst = &mut out[n0 * c * hw..(n0 + m) * c * hw];
-    for_each_chunk_mut(dst, c * hw, |i, sample| {
-        for ch in 0..c {
-            sample[ch * hw..(ch + 1) * hw].copy_from_slice(&src[(ch * m + i) * hw..][..hw]);
-        }
-    });
+    for_each_chunk_mut(dst, c * hw, |i, sample| copy_sample(src, hw, m, i, sample));
+}
+
+/// Sample `i` of channel-major `[C, m * HW]` data into `sample` (`[C, HW]`).
+fn copy_sample(src: &[f32], hw: usize, m: usize, i: usize, sample: &mut [f32]) {
+    for (ch, plane) in sample.chunks_exact_mut(hw).enumerate() {
+        plane.copy_from_slice(&src[(ch * m + i) * hw..][..hw]);
+    }
 }
 
 /// Adds `bias[c]` to every element of channel `c` of a `[N, C, ...]` buffer.

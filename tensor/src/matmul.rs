@@ -339,9 +339,9 @@ pub(crate) fn transpose_into(m: &[f32], rows: usize, cols: usize, out: &mut [May
     }
 }
 
-/// In how many parts of rows, one per thread, a product the crate would run on one thread
-/// (too few outputs for its own split: [`long_product_with_few_outputs`]) goes on the pool instead, or
-/// `None`. Only products the crate treats as small (`m` and `n` at most 64: its sum is then
+/// In how many parts of rows, one per thread, a product the crate would run on one thread (too
+/// few outputs for its own split: [`long_product_with_few_outputs`]) goes on the pool instead,
+/// or `None`. Only products the crate treats as small (`m` and `n` at most 64: its sum is then
 /// blocked in runs of 512 whatever `m`) and whose parts stay clear of its other small-product
 /// kernels (at least two rows and more than 256 outputs each), so that every value is the same
 /// sum in the same order as in the whole product: the same bits (unit test). A first layer's
