@@ -6,11 +6,11 @@
 mod common;
 
 use common::{
-    fails_in_one_line, metrics_rows, ok, png_size, refused_before_writing, resume_flags,
+    Scratch, fails_in_one_line, metrics_rows, ok, png_size, refused_before_writing, resume_flags,
     resume_is_exact, run_config, s, temp,
 };
 use gantry_gan::models::CaaeConfig;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// emoji-faces at 16x16, widths 4 (E, G) and 2 (D_img), batch 4.
 const TINY: [&str; 9] = [
@@ -31,7 +31,7 @@ fn grid_width(n: u32, side: u32) -> u32 {
 }
 
 /// A trained tiny run, shared by the tests that need one.
-fn tiny_run(name: &str) -> PathBuf {
+fn tiny_run(name: &str) -> Scratch {
     let run = temp(name);
     let mut args = vec!["train", "--model", "caae", "--steps", "2", "--out", s(&run)];
     args.extend(TINY);
@@ -41,7 +41,7 @@ fn tiny_run(name: &str) -> PathBuf {
 }
 
 /// A fresh scratch folder for the files of test `name`.
-fn files(name: &str) -> PathBuf {
+fn files(name: &str) -> Scratch {
     let dir = temp(name);
     std::fs::create_dir_all(&dir).unwrap();
     dir

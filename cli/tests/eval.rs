@@ -224,9 +224,11 @@ fn a_pix2pix_run_gets_l1_psnr_and_ssim_on_the_validation_split() {
     assert!(num(f, "kid") > num(&f["real"], "kid") + 1.0, "{f}");
 }
 
-/// MNIST test digits `0..n` as 28x28 grey PNGs in `dir`, and as an IDX file `dir/../x.idx`.
-fn write_digits(dir: &Path, n: usize) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
+/// MNIST test digits `0..n` as 28x28 grey PNGs in `root/digits`, and as an IDX file
+/// `root/digits.idx`: the folder and the file.
+fn write_digits(root: &Path, n: usize) -> (PathBuf, PathBuf) {
+    let dir = root.join("digits");
+    std::fs::create_dir_all(&dir).unwrap();
     let test = load_mnist(&data_dir().join("mnist"), Split::Test).unwrap();
     let mut idx = vec![0, 0, 8, 3];
     for d in [n as u32, 28, 28] {
@@ -240,15 +242,15 @@ fn write_digits(dir: &Path, n: usize) -> PathBuf {
             .save(dir.join(format!("{i:03}.png")))
             .unwrap();
     }
-    let file = dir.with_extension("idx");
+    let file = root.join("digits.idx");
     std::fs::write(&file, idx).unwrap();
-    file
+    (dir, file)
 }
 
 #[test]
 fn images_from_a_folder_or_an_idx_file_get_digit_scores() {
-    let dir = temp("pngs");
-    let idx = write_digits(&dir, 40);
+    let root = temp("pngs");
+    let (dir, idx) = write_digits(&root, 40);
     std::fs::write(dir.join("notes.txt"), "skipped").unwrap();
     let v = eval(
         &["--images", s(&dir), "--data", "mnist"],
@@ -398,8 +400,8 @@ fn bad_input_is_one_clear_line() {
     );
 
     // Classifier files: missing, corrupt, not a classifier.
-    let dir = temp("bad-images");
-    write_digits(&dir, 3);
+    let root = temp("bad-images");
+    let (dir, _) = write_digits(&root, 3);
     let nofile = dir.join("none.safetensors");
     let err = fails_in_one_line(&[
         "eval",

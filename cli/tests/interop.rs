@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fails, fails_in_one_line, ok, run_config, s, temp};
+use common::{Scratch, fails, fails_in_one_line, ok, run_config, s, temp};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -21,7 +21,7 @@ fn fixture(rel: &str) -> PathBuf {
     p
 }
 
-fn train_tiny_dcgan(name: &str) -> PathBuf {
+fn train_tiny_dcgan(name: &str) -> Scratch {
     let run = temp(name);
     ok(&[
         "train",
@@ -186,8 +186,8 @@ fn import_refuses_disagreeing_sizes_and_wrong_files_in_one_line() {
 }
 
 /// The binary copied out of the build tree, as `cargo install` places it, run from an
-/// unrelated folder without `GANTRY_DATA`.
-fn installed(name: &str) -> (PathBuf, PathBuf) {
+/// unrelated folder without `GANTRY_DATA`; the scratch root holds both.
+fn installed(name: &str) -> (Scratch, PathBuf, PathBuf) {
     let root = temp(name);
     let bin = root.join("bin");
     let cwd = root.join("elsewhere");
@@ -195,7 +195,7 @@ fn installed(name: &str) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(&cwd).unwrap();
     let exe = bin.join("gantry");
     std::fs::copy(env!("CARGO_BIN_EXE_gantry"), &exe).unwrap();
-    (exe, cwd)
+    (root, exe, cwd)
 }
 
 fn run_in(exe: &Path, cwd: &Path, args: &[&str]) -> (bool, String) {
@@ -213,7 +213,7 @@ fn run_in(exe: &Path, cwd: &Path, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn an_installed_binary_finds_its_data_from_any_folder() {
-    let (exe, cwd) = installed("installed");
+    let (_root, exe, cwd) = installed("installed");
     let (ok, text) = run_in(
         &exe,
         &cwd,
@@ -236,7 +236,7 @@ fn an_installed_binary_finds_its_data_from_any_folder() {
 
 #[test]
 fn without_its_data_the_binary_says_how_to_point_at_it() {
-    let (exe, cwd) = installed("installed-nodata");
+    let (_root, exe, cwd) = installed("installed-nodata");
     let empty = cwd.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let (ok, text) = run_in(

@@ -93,7 +93,9 @@ fn pix2pixhd_trains_coarse_to_fine_and_translates() {
     ]);
     assert_eq!(png_size(&out.join("pair.png")).0, 3 * 34 + 2);
     // The validation split, two runs side by side: input | run | run | target, a row a pair.
-    let grid = temp("hd-compare").with_extension("png");
+    let grids = temp("hd-compare");
+    std::fs::create_dir_all(&grids).unwrap();
+    let grid = grids.join("compare.png");
     ok(&[
         "translate",
         "--run",

@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::{fails_in_one_line, ok, s, temp};
+use common::{Scratch, fails_in_one_line, ok, s, temp};
 use scraper::{ElementRef, Html, Selector};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn sel(css: &str) -> Selector {
     Selector::parse(css).unwrap()
@@ -297,7 +297,7 @@ fn a_pix2pix_run_plots_its_l1_term_apart() {
 }
 
 /// A run directory made by hand: `config.json`, `metrics.jsonl`, and `samples/`.
-fn fake_run(name: &str, config: &str, metrics: &str) -> PathBuf {
+fn fake_run(name: &str, config: &str, metrics: &str) -> Scratch {
     let run = temp(name);
     std::fs::create_dir_all(run.join("samples")).unwrap();
     std::fs::write(run.join("config.json"), config).unwrap();

@@ -4,14 +4,14 @@
 
 mod common;
 
-use common::{fails_in_one_line, ok, run_config, s, temp};
+use common::{Scratch, fails_in_one_line, ok, run_config, s, temp};
 use gantry_nn::state_dict::{read_safetensors, write_safetensors};
 use gantry_tensor::Tensor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// A 2-step MLP run on the ring.
-fn ring_run(name: &str) -> PathBuf {
+fn ring_run(name: &str) -> Scratch {
     let run = temp(name);
     ok(&[
         "train",
@@ -29,7 +29,7 @@ fn ring_run(name: &str) -> PathBuf {
 }
 
 /// A 2-step DCGAN run on MNIST at 16x16, narrow.
-fn dcgan_run(name: &str) -> PathBuf {
+fn dcgan_run(name: &str) -> Scratch {
     let run = temp(name);
     ok(&[
         "train",
@@ -59,7 +59,7 @@ fn edited_checkpoint(
     run: &Path,
     name: &str,
     edit: impl FnOnce(&mut Vec<(String, Tensor)>, &mut std::collections::BTreeMap<String, String>),
-) -> PathBuf {
+) -> Scratch {
     let copy = temp(name);
     std::fs::create_dir_all(&copy).unwrap();
     for f in ["config.json", "metrics.jsonl"] {
@@ -75,7 +75,7 @@ fn edited_checkpoint(
 }
 
 /// A copy of `run` with `config.json` changed by `edit`.
-fn edited_config(run: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+fn edited_config(run: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Scratch {
     let copy = temp(name);
     std::fs::create_dir_all(&copy).unwrap();
     for f in ["checkpoint.safetensors", "metrics.jsonl"] {

@@ -11,12 +11,13 @@ use gantry_nn::state_dict::state_dict;
 use gantry_tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::path::PathBuf;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gantry-gan-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A scratch directory for test `name`, removed when dropped.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("gantry-gan-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// A tiny DCGAN at 16x16 with batch norm.
@@ -187,7 +188,8 @@ fn everything(trainer: &Trainer) -> Vec<(String, Vec<f32>)> {
 
 #[test]
 fn save_resume_continue_equals_training_straight() {
-    let dir = temp_dir("resume");
+    let scratch = temp_dir("resume");
+    let dir = scratch.path();
     for model in models().into_iter().chain(packed_models()) {
         // With the model's own terms (pix2pix's L1, CAAE's code adversary, ...).
         let config = TrainConfig {
@@ -398,7 +400,8 @@ fn invalid_sizes_are_clear_errors() {
 
 #[test]
 fn checkpoints_name_what_is_wrong() {
-    let dir = temp_dir("bad");
+    let scratch = temp_dir("bad");
+    let dir = scratch.path();
     let missing = dir.join("nope.safetensors");
     let e = checkpoint::load(&missing).err().unwrap().to_string();
     assert!(e.contains("nope.safetensors"), "{e}");
@@ -652,7 +655,8 @@ fn image_batch(i: u64) -> Batch {
 
 #[test]
 fn resuming_is_exact_with_ema_penalties_and_augmentation() {
-    let dir = temp_dir("resume-knobs");
+    let scratch = temp_dir("resume-knobs");
+    let dir = scratch.path();
     let model = small_image_mlp();
     let config = TrainConfig {
         k: 2,
@@ -756,7 +760,8 @@ fn resuming_is_exact_with_ema_penalties_and_augmentation() {
 
 #[test]
 fn checkpoints_from_before_objectives_load_as_the_same_objective() {
-    let dir = temp_dir("legacy");
+    let scratch = temp_dir("legacy");
+    let dir = scratch.path();
     let model = models().swap_remove(1); // pix2pix
     let gan = model.build(&mut ChaCha8Rng::seed_from_u64(0)).unwrap();
     let trainer = Trainer::new(gan, TrainConfig::default()).unwrap();

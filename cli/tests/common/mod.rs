@@ -58,11 +58,46 @@ pub fn fails_in_one_line(args: &[&str]) -> String {
     err
 }
 
-/// A fresh scratch directory path (not created) for the test `name` of this process.
-pub fn temp(name: &str) -> PathBuf {
+/// A fresh scratch directory path (not created) for the test `name` of this process,
+/// removed when the returned guard is dropped.
+pub fn temp(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("gantry-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    dir
+    Scratch(dir)
+}
+
+/// A scratch directory that is removed when dropped: a test suite of training runs would
+/// otherwise leave gigabytes behind in the temporary directory. A failing test keeps its
+/// directory and says where, so the run can be looked at.
+pub struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept for a look: {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
 }
 
 /// A path as a command-line argument.
@@ -120,7 +155,7 @@ pub fn resume_is_exact(
     [first, total]: [u64; 2],
     new_only: &[&str],
     common: &[&str],
-) -> PathBuf {
+) -> Scratch {
     let (first, total) = (first.to_string(), total.to_string());
     let straight = temp(&format!("straight-{name}"));
     let mut args = vec!["train", "--steps", &total, "--out", s(&straight)];
