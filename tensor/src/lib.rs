@@ -35,6 +35,7 @@ mod random;
 mod reduce;
 mod resample;
 mod scratch;
+pub mod simd;
 mod tensor;
 
 pub use conv::{Conv2dParams, ConvTranspose2dParams};

@@ -1,0 +1,270 @@
+//! Loops compiled for the widest SIMD the CPU has, chosen at run time.
+//!
+//! The crate is built for baseline x86-64 (SSE2), so a plain loop vectorises four lanes wide
+//! even on a CPU with AVX-512. [`widest`] runs a closure through a copy of itself compiled with
+//! AVX2 and FMA (x86-64-v3) or with AVX-512 (x86-64-v4) enabled, whichever the CPU has, as the
+//! `gemm` crate does for its kernels; the compiler then vectorises the closure's loops 8 or 16
+//! lanes wide. One binary is fast on every CPU of its architecture.
+//!
+//! **The bits do not change with the level.** Rust never contracts a multiply and an add into
+//! a fused multiply-add, and the compiler does not reorder floating-point sums, so a loop of
+//! `+ - * /` and `sqrt` (each correctly rounded) gives the same bits whatever width it runs at;
+//! the tests here and the kernels' own tests run every level the machine has and compare bits.
+//! What does differ between CPUs is the GEMM's blocking (the `gemm` crate's kernels), not these
+//! loops.
+//!
+//! ```
+//! use gantry_tensor::simd;
+//! let mut v = vec![1.5f32; 1000];
+//! simd::widest(#[inline(always)] || v.iter_mut().for_each(|x| *x = *x * 2.0 + 1.0));
+//! assert!(v.iter().all(|&x| x == 4.0));
+//! ```
+//!
+//! **Mark the closure `#[inline(always)]`**, as above: the compiler then copies its body into
+//! each level's function, where it is compiled for that level; without the mark it may keep
+//! one baseline copy that every level calls. The same holds for what the closure calls: only
+//! code inlined into it (iterator adaptors, `#[inline(always)]` helpers) runs wide. Wrap the
+//! innermost loop, over enough elements (hundreds or more) for the dispatch's one branch not to
+//! matter.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// [`Level::detected`] before its first call.
+const UNKNOWN: u8 = u8::MAX;
+
+/// An instruction-set level [`widest`] can compile a closure for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Level {
+    /// What the crate is built for: SSE2 on x86-64, or whatever the target has elsewhere.
+    Baseline = 0,
+    /// x86-64-v3: AVX, AVX2, FMA, BMI1/2, F16C, LZCNT, MOVBE.
+    Avx2 = 1,
+    /// x86-64-v4: v3 plus AVX-512 F, BW, CD, DQ and VL.
+    Avx512 = 2,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Level::Baseline => "baseline",
+            Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
+        })
+    }
+}
+
+impl Level {
+    /// The widest level this CPU runs, found once and cached: after the first call, a load.
+    #[inline]
+    pub fn detected() -> Level {
+        static CACHED: AtomicU8 = AtomicU8::new(UNKNOWN);
+        match CACHED.load(Ordering::Relaxed) {
+            0 => Level::Baseline,
+            1 => Level::Avx2,
+            2 => Level::Avx512,
+            _ => {
+                let level = Level::probe();
+                CACHED.store(level as u8, Ordering::Relaxed);
+                level
+            }
+        }
+    }
+
+    /// Asks the CPU which level it runs.
+    fn probe() -> Level {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let v3 = has!("avx2")
+                && has!("fma")
+                && has!("bmi1")
+                && has!("bmi2")
+                && has!("f16c")
+                && has!("lzcnt")
+                && has!("movbe");
+            let v4 = v3
+                && has!("avx512f")
+                && has!("avx512bw")
+                && has!("avx512cd")
+                && has!("avx512dq")
+                && has!("avx512vl");
+            if v4 {
+                return Level::Avx512;
+            }
+            if v3 {
+                return Level::Avx2;
+            }
+        }
+        Level::Baseline
+    }
+
+    /// Every level this CPU runs, baseline first: what a test compares.
+    pub fn available() -> Vec<Level> {
+        let top = Level::detected();
+        [Level::Baseline, Level::Avx2, Level::Avx512]
+            .into_iter()
+            .filter(|&l| l <= top)
+            .collect()
+    }
+}
+
+/// Runs `f` compiled for the widest level this CPU has ([`Level::detected`]); mark `f`
+/// `#[inline(always)]` (see the [module](self) documentation).
+#[inline(always)]
+pub fn widest<R>(f: impl FnOnce() -> R) -> R {
+    at(Level::detected(), f)
+}
+
+/// Runs `f` compiled for `level`, for tests and benchmarks that compare levels.
+///
+/// # Panics
+/// If this CPU does not run `level` (see [`Level::available`]).
+#[inline(always)]
+pub fn at<R>(level: Level, f: impl FnOnce() -> R) -> R {
+    match level {
+        Level::Baseline => f(),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 if level <= Level::detected() => {
+            // SAFETY: the CPU has every feature of x86-64-v3 (checked just above).
+            unsafe { x86::v3(f) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 if level <= Level::detected() => {
+            // SAFETY: the CPU has every feature of x86-64-v4 (checked just above).
+            unsafe { x86::v4(f) }
+        }
+        _ => panic!(
+            "simd::at: this CPU does not run {level} (its widest is {})",
+            Level::detected()
+        ),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    /// `f` inlined into a function compiled for x86-64-v3.
+    ///
+    /// # Safety
+    /// The CPU must have every feature enabled here.
+    #[target_feature(enable = "avx,avx2,fma,bmi1,bmi2,f16c,lzcnt,movbe")]
+    #[inline]
+    pub(super) unsafe fn v3<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    /// `f` inlined into a function compiled for x86-64-v4.
+    ///
+    /// # Safety
+    /// The CPU must have every feature enabled here.
+    #[target_feature(
+        enable = "avx,avx2,fma,bmi1,bmi2,f16c,lzcnt,movbe,avx512f,avx512bw,avx512cd,avx512dq,avx512vl"
+    )]
+    #[inline]
+    pub(super) unsafe fn v4<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Values with the awkward cases a vector lowering might treat differently: signed zeros,
+    /// subnormals, infinities, NaN, large and tiny magnitudes.
+    fn awkward() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            4 => -10.0f32..10.0,
+            1 => prop::sample::select(vec![
+                0.0,
+                -0.0,
+                f32::MIN_POSITIVE / 8.0,
+                -f32::MIN_POSITIVE / 3.0,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                f32::NAN,
+                1e30,
+                -1e-30,
+            ]),
+        ]
+    }
+
+    /// A loop of the operations the crate's kernels use (arithmetic, `sqrt`, `max`, `min`,
+    /// `abs`, comparisons and selects), at `level`.
+    fn kernel(level: Level, a: &[f32], b: &[f32]) -> Vec<u32> {
+        let mut out = vec![0; a.len()];
+        at(
+            level,
+            #[inline(always)]
+            || {
+                for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                    let s = x * y + x / (y.abs() + 1.0) - (x - y).sqrt();
+                    let t = if x > 0.0 { x } else { 0.2 * x };
+                    *o = (s + t.max(y) * t.min(y)).to_bits();
+                }
+            },
+        );
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn every_level_gives_the_baseline_bits(
+            ab in prop::collection::vec((awkward(), awkward()), 0..200)
+        ) {
+            let (a, b): (Vec<f32>, Vec<f32>) = ab.into_iter().unzip();
+            let base = kernel(Level::Baseline, &a, &b);
+            for level in Level::available() {
+                prop_assert_eq!(&kernel(level, &a, &b), &base, "{}", level);
+            }
+        }
+    }
+
+    /// The hazard the comparison above guards against, shown to be visible: a fused
+    /// multiply-add rounds once where `x * y - 1.0` rounds twice, and gives other bits. No
+    /// level may fuse them, even with FMA enabled.
+    #[test]
+    fn no_level_fuses_a_multiply_and_an_add() {
+        let (a, b) = (vec![1.0 + f32::EPSILON; 64], vec![1.0 - f32::EPSILON; 64]);
+        let fused: Vec<u32> = a
+            .iter()
+            .zip(&b)
+            .map(|(&x, &y)| x.mul_add(y, -1.0).to_bits())
+            .collect();
+        for level in Level::available() {
+            let mut got = vec![0; a.len()];
+            at(
+                level,
+                #[inline(always)]
+                || {
+                    for ((o, &x), &y) in got.iter_mut().zip(&a).zip(&b) {
+                        *o = (x * y - 1.0).to_bits();
+                    }
+                },
+            );
+            assert_eq!(got, vec![0.0f32.to_bits(); 64], "{level}");
+            assert_ne!(got, fused, "{level}");
+        }
+    }
+
+    #[test]
+    fn levels_are_ordered_and_the_detected_one_runs() {
+        let all = Level::available();
+        assert_eq!(all[0], Level::Baseline);
+        assert_eq!(*all.last().unwrap(), Level::detected());
+        assert_eq!(at(Level::detected(), || 7), 7);
+        assert_eq!(widest(|| 3), 3);
+    }
+
+    #[test]
+    fn a_level_the_cpu_lacks_panics_with_its_name() {
+        if Level::detected() == Level::Avx512 {
+            return; // nothing above it to ask for
+        }
+        let err = std::panic::catch_unwind(|| at(Level::Avx512, || 0)).unwrap_err();
+        let msg = err.downcast_ref::<String>().unwrap();
+        assert!(msg.contains("avx512"), "{msg}");
+    }
+}
