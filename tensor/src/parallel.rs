@@ -3,7 +3,6 @@
 //! Every parallel loop in the crate goes through these helpers, so that turning the feature off
 //! runs the same work, split the same way, on one thread, and gives the same numbers.
 
-use crate::simd;
 use std::mem::MaybeUninit;
 
 /// Elementwise work below this many elements stays on the calling thread: spawning costs more.
@@ -93,7 +92,7 @@ where
 }
 
 /// `a.iter().zip(b).map(f).collect()` (or of `a` alone when `b` is `None`), in parallel chunks
-/// when large (see [`fill_chunks`]), at the CPU's widest SIMD ([`simd::widest`]).
+/// when large (see [`fill_chunks`]).
 pub(crate) fn map_slices<F>(a: &[f32], b: Option<&[f32]>, f: F) -> Vec<f32>
 where
     F: Fn(f32, f32) -> f32 + Sync + Send,
@@ -104,22 +103,19 @@ where
     }
     fill_chunks(n, |start, dst| {
         let a = &a[start..start + dst.len()];
-        simd::widest(
-            #[inline(always)]
-            || match b {
-                Some(b) => {
-                    let b = &b[start..start + dst.len()];
-                    for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
-                        d.write(f(x, y));
-                    }
+        match b {
+            Some(b) => {
+                let b = &b[start..start + dst.len()];
+                for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
+                    d.write(f(x, y));
                 }
-                None => {
-                    for (d, &x) in dst.iter_mut().zip(a) {
-                        d.write(f(x, 0.0));
-                    }
+            }
+            None => {
+                for (d, &x) in dst.iter_mut().zip(a) {
+                    d.write(f(x, 0.0));
                 }
-            },
-        )
+            }
+        }
     })
 }
 

@@ -246,6 +246,17 @@ mod tests {
             for level in Level::available() {
                 assert_eq!(run(level), base, "{level}, beta1 {beta1}");
             }
+            // The route training takes: `apply_serial` at the active level, set to each.
+            let through_widest = simd::at_each_level(|| {
+                let mut w: Vec<f32> = (0..n).map(|i| wave(i, 0.11)).collect();
+                let mut m: Vec<f32> = (0..n).map(|i| wave(i, 0.05) * 0.1).collect();
+                let mut v: Vec<f32> = (0..n).map(|i| wave(i, 0.07).abs()).collect();
+                update.apply_serial(&mut w, &g, &mut m, &mut v);
+                [w, m, v].map(|x| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>())
+            });
+            for (level, bits) in through_widest {
+                assert_eq!(bits, base, "{level} through simd::widest, beta1 {beta1}");
+            }
         }
     }
 }
