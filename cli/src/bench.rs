@@ -71,6 +71,9 @@ struct Report {
     sec_per_iter_min: f64,
     sec_per_iter_max: f64,
     gflop_per_iter: f64,
+    /// The same count without the taps on zero padding (`Workload::flops_on_input_per_iter`):
+    /// what a convolution that skips them computes, as oneDNN's do.
+    gflop_per_iter_on_input: f64,
     gflops: f64,
     peak_rss_mb: f64,
     /// Minor page faults of the process per timed iteration: memory the kernel had to map
@@ -79,6 +82,9 @@ struct Report {
     params_g: usize,
     params_d: usize,
     foreign_cores: Option<f64>,
+    /// The SIMD level gantry's own widened loops ran at (`gantry_tensor::simd::active`; the
+    /// `gemm` crate picks its kernel alone).
+    simd: String,
 }
 
 /// A validated configuration.
@@ -169,6 +175,7 @@ fn measure(c: &Config, args: &BenchArgs) -> Result<Report> {
     let (mut trainer, data) = c.workload.setup(c.size, c.batch, args.seed)?;
     let (g, d) = c.workload.layers(c.size)?;
     let flops = c.workload.flops_per_iter(c.size, c.batch)?;
+    let flops_on_input = c.workload.flops_on_input_per_iter(c.size, c.batch)?;
     let mut next = || data.clone();
     for _ in 0..args.warmup {
         trainer.train_step(&mut next)?;
@@ -196,12 +203,14 @@ fn measure(c: &Config, args: &BenchArgs) -> Result<Report> {
         sec_per_iter_min: times[0],
         sec_per_iter_max: times[times.len() - 1],
         gflop_per_iter: gflop,
+        gflop_per_iter_on_input: flops_on_input as f64 / 1e9,
         gflops: gflop / median,
         peak_rss_mb: peak_rss_mb().unwrap_or(f64::NAN),
         minor_faults_per_iter: faults,
         params_g: workloads::params(&g),
         params_d: workloads::params(&d),
         foreign_cores: foreign,
+        simd: gantry_tensor::simd::active().to_string(),
     })
 }
 

@@ -29,7 +29,7 @@ fn error(args: &[&str]) -> String {
     err
 }
 
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 12] = [
     "workload",
     "batch",
     "threads",
@@ -37,9 +37,11 @@ const KEYS: [&str; 10] = [
     "sec_per_iter_min",
     "sec_per_iter_max",
     "gflop_per_iter",
+    "gflop_per_iter_on_input",
     "gflops",
     "peak_rss_mb",
     "minor_faults_per_iter",
+    "simd",
 ];
 
 #[test]
@@ -76,6 +78,8 @@ fn mlp_prints_one_json_line_with_every_key() {
     // 3 F_G + 9 F_D at batch 64, as gan_bench.py counts it.
     assert!((f("gflop_per_iter") - 1.183481856).abs() < 1e-9, "{r}");
     assert!((f("gflops") - f("gflop_per_iter") / med).abs() < 1e-6 * f("gflops"));
+    // Linear layers have no padding: every multiply-add reads the input.
+    assert_eq!(f("gflop_per_iter_on_input"), f("gflop_per_iter"), "{r}");
     // The MLP's weights, Adam state and activations: a few MiB to a few hundred.
     let rss = f("peak_rss_mb");
     assert!((5.0..2000.0).contains(&rss), "{r}");
@@ -141,6 +145,14 @@ fn every_configuration_gets_its_own_line_and_thread_count() {
         })
         .collect();
     assert_eq!(got, [(2, 2, 16), (2, 1, 16), (3, 2, 16), (3, 1, 16)]);
+    // A 16x16 DCGAN's 4x4 convolutions put a quarter of their taps or more on the padding.
+    for r in &lines {
+        let (all, on_input) = (
+            r["gflop_per_iter"].as_f64().unwrap(),
+            r["gflop_per_iter_on_input"].as_f64().unwrap(),
+        );
+        assert!(0.0 < on_input && on_input < 0.8 * all, "{r}");
+    }
 }
 
 #[test]
@@ -183,4 +195,32 @@ fn help_lists_the_workloads() {
     ] {
         assert!(help.contains(w), "{w} missing from --help:\n{help}");
     }
+}
+
+/// `GANTRY_SIMD` caps the level gantry's own widened loops run at, and the JSON line says
+/// which ran; a value that names no level is reported and ignored, not fatal.
+#[test]
+fn the_simd_level_is_reported_and_can_be_capped() {
+    let run = |value: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gantry"));
+        cmd.args(["bench", "--workload", "mlp", "--batch-size", "2"])
+            .args(["--threads", "1", "--iters", "1", "--warmup", "0"]);
+        if let Some(v) = value {
+            cmd.env("GANTRY_SIMD", v);
+        }
+        let out = cmd.output().expect("the gantry binary runs");
+        assert!(out.status.success(), "{out:?}");
+        let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+        let simd = line["simd"].as_str().expect("a simd field").to_string();
+        (simd, String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let detected = gantry_tensor::simd::Level::detected().to_string();
+    assert_eq!(run(None).0, detected);
+    assert_eq!(run(Some("baseline")).0, "baseline");
+    let (simd, err) = run(Some("sse9"));
+    assert_eq!(simd, detected);
+    assert!(
+        err.contains("GANTRY_SIMD") && err.contains("'sse9'"),
+        "{err}"
+    );
 }

@@ -183,6 +183,77 @@ impl Layer {
     }
 }
 
+impl Layer {
+    /// Forward FLOPs for one sample of the multiply-adds whose input value is inside the input:
+    /// [`Layer::flops`] without the taps that fall on a convolution's zero padding or, for a
+    /// transposed convolution, outside its output. A direct convolution (oneDNN's) skips those
+    /// taps; a product through a column matrix multiplies them by zero. dcgan28's first
+    /// transposed convolution (5x5 over 7x7, padding 2) has 29 of 35 taps per axis on its
+    /// input, so 841 / 1225 of its count.
+    pub fn flops_on_input(&self) -> u64 {
+        // A transposed convolution's input pixel i puts tap k on output i * stride - padding
+        // + k: the count of a convolution from its output back to its input.
+        let (cin, cout, taps) = match *self {
+            Layer::Conv2d {
+                input,
+                cin,
+                cout,
+                kernel,
+                stride,
+                padding,
+                ..
+            } => {
+                let out = self.output_side();
+                (
+                    cin,
+                    cout,
+                    taps_on_input(out, input, kernel, stride, padding),
+                )
+            }
+            Layer::ConvTranspose2d {
+                input,
+                cin,
+                cout,
+                kernel,
+                stride,
+                padding,
+                ..
+            } => {
+                let out = self.output_side();
+                (
+                    cin,
+                    cout,
+                    taps_on_input(input, out, kernel, stride, padding),
+                )
+            }
+            Layer::Linear { .. } | Layer::BatchNorm { .. } => return self.flops(),
+        };
+        (2 * cin * cout * taps * taps) as u64
+    }
+}
+
+/// Along one axis: the pairs (position `o` of `0..positions`, tap `k` of `0..kernel`) whose
+/// index `o * stride + k - padding` lies in `0..len`.
+fn taps_on_input(
+    positions: usize,
+    len: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> usize {
+    (0..positions)
+        .map(|o| {
+            (0..kernel)
+                .filter(|&k| {
+                    (o * stride + k)
+                        .checked_sub(padding)
+                        .is_some_and(|i| i < len)
+                })
+                .count()
+        })
+        .sum()
+}
+
 /// Total trainable parameters of a layer list.
 pub fn params(layers: &[Layer]) -> usize {
     layers.iter().map(Layer::params).sum()
@@ -191,6 +262,11 @@ pub fn params(layers: &[Layer]) -> usize {
 /// Forward FLOPs of a layer list for one sample.
 pub fn flops(layers: &[Layer]) -> u64 {
     layers.iter().map(Layer::flops).sum()
+}
+
+/// [`Layer::flops_on_input`] of a layer list for one sample.
+pub fn flops_on_input(layers: &[Layer]) -> u64 {
+    layers.iter().map(Layer::flops_on_input).sum()
 }
 
 /// The error for a name that is not a workload.
@@ -401,6 +477,17 @@ impl Workload {
     pub fn flops_per_iter(self, size: usize, batch: usize) -> Result<u64> {
         let (g, d) = self.layers(size)?;
         Ok(batch as u64 * (3 * flops(&g) + 9 * flops(&d)))
+    }
+
+    /// [`Workload::flops_per_iter`] counting only the taps on each layer's input
+    /// ([`Layer::flops_on_input`]): the arithmetic a convolution that skips its zero padding
+    /// does, and so the count a floor for such an implementation comes from.
+    ///
+    /// # Errors
+    /// If the workload cannot run at that size.
+    pub fn flops_on_input_per_iter(self, size: usize, batch: usize) -> Result<u64> {
+        let (g, d) = self.layers(size)?;
+        Ok(batch as u64 * (3 * flops_on_input(&g) + 9 * flops_on_input(&d)))
     }
 }
 

@@ -114,6 +114,113 @@ fn flops_by_hand() {
     assert_eq!(sides, [128, 64, 32, 31, 30]);
 }
 
+/// Taps on the input of one sample, counted pixel by pixel: for a convolution every (output
+/// pixel, tap) whose input pixel is inside the input; for a transposed convolution every (input
+/// pixel, tap) whose output pixel is inside the output. Times `2 cin cout`.
+fn flops_on_input_by_enumeration(layer: &Layer) -> u64 {
+    let (positions, len, kernel, stride, padding, cin, cout) = match *layer {
+        Layer::Conv2d {
+            input,
+            cin,
+            cout,
+            kernel,
+            stride,
+            padding,
+            ..
+        } => (
+            layer.output_side(),
+            input,
+            kernel,
+            stride,
+            padding,
+            cin,
+            cout,
+        ),
+        Layer::ConvTranspose2d {
+            input,
+            cin,
+            cout,
+            kernel,
+            stride,
+            padding,
+            ..
+        } => (
+            input,
+            layer.output_side(),
+            kernel,
+            stride,
+            padding,
+            cin,
+            cout,
+        ),
+        _ => return layer.flops(),
+    };
+    let inside = |o: usize, k: usize| {
+        let i = (o * stride + k) as i64 - padding as i64;
+        (0..len as i64).contains(&i)
+    };
+    let mut taps = 0u64;
+    for (oy, ox) in (0..positions).flat_map(|y| (0..positions).map(move |x| (y, x))) {
+        for (ky, kx) in (0..kernel).flat_map(|y| (0..kernel).map(move |x| (y, x))) {
+            taps += u64::from(inside(oy, ky) && inside(ox, kx));
+        }
+    }
+    2 * (cin * cout) as u64 * taps
+}
+
+#[test]
+fn flops_on_input_leave_out_the_padding() {
+    for w in Workload::ALL {
+        let size = w.default_image_size();
+        let (g, d) = w.layers(size).unwrap();
+        for layer in g.iter().chain(&d) {
+            let on_input = layer.flops_on_input();
+            assert_eq!(
+                on_input,
+                flops_on_input_by_enumeration(layer),
+                "{w}: {layer:?}"
+            );
+            assert!(on_input <= layer.flops(), "{w}: {layer:?}");
+        }
+        let (all, on_input) = (
+            w.flops_per_iter(size, 8).unwrap(),
+            w.flops_on_input_per_iter(size, 8).unwrap(),
+        );
+        match w {
+            Workload::Mlp => assert_eq!(on_input, all),
+            _ => assert!(on_input < all, "{w}: {on_input} of {all}"),
+        }
+    }
+    // dcgan28's first transposed convolution: 5x5 over 7x7 with padding 2 puts 3, 4, 5, 5, 5,
+    // 4 and 3 taps on the input along each axis, 29 of 35.
+    let g1 = Workload::Dcgan28.layers(28).unwrap().0[2];
+    assert!(
+        matches!(
+            g1,
+            Layer::ConvTranspose2d {
+                input: 7,
+                kernel: 5,
+                stride: 1,
+                padding: 2,
+                ..
+            }
+        ),
+        "{g1:?}"
+    );
+    assert_eq!(g1.flops_on_input() * 35 * 35, g1.flops() * 29 * 29);
+    // Without padding every tap is on the input.
+    let valid = Layer::Conv2d {
+        input: 11,
+        cin: 256,
+        cout: 128,
+        kernel: 5,
+        stride: 1,
+        padding: 0,
+        bias: false,
+    };
+    assert_eq!(valid.flops_on_input(), valid.flops());
+}
+
 #[test]
 fn names_defaults_and_errors() {
     for w in Workload::ALL {
