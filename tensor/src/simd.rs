@@ -147,11 +147,12 @@ impl Level {
     }
 }
 
-/// The level [`widest`] runs at, process-wide: [`Level::detected`], capped by [`ENV`] if set
-/// (an unknown value is reported on stderr once and ignored) or by [`set_active`].
+/// The level [`widest`] runs at, process-wide (see [`active`]).
 static ACTIVE: AtomicU8 = AtomicU8::new(UNKNOWN);
 
-/// The level [`widest`] runs at now (see [`ACTIVE`]'s rules): after the first call, a load.
+/// The level [`widest`] runs at now: [`Level::detected`], capped by the environment variable
+/// [`ENV`] if set (an unknown value is reported on stderr once and ignored) or by
+/// [`set_active`]. After the first call, a load.
 #[inline]
 pub fn active() -> Level {
     Level::from_u8(ACTIVE.load(Ordering::Relaxed)).unwrap_or_else(|| {
