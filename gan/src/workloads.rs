@@ -181,9 +181,7 @@ impl Layer {
         };
         f as u64
     }
-}
 
-impl Layer {
     /// Forward FLOPs for one sample of the multiply-adds whose input value is inside the input:
     /// [`Layer::flops`] without the taps that fall on a convolution's zero padding or, for a
     /// transposed convolution, outside its output. A direct convolution (oneDNN's) skips those
@@ -191,9 +189,7 @@ impl Layer {
     /// transposed convolution (5x5 over 7x7, padding 2) has 29 of 35 taps per axis on its
     /// input, so 841 / 1225 of its count.
     pub fn flops_on_input(&self) -> u64 {
-        // A transposed convolution's input pixel i puts tap k on output i * stride - padding
-        // + k: the count of a convolution from its output back to its input.
-        let (cin, cout, taps) = match *self {
+        match *self {
             Layer::Conv2d {
                 input,
                 cin,
@@ -202,15 +198,8 @@ impl Layer {
                 stride,
                 padding,
                 ..
-            } => {
-                let out = self.output_side();
-                (
-                    cin,
-                    cout,
-                    taps_on_input(out, input, kernel, stride, padding),
-                )
             }
-            Layer::ConvTranspose2d {
+            | Layer::ConvTranspose2d {
                 input,
                 cin,
                 cout,
@@ -219,16 +208,18 @@ impl Layer {
                 padding,
                 ..
             } => {
+                // A transposed convolution's input pixel i puts tap k on output
+                // i * stride - padding + k: the count of a convolution from its output back.
                 let out = self.output_side();
-                (
-                    cin,
-                    cout,
-                    taps_on_input(input, out, kernel, stride, padding),
-                )
+                let (positions, len) = match self {
+                    Layer::Conv2d { .. } => (out, input),
+                    _ => (input, out),
+                };
+                let taps = taps_on_input(positions, len, kernel, stride, padding);
+                (2 * cin * cout * taps * taps) as u64
             }
-            Layer::Linear { .. } | Layer::BatchNorm { .. } => return self.flops(),
-        };
-        (2 * cin * cout * taps * taps) as u64
+            Layer::Linear { .. } | Layer::BatchNorm { .. } => self.flops(),
+        }
     }
 }
 

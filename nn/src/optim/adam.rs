@@ -1,6 +1,6 @@
 //! Adam (Kingma & Ba), with PyTorch's bias correction and L2 weight decay.
 
-use super::{Optimizer, saved_slot, to_vec, with_grads};
+use super::{Optimizer, PAR_CHUNK, in_parallel_chunks, saved_slot, to_vec, with_grads};
 use crate::error::{NnError, Result};
 use crate::module::{Module, named_params};
 use crate::param::ParamId;
@@ -91,14 +91,10 @@ struct Update {
     bc2_sqrt: f32,
 }
 
-/// Parameters at least this long are updated in parallel chunks of this size: the update is
-/// elementwise, so the split changes no number.
-const PAR_CHUNK: usize = 1 << 16;
-
 impl Update {
     /// Updates weights `w`, first moments `m` and second moments `v` from gradients `g`.
     fn apply(&self, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-        if w.len() >= 2 * PAR_CHUNK && rayon::current_num_threads() > 1 {
+        if in_parallel_chunks(w.len()) {
             use rayon::prelude::*;
             w.par_chunks_mut(PAR_CHUNK)
                 .zip(g.par_chunks(PAR_CHUNK))
@@ -231,10 +227,15 @@ mod tests {
                 step_size: 2e-4 / 0.1,
                 bc2_sqrt: 0.3,
             };
+            let start = || -> [Vec<f32>; 3] {
+                [
+                    (0..n).map(|i| wave(i, 0.11)).collect(),
+                    (0..n).map(|i| wave(i, 0.05) * 0.1).collect(),
+                    (0..n).map(|i| wave(i, 0.07).abs()).collect(),
+                ]
+            };
             let run = |level: Level| {
-                let mut w: Vec<f32> = (0..n).map(|i| wave(i, 0.11)).collect();
-                let mut m: Vec<f32> = (0..n).map(|i| wave(i, 0.05) * 0.1).collect();
-                let mut v: Vec<f32> = (0..n).map(|i| wave(i, 0.07).abs()).collect();
+                let [mut w, mut m, mut v] = start();
                 simd::at(
                     level,
                     #[inline(always)]
@@ -248,9 +249,7 @@ mod tests {
             }
             // The route training takes: `apply_serial` at the active level, set to each.
             let through_widest = simd::at_each_level(|| {
-                let mut w: Vec<f32> = (0..n).map(|i| wave(i, 0.11)).collect();
-                let mut m: Vec<f32> = (0..n).map(|i| wave(i, 0.05) * 0.1).collect();
-                let mut v: Vec<f32> = (0..n).map(|i| wave(i, 0.07).abs()).collect();
+                let [mut w, mut m, mut v] = start();
                 update.apply_serial(&mut w, &g, &mut m, &mut v);
                 [w, m, v].map(|x| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>())
             });

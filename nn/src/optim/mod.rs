@@ -82,6 +82,15 @@ pub(crate) fn saved_slot(
     Ok(t.clone())
 }
 
+/// Parameters at least twice this long are updated in parallel chunks of this size: an
+/// optimizer's update is elementwise, so the split changes no number.
+pub(crate) const PAR_CHUNK: usize = 1 << 16;
+
+/// Whether a parameter of `len` values is updated in parallel chunks of [`PAR_CHUNK`].
+pub(crate) fn in_parallel_chunks(len: usize) -> bool {
+    len >= 2 * PAR_CHUNK && rayon::current_num_threads() > 1
+}
+
 /// The elements of a tensor as an owned vector.
 pub(crate) fn to_vec(t: &Tensor) -> Vec<f32> {
     t.as_slice().into_owned()

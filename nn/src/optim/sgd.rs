@@ -1,6 +1,6 @@
 //! Stochastic gradient descent with momentum, dampening, Nesterov and weight decay (PyTorch's).
 
-use super::{Optimizer, saved_slot, to_vec, with_grads};
+use super::{Optimizer, PAR_CHUNK, in_parallel_chunks, saved_slot, to_vec, with_grads};
 use crate::error::Result;
 use crate::module::{Module, named_params};
 use crate::param::ParamId;
@@ -80,15 +80,11 @@ impl From<&SgdConfig> for Update {
     }
 }
 
-/// Parameters at least twice this long are updated in parallel chunks of this size: the
-/// update is elementwise, so the split changes no number.
-const PAR_CHUNK: usize = 1 << 16;
-
 impl Update {
     /// Updates weights `w` from gradients `g` and, with momentum, the buffer `b` (`fresh`:
     /// made this step, so it takes the gradient as it is, as PyTorch's first step does).
     fn apply(&self, w: &mut [f32], g: &[f32], b: Option<(&mut [f32], bool)>) {
-        let parallel = w.len() >= 2 * PAR_CHUNK && rayon::current_num_threads() > 1;
+        let parallel = in_parallel_chunks(w.len());
         match b {
             Some((b, fresh)) if parallel => {
                 use rayon::prelude::*;
