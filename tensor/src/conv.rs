@@ -16,7 +16,7 @@
 //! count).
 
 use crate::Tensor;
-use crate::im2col::{Geometry, col2im_channel, im2col, im2col_rows};
+use crate::im2col::{Geometry, col2im_channel, im2col, im2col_rows, phases};
 use crate::matmul::{gemm, gemm_ld, gemm_new, gemm_new_ld, transpose_into, transposed_ld};
 use crate::parallel::for_each_chunk_mut;
 use crate::scratch::Scratch;
@@ -254,7 +254,8 @@ fn conv2d_blocks(x: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry, block: 
         let (m, width) = (n1 - n0, (n1 - n0) * cols);
         let images = &x[n0 * in_len..n1 * in_len];
         let mut col = Scratch::dirty(rows * width);
-        im2col(images, in_len, g, &mut col);
+        // On this block's thread: the blocks are the parallel units.
+        im2col(&phases(images, g, false), g, &mut col);
         if m == 1 {
             gemm(o, width, rows, w, false, &col, false, dst, false, false);
             return;
@@ -411,10 +412,10 @@ fn sample_chunks(n: usize, per_sample: usize) -> impl Iterator<Item = (usize, us
 fn batch_im2col(x: &[f32], g: &Geometry, n0: usize, n1: usize, ld: usize) -> Scratch {
     let in_len = g.channels * g.in_hw[0] * g.in_hw[1];
     let ncols = (n1 - n0) * g.col_cols();
-    let images = &x[n0 * in_len..n1 * in_len];
+    let phases = phases(&x[n0 * in_len..n1 * in_len], g, true);
     let mut col = Scratch::dirty(g.col_rows() * ld);
     for_each_chunk_mut(&mut col, ld, |row, dst| {
-        im2col_rows(images, in_len, g, row, &mut dst[..ncols])
+        im2col_rows(&phases, g, row, &mut dst[..ncols])
     });
     col
 }

@@ -3,6 +3,23 @@
 //! For one image `[C, H, W]`, `im2col` writes the matrix `[C * kh * kw, oh * ow]` whose column
 //! `p` holds the receptive field of output pixel `p`; `col2im` scatters such a matrix back,
 //! adding overlapping contributions. They are adjoint: `<im2col(x), c> = <x, col2im(c)>`.
+//!
+//! Both go through the input's *stride phases*: each input plane, padding included, split into
+//! `sh * sw` planes by the remainders of its coordinates modulo the stride. A kernel tap then
+//! reads (or, for col2im, adds into) one phase plane along `oh` whole, contiguous lines of `ow`
+//! values, with no zeros to fill and no strided gathers: on the stride-2 layers of the GAN
+//! discriminators the direct way spent most of its time on per-line bookkeeping, short fills
+//! and scalar gathers of lines of 4 to 16 values. Splitting a plane into its phases is one pass
+//! over it, against `kh * kw` passes for the taps. At unit stride im2col reads the input itself
+//! (its lines are contiguous already); col2im goes through phases at every stride.
+//!
+//! Copies and adds of whole lines go through [`for_lines`], which gives the common line widths a
+//! loop of their own with the width a constant, so that a line of 4 to 16 values is a few vector
+//! moves rather than a call to `memcpy`. Neither the copies nor the order of the additions
+//! change: the column matrix and every sum have the bits of the direct loops (tested).
+
+use crate::parallel::for_each_chunk_mut;
+use crate::scratch::Scratch;
 
 /// The sizes of one 2-D convolution, input side and output side.
 #[derive(Clone, Copy, Debug)]
@@ -37,54 +54,223 @@ impl Geometry {
         (lo.min(out), hi.min(out).max(lo.min(out)))
     }
 
-    /// Where kernel tap `row` (`(c * kh + ki) * kw + kj`) reads, computed once per row.
-    fn tap(&self, row: usize) -> Tap {
-        let [h, w] = self.in_hw;
-        let [oh, ow] = self.out_hw;
+    /// Rows and columns of one phase plane: enough for every tap's `oh` lines of `ow` values,
+    /// `oh + (kh - 1) * dh / sh` by `ow + (kw - 1) * dw / sw`.
+    fn phase_hw(&self) -> [usize; 2] {
+        let extent = |axis: usize| {
+            self.out_hw[axis] + (self.kernel[axis] - 1) * self.dilation[axis] / self.stride[axis]
+        };
+        [extent(0), extent(1)]
+    }
+
+    /// Values of the phase planes of one input plane: `sh * sw` planes of [`Self::phase_hw`].
+    pub fn phases_len(&self) -> usize {
+        let [hp, wp] = self.phase_hw();
+        self.stride[0] * self.stride[1] * hp * wp
+    }
+
+    /// Whether im2col reads the input itself rather than its phases: at unit stride every tap's
+    /// lines are already contiguous runs of the input, and a pass writing the padded copy that
+    /// is its one phase cost more (3x3 and 4x4 stride-1 layers, 16-20%) than the short fills
+    /// of zeros it saves.
+    pub fn im2col_reads_input(&self) -> bool {
+        self.stride == [1, 1]
+    }
+
+    /// The kernel position `(c, ki, kj)` of column-matrix row `row`.
+    fn tap_position(&self, row: usize) -> (usize, usize, usize) {
         let [kh, kw] = self.kernel;
+        (row / (kh * kw), (row / kw) % kh, row % kw)
+    }
+
+    /// Where kernel tap `row` (`(c * kh + ki) * kw + kj`) starts reading its input channel's
+    /// phases: the channel and the offset within its [`Self::phases_len`] values.
+    fn phase_tap(&self, row: usize) -> (usize, usize) {
         let [sh, sw] = self.stride;
-        let [ph, pw] = self.padding;
-        let [dh, dw] = self.dilation;
-        let (c, ki, kj) = (row / (kh * kw), (row / kw) % kh, row % kw);
-        let (y_lo, y_hi) = Self::valid(oh, h, sh, ki * dh, ph);
-        let (mut x_lo, mut x_hi) = Self::valid(ow, w, sw, kj * dw, pw);
-        if y_lo == y_hi || x_lo == x_hi {
-            // Nothing of the input is read: make both ranges empty so callers only zero.
-            (x_lo, x_hi) = (0, 0);
-        }
-        let ix0 = if x_lo < x_hi {
-            x_lo * sw + kj * dw - pw
-        } else {
-            0
-        };
-        let first = if x_lo < x_hi {
-            (y_lo * sh + ki * dh - ph) * w + ix0
-        } else {
-            0
-        };
-        Tap {
-            channel: c,
-            y: (y_lo, if x_lo < x_hi { y_hi } else { y_lo }),
-            x: (x_lo, x_hi),
-            first,
-            row_step: sh * w,
-            col_step: sw,
+        let [hp, wp] = self.phase_hw();
+        let (c, ki, kj) = self.tap_position(row);
+        // Tap (ki, kj) of output pixel (oy, ox) reads the padded input at
+        // (oy * sh + ki * dh, ox * sw + kj * dw).
+        let (y, x) = (ki * self.dilation[0], kj * self.dilation[1]);
+        let phase = (y % sh) * sw + x % sw;
+        (c, phase * hp * wp + (y / sh) * wp + x / sw)
+    }
+}
+
+/// Calls `f(y, line, row)` for every line `a` of the phases `(py, ..)` of a plane, in order:
+/// `y` is the plane row at padded row `a * sh + py` (`None` where that is padding), `line` the
+/// offset of line `a` of phase `(py, 0)` (phase `(py, px)`'s is `px * hp * wp` further on), and
+/// `row` scratch room for one padded row (`sw * wp` values), zero outside the plane row's span
+/// ([`RowLayout`]) and left as the last call left it there.
+fn for_each_phase_line(g: &Geometry, mut f: impl FnMut(Option<usize>, usize, &mut [f32])) {
+    let [sh, sw] = g.stride;
+    let [hp, wp] = g.phase_hw();
+    // Padded rows up to 2 KiB live on the stack: the phases of every plane of a batch are
+    // written one plane at a time, and a heap allocation for each cost more than the work on
+    // small planes.
+    let mut stack = [0.0f32; 512];
+    let mut heap = Vec::new();
+    let row = if sw * wp <= stack.len() {
+        &mut stack[..sw * wp]
+    } else {
+        heap.resize(sw * wp, 0.0);
+        &mut heap[..]
+    };
+    for py in 0..sh {
+        let (a_lo, a_hi) = Geometry::valid(hp, g.in_hw[0], sh, py, g.padding[0]);
+        for a in 0..hp {
+            let y = (a_lo..a_hi)
+                .contains(&a)
+                .then(|| a * sh + py - g.padding[0]);
+            f(y, (py * sw * hp + a) * wp, row);
         }
     }
 }
 
-/// One kernel tap's runs: output rows `y.0..y.1` each read output columns `x.0..x.1` from
-/// input plane `channel`, starting at `first` (within the plane) for output row `y.0` and moving
-/// `row_step` per output row and `col_step` per output column. Everything else of the tap's
-/// column-matrix row is padding.
-#[derive(Clone, Copy, Debug)]
-struct Tap {
-    channel: usize,
-    y: (usize, usize),
-    x: (usize, usize),
-    first: usize,
-    row_step: usize,
-    col_step: usize,
+/// How a plane's rows map onto padded rows and phase lines.
+struct RowLayout {
+    /// Plane row length `W`.
+    w: usize,
+    /// Phases along a row: `sw`.
+    sw: usize,
+    /// Phase line length `wp`.
+    wp: usize,
+    /// Values of one phase plane, `hp * wp`: the step from phase `(py, px)` to `(py, px + 1)`.
+    phase: usize,
+    /// Values `lo..hi` of a padded row (`sw * wp` values) are the plane row's first `hi - lo`;
+    /// the rest is padding (or lies beyond what any tap reads).
+    lo: usize,
+    hi: usize,
+}
+
+impl RowLayout {
+    fn of(g: &Geometry) -> RowLayout {
+        let [hp, wp] = g.phase_hw();
+        let len = g.stride[1] * wp;
+        let lo = g.padding[1].min(len);
+        RowLayout {
+            w: g.in_hw[1],
+            sw: g.stride[1],
+            wp,
+            phase: hp * wp,
+            lo,
+            hi: (g.padding[1] + g.in_hw[1]).min(len),
+        }
+    }
+}
+
+/// Writes the stride phases of the input plane `plane` (`[H, W]`) into `dst`
+/// ([`Geometry::phases_len`] values): phase `(py, px)` holds, at `(a, b)`, the padded input's
+/// value at `(a * sh + py, b * sw + px)`, zero in the padding. Each padded row is laid out once
+/// and dealt out to its `sw` phase lines.
+pub(crate) fn write_phases(plane: &[f32], g: &Geometry, dst: &mut [f32]) {
+    let l = RowLayout::of(g);
+    for_each_phase_line(g, |y, line, row| {
+        let Some(y) = y else {
+            for px in 0..l.sw {
+                dst[line + px * l.phase..][..l.wp].fill(0.0);
+            }
+            return;
+        };
+        let src = &plane[y * l.w..][..l.hi - l.lo];
+        match l.sw {
+            // One phase: the padded row itself.
+            1 => {
+                let out = &mut dst[line..][..l.wp];
+                out[..l.lo].fill(0.0);
+                out[l.lo..l.hi].copy_from_slice(src);
+                out[l.hi..].fill(0.0);
+            }
+            // Two phases: one pass over the row, evens to one, odds to the other.
+            2 => {
+                row[l.lo..l.hi].copy_from_slice(src);
+                let (even, odd) = dst[line..].split_at_mut(l.phase);
+                for ((pair, e), o) in row
+                    .chunks_exact(2)
+                    .zip(&mut even[..l.wp])
+                    .zip(&mut odd[..l.wp])
+                {
+                    *e = pair[0];
+                    *o = pair[1];
+                }
+            }
+            _ => {
+                row[l.lo..l.hi].copy_from_slice(src);
+                for px in 0..l.sw {
+                    gather(&mut dst[line + px * l.phase..][..l.wp], &row[px..], l.sw);
+                }
+            }
+        }
+    });
+}
+
+/// Adds the stride phases `phases` (as [`write_phases`] lays them out) back into the input plane
+/// `plane` (`[H, W]`), dropping the padding: the adjoint of [`write_phases`]. Each padded row is
+/// gathered from its `sw` phase lines, then added into the plane row in one pass.
+fn add_phases(phases: &[f32], g: &Geometry, plane: &mut [f32]) {
+    let l = RowLayout::of(g);
+    for_each_phase_line(g, |y, line, row| {
+        let Some(y) = y else { return };
+        let padded: &[f32] = match l.sw {
+            // One phase: the padded row itself.
+            1 => &phases[line..][..l.wp],
+            2 => {
+                let (even, odd) = (&phases[line..][..l.wp], &phases[line + l.phase..][..l.wp]);
+                for ((pair, e), o) in row.chunks_exact_mut(2).zip(even).zip(odd) {
+                    pair[0] = *e;
+                    pair[1] = *o;
+                }
+                row
+            }
+            _ => {
+                for px in 0..l.sw {
+                    scatter(&mut row[px..], &phases[line + px * l.phase..][..l.wp], l.sw);
+                }
+                row
+            }
+        };
+        let dst = &mut plane[y * l.w..][..l.hi - l.lo];
+        for (d, s) in dst.iter_mut().zip(&padded[l.lo..l.hi]) {
+            *d += s;
+        }
+    });
+}
+
+/// What im2col reads: the stride phases of whole images (`[images, C, phases_len]`), or the
+/// images themselves where it reads those ([`Geometry::im2col_reads_input`]).
+pub(crate) enum Phases<'a> {
+    Input(&'a [f32]),
+    Written(Scratch),
+}
+
+impl std::ops::Deref for Phases<'_> {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            Phases::Input(x) => x,
+            Phases::Written(s) => s,
+        }
+    }
+}
+
+/// What im2col reads of the images `x` (`[images, C, H, W]`): their stride phases, written plane
+/// by plane (in parallel where `in_parallel`), or `x` itself ([`Geometry::im2col_reads_input`]).
+pub(crate) fn phases<'a>(x: &'a [f32], g: &Geometry, in_parallel: bool) -> Phases<'a> {
+    if g.im2col_reads_input() {
+        return Phases::Input(x);
+    }
+    let plane = g.in_hw[0] * g.in_hw[1];
+    let planes = x.len() / plane.max(1);
+    let mut out = Scratch::dirty(planes * g.phases_len());
+    let write = |i: usize, dst: &mut [f32]| write_phases(&x[i * plane..][..plane], g, dst);
+    if in_parallel {
+        for_each_chunk_mut(&mut out, g.phases_len(), write);
+    } else {
+        out.chunks_exact_mut(g.phases_len())
+            .enumerate()
+            .for_each(|(i, dst)| write(i, dst));
+    }
+    Phases::Written(out)
 }
 
 /// Copies `dst.len()` values from `src` taking every `step`-th.
@@ -93,7 +279,7 @@ fn gather(dst: &mut [f32], src: &[f32], step: usize) {
     match step {
         1 => dst.copy_from_slice(&src[..dst.len()]),
         // Stride 2 (every downsampling layer of the GAN discriminators) gets a loop of its own
-        // with the step a constant: about 15% less time in im2col in a dcgan28 step (perf).
+        // with the step a constant.
         2 => gather_strided(dst, src, 2),
         _ => gather_strided(dst, src, step),
     }
@@ -113,72 +299,179 @@ fn gather_strided(dst: &mut [f32], src: &[f32], step: usize) {
     dst[last] = src[last * step];
 }
 
-/// Adds `src` into every `step`-th value of `dst` (which spans exactly those values).
+/// Writes `src` into every `step`-th value of `dst`, from the first.
 #[inline]
-fn scatter_add(dst: &mut [f32], src: &[f32], step: usize) {
-    let Some(last) = src.len().checked_sub(1) else {
-        return;
-    };
-    match step {
-        1 => {
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d += s;
-            }
+fn scatter(dst: &mut [f32], src: &[f32], step: usize) {
+    for (i, s) in src.iter().enumerate() {
+        dst[i * step] = *s;
+    }
+}
+
+/// What [`for_lines`] does to each pair of lines: `apply` for the common widths, a constant
+/// the compiler turns into a few vector moves or adds, `apply_any` for the rest.
+trait LineOp: Copy {
+    fn apply<const N: usize>(self, dst: &mut [f32; N], src: &[f32; N]);
+    fn apply_any(self, dst: &mut [f32], src: &[f32]);
+}
+
+/// Copies the source line.
+#[derive(Clone, Copy)]
+struct CopyLine;
+
+impl LineOp for CopyLine {
+    #[inline(always)]
+    fn apply<const N: usize>(self, dst: &mut [f32; N], src: &[f32; N]) {
+        *dst = *src;
+    }
+    #[inline(always)]
+    fn apply_any(self, dst: &mut [f32], src: &[f32]) {
+        dst.copy_from_slice(src);
+    }
+}
+
+/// Adds the source line into the destination.
+#[derive(Clone, Copy)]
+struct AddLine;
+
+impl LineOp for AddLine {
+    #[inline(always)]
+    fn apply<const N: usize>(self, dst: &mut [f32; N], src: &[f32; N]) {
+        // Through a local copy: added in place, the lines were added one value at a time (the
+        // compiler could not rule out that they overlap).
+        let mut sum = *dst;
+        for (d, s) in sum.iter_mut().zip(src) {
+            *d += s;
         }
-        _ => {
-            for (d, s) in dst[..last * step].chunks_exact_mut(step).zip(src) {
-                d[0] += s;
-            }
-            dst[last * step] += src[last];
+        *dst = sum;
+    }
+    #[inline(always)]
+    fn apply_any(self, dst: &mut [f32], src: &[f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d += s;
         }
     }
 }
 
-/// Writes row `row` of the column matrices of `samples` consecutive images of `x` (each
-/// `[C, H, W]`, `in_len` values apart) side by side into `dst` (`samples * oh * ow` values).
-/// Every value of `dst` is written, zeros where the receptive field falls in the padding, so
-/// `dst` need not be cleared first.
-pub(crate) fn im2col_rows(x: &[f32], in_len: usize, g: &Geometry, row: usize, dst: &mut [f32]) {
+/// Applies `op` to `lines` pairs of lines of `width` values, those of `dst` starting `dst_step`
+/// values apart and those of `src` `src_step` apart. The common widths get a copy of the loop
+/// with the width a constant, so that a line is a few vector moves or adds rather than a call.
+#[inline(always)]
+fn for_lines<Op: LineOp>(
+    (dst, dst_step): (&mut [f32], usize),
+    (src, src_step): (&[f32], usize),
+    (lines, width): (usize, usize),
+    op: Op,
+) {
+    #[inline(always)]
+    fn each<const N: usize, Op: LineOp>(
+        (dst, dst_step): (&mut [f32], usize),
+        (src, src_step): (&[f32], usize),
+        lines: usize,
+        op: Op,
+    ) {
+        for i in 0..lines {
+            let d: &mut [f32; N] = (&mut dst[i * dst_step..][..N]).try_into().unwrap();
+            let s: &[f32; N] = (&src[i * src_step..][..N]).try_into().unwrap();
+            op.apply(d, s);
+        }
+    }
+    let (d, s) = ((dst, dst_step), (src, src_step));
+    macro_rules! by_width {
+        ($($n:literal)*) => {
+            match width {
+                $($n => each::<$n, Op>(d, s, lines, op),)*
+                _ => {
+                    let (dst, src) = (d.0, s.0);
+                    for i in 0..lines {
+                        op.apply_any(&mut dst[i * dst_step..][..width], &src[i * src_step..][..width]);
+                    }
+                }
+            }
+        };
+    }
+    // Every width of a small feature map (and of its lines clipped by the padding), and 32.
+    by_width!(2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 32)
+}
+
+/// Writes row `row` of the column matrices of consecutive images side by side into `dst`
+/// (`images * oh * ow` values, every one written), reading `src` as [`phases`] gives it: the
+/// images' stride phases (`[images, C, phases_len]`), or at unit stride the images themselves.
+pub(crate) fn im2col_rows(src: &[f32], g: &Geometry, row: usize, dst: &mut [f32]) {
+    if g.im2col_reads_input() {
+        return im2col_rows_of_input(src, g, row, dst);
+    }
     let [oh, ow] = g.out_hw;
-    let t = g.tap(row);
-    let (x_lo, x_hi) = t.x;
-    let (y_lo, y_hi) = t.y;
-    let plane = g.in_hw[0] * g.in_hw[1];
+    let wp = g.phase_hw()[1];
+    let (c, offset) = g.phase_tap(row);
+    let image_len = g.channels * g.phases_len();
+    for (image, out) in src
+        .chunks_exact(image_len)
+        .zip(dst.chunks_exact_mut(oh * ow))
+    {
+        let lines = &image[c * g.phases_len() + offset..];
+        if wp == ow {
+            out.copy_from_slice(&lines[..oh * ow]);
+        } else {
+            for_lines((out, ow), (lines, wp), (oh, ow), CopyLine);
+        }
+    }
+}
+
+/// [`im2col_rows`] at unit stride, from the images `x` (`[images, C, H, W]`): each output line
+/// is one run of an input line, with zeros on either side where the tap reaches into the padding.
+fn im2col_rows_of_input(x: &[f32], g: &Geometry, row: usize, dst: &mut [f32]) {
+    let [h, w] = g.in_hw;
+    let [oh, ow] = g.out_hw;
+    let [ph, pw] = g.padding;
+    let (c, ki, kj) = g.tap_position(row);
+    let (dy, dx) = (ki * g.dilation[0], kj * g.dilation[1]);
+    let (y_lo, y_hi) = Geometry::valid(oh, h, 1, dy, ph);
+    let (x_lo, x_hi) = Geometry::valid(ow, w, 1, dx, pw);
     // A tap that reaches into the padding has a few zeros in every line of every image: one
     // `fill` of the whole row (a few KiB, still in cache when the lines overwrite it) costs
-    // less than the several short fills per image it replaces (im2col of a 64x64 DCGAN's
-    // 8x8 and 4x4 layers spent most of its time on them).
+    // less than several short fills per image.
     if (y_lo, y_hi, x_lo, x_hi) != (0, oh, 0, ow) {
         dst.fill(0.0);
     }
-    for (image, out) in x.chunks(in_len).zip(dst.chunks_mut(oh * ow)) {
-        let image = &image[t.channel * plane..];
-        let mut start = t.first;
-        for line in out[y_lo * ow..y_hi * ow].chunks_exact_mut(ow) {
-            gather(&mut line[x_lo..x_hi], &image[start..], t.col_step);
-            start += t.row_step;
-        }
+    if y_lo == y_hi || x_lo == x_hi {
+        return;
+    }
+    let first = (y_lo + dy - ph) * w + x_lo + dx - pw;
+    for (image, out) in x
+        .chunks_exact(g.channels * h * w)
+        .zip(dst.chunks_exact_mut(oh * ow))
+    {
+        let lines = &image[c * h * w + first..];
+        let out = &mut out[y_lo * ow + x_lo..];
+        for_lines((out, ow), (lines, w), (y_hi - y_lo, x_hi - x_lo), CopyLine);
     }
 }
 
-/// Writes the column matrices of the images of `x` (each `[C, H, W]`, `in_len` values apart)
-/// side by side into `col`: `[C * kh * kw, images * oh * ow]`.
-pub(crate) fn im2col(x: &[f32], in_len: usize, g: &Geometry, col: &mut [f32]) {
-    let width = x.len() / in_len.max(1) * g.col_cols();
+/// Writes the column matrices of images side by side into `col` (`[C * kh * kw, images * oh *
+/// ow]`), reading `src` as [`phases`] gives it (see [`im2col_rows`]).
+pub(crate) fn im2col(src: &[f32], g: &Geometry, col: &mut [f32]) {
+    let image_len = if g.im2col_reads_input() {
+        g.channels * g.in_hw[0] * g.in_hw[1]
+    } else {
+        g.channels * g.phases_len()
+    };
+    let width = src.len() / image_len.max(1) * g.col_cols();
     for (row, dst) in col.chunks_exact_mut(width).take(g.col_rows()).enumerate() {
-        im2col_rows(x, in_len, g, row, dst);
+        im2col_rows(src, g, row, dst);
     }
 }
 
 /// Adds the rows of channel `c` of a batch-wide column matrix back into that channel's planes:
 /// the adjoint of `im2col` for one channel. `col` is `[C * kh * kw, m * oh * ow]` (the column
 /// matrices of `m` samples side by side) and `planes` is channel `c` of samples
-/// `first..first + planes.len() / (H * W)` of them, `[.., H, W]`, added into. Each plane's sums
-/// run in the same order however the samples are split, so callers may split them freely.
+/// `first..first + planes.len() / (H * W)` of them, `[.., H, W]`, added into. Each value's sum
+/// runs over the taps in one order (from zero, in tap order, then added into `planes`) however
+/// the samples are split, so callers may split them freely.
 ///
-/// Walking one channel's rows end to end reads the column matrix in order; reading it one sample
-/// at a time instead strides across all of it, which costs more in cache and TLB misses than
-/// the additions themselves.
+/// The taps add whole lines into the samples' stride phases, which then go back into the planes
+/// in one strided pass. Walking one channel's rows end to end reads the column matrix in order;
+/// reading it one sample at a time instead strides across all of it, which costs more in cache
+/// and TLB misses than the additions themselves.
 pub(crate) fn col2im_channel(
     col: &[f32],
     g: &Geometry,
@@ -187,29 +480,29 @@ pub(crate) fn col2im_channel(
     planes: &mut [f32],
 ) {
     let [oh, ow] = g.out_hw;
+    let wp = g.phase_hw()[1];
     let taps = g.kernel[0] * g.kernel[1];
     let plane = g.in_hw[0] * g.in_hw[1];
+    let phases_len = g.phases_len();
+    let samples = planes.len() / plane.max(1);
     let ncols = col.len() / g.col_rows();
     let skip = first * oh * ow;
+    let mut phases = Scratch::zeroed(samples * phases_len);
     for row in c * taps..(c + 1) * taps {
-        let t = g.tap(row);
-        let (x_lo, x_hi) = t.x;
-        if x_lo == x_hi {
-            continue;
-        }
-        let span = (x_hi - x_lo - 1) * t.col_step + 1;
-        let src_row = &col[row * ncols + skip..(row + 1) * ncols];
-        for (src_img, dst) in src_row
+        let offset = g.phase_tap(row).1;
+        let src_row = &col[row * ncols + skip..][..samples * oh * ow];
+        for (src, image) in src_row
             .chunks_exact(oh * ow)
-            .zip(planes.chunks_exact_mut(plane))
+            .zip(phases.chunks_exact_mut(phases_len))
         {
-            let mut start = t.first;
-            for oy in t.y.0..t.y.1 {
-                let src = &src_img[oy * ow + x_lo..oy * ow + x_hi];
-                scatter_add(&mut dst[start..start + span], src, t.col_step);
-                start += t.row_step;
-            }
+            for_lines((&mut image[offset..], wp), (src, ow), (oh, ow), AddLine);
         }
+    }
+    for (image, dst) in phases
+        .chunks_exact(phases_len)
+        .zip(planes.chunks_exact_mut(plane))
+    {
+        add_phases(image, g, dst);
     }
 }
 
@@ -234,7 +527,7 @@ mod tests {
         let g = geometry();
         let x: Vec<f32> = (0..40).map(|i| i as f32 + 1.0).collect();
         let mut col = vec![f32::NAN; g.col_rows() * g.col_cols()];
-        im2col(&x, x.len(), &g, &mut col);
+        im2col(&phases(&x, &g, false), &g, &mut col);
         for c in 0..2 {
             for ki in 0..3 {
                 for kj in 0..2 {
@@ -253,6 +546,141 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Geometries whose output lines take every specialised width and some that are not, each
+    /// at strides 1 to 3, with dilation and padding as wide as the kernel (so that lines clipped
+    /// by the padding take other widths too).
+    fn many_geometries() -> Vec<Geometry> {
+        let mut out = Vec::new();
+        for ow in (1usize..=17).chain([31, 32, 33]) {
+            for (i, (k, s, p, d)) in [(4, 2, 1, 1), (3, 1, 1, 1), (5, 2, 2, 1), (2, 3, 2, 2)]
+                .into_iter()
+                .enumerate()
+            {
+                // The narrowest input with `ow` outputs, plus up to `s - 1` columns no tap reads.
+                let w = ((ow - 1) * s + d * (k - 1) + 1)
+                    .saturating_sub(2 * p)
+                    .max(1)
+                    + ow % s;
+                let (kh, sh, ph) = [(3, 1, 1), (4, 2, 1), (1, 3, 0)][(ow + i) % 3];
+                let h = 3 + (ow + i) % 5;
+                let oh = (h + 2 * ph - kh) / sh + 1;
+                let ow = (w + 2 * p - d * (k - 1) - 1) / s + 1;
+                out.push(Geometry {
+                    channels: 1 + (ow + i) % 3,
+                    in_hw: [h, w],
+                    kernel: [kh, k],
+                    stride: [sh, s],
+                    padding: [ph, p],
+                    dilation: [1, d],
+                    out_hw: [oh, ow],
+                });
+            }
+        }
+        out
+    }
+
+    /// Input index along one axis read by output `o` through tap `k`, if not padding.
+    fn source(o: usize, k: usize, g: &Geometry, axis: usize) -> Option<usize> {
+        (o * g.stride[axis] + k * g.dilation[axis])
+            .checked_sub(g.padding[axis])
+            .filter(|&i| i < g.in_hw[axis])
+    }
+
+    /// The column matrix of `images` images `x` and the col2im of `c`, by loops straight from
+    /// the definition: col2im adds each value into its input from zero, in tap order.
+    fn direct_loops(x: &[f32], c: &[f32], g: &Geometry, images: usize) -> (Vec<f32>, Vec<f32>) {
+        let [h, w] = g.in_hw;
+        let [oh, ow] = g.out_hw;
+        let [kh, kw] = g.kernel;
+        let in_len = g.channels * h * w;
+        let ncols = images * oh * ow;
+        let mut col = vec![0.0f32; g.col_rows() * ncols];
+        let mut back = vec![0.0f32; images * in_len];
+        for row in 0..g.col_rows() {
+            let (ch, ki, kj) = (row / (kh * kw), (row / kw) % kh, row % kw);
+            for n in 0..images {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let at = row * ncols + (n * oh + oy) * ow + ox;
+                        if let Some((iy, ix)) = source(oy, ki, g, 0).zip(source(ox, kj, g, 1)) {
+                            let i = n * in_len + (ch * h + iy) * w + ix;
+                            back[i] += c[at];
+                            col[at] = x[i];
+                        }
+                    }
+                }
+            }
+        }
+        (col, back)
+    }
+
+    /// im2col (into a NaN-filled matrix) and col2im (plane by plane) of `images` images.
+    fn ours(x: &[f32], c: &[f32], g: &Geometry, images: usize) -> (Vec<f32>, Vec<f32>) {
+        let [h, w] = g.in_hw;
+        let mut col = vec![f32::NAN; g.col_rows() * images * g.col_cols()];
+        im2col(&phases(x, g, false), g, &mut col);
+        let in_len = g.channels * h * w;
+        let mut back = vec![0.0f32; images * in_len];
+        for ch in 0..g.channels {
+            let mut planes = vec![0.0f32; images * h * w];
+            col2im_channel(c, g, ch, 0, &mut planes);
+            for (n, plane) in planes.chunks_exact(h * w).enumerate() {
+                back[n * in_len + ch * h * w..][..h * w].copy_from_slice(plane);
+            }
+        }
+        (col, back)
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|f| f.to_bits()).collect()
+    }
+
+    fn inputs(g: &Geometry, images: usize) -> (Vec<f32>, Vec<f32>) {
+        let x_len = images * g.channels * g.in_hw[0] * g.in_hw[1];
+        let x = (0..x_len).map(|i| i as f32 + 1.0).collect();
+        let c = (0..g.col_rows() * images * g.col_cols())
+            .map(|i| ((i * 7919) % 103) as f32 * 0.37 - 19.0)
+            .collect();
+        (x, c)
+    }
+
+    /// im2col and col2im of several images against the direct loops, bit for bit, on lines of
+    /// every specialised width and some others, at strides 1 to 3.
+    #[test]
+    fn im2col_and_col2im_match_direct_loops() {
+        let geometries = many_geometries();
+        let widths: std::collections::BTreeSet<usize> =
+            geometries.iter().map(|g| g.out_hw[1]).collect();
+        assert!(
+            (2..=16).chain([32]).all(|w| widths.contains(&w)) && widths.contains(&17),
+            "the geometries no longer cover every specialised line width: {widths:?}"
+        );
+        for g in geometries {
+            let images = 3;
+            let (x, c) = inputs(&g, images);
+            let (col, back) = ours(&x, &c, &g, images);
+            let (want_col, want_back) = direct_loops(&x, &c, &g, images);
+            assert_eq!(bits(&col), bits(&want_col), "{g:?}: im2col");
+            assert_eq!(bits(&back), bits(&want_back), "{g:?}: col2im");
+        }
+    }
+
+    /// The negative control: with the padding one less than the loops assume, both differ.
+    #[test]
+    fn direct_loops_see_a_shifted_window() {
+        for g in many_geometries().into_iter().filter(|g| g.padding[1] > 0) {
+            let (x, c) = inputs(&g, 2);
+            let (want_col, want_back) = direct_loops(&x, &c, &g, 2);
+            let shifted = Geometry {
+                padding: [g.padding[0], g.padding[1] - 1],
+                ..g
+            };
+            let (col, back) = ours(&x, &c, &shifted, 2);
+            assert_ne!(bits(&col), bits(&want_col), "{g:?}: im2col");
+            assert_ne!(bits(&back), bits(&want_back), "{g:?}: col2im");
         }
     }
 
@@ -287,7 +715,7 @@ mod tests {
             .map(|i| ((i * 5) % 13) as f32 - 6.0)
             .collect();
         let mut col = vec![0.0; c.len()];
-        im2col(&x, x.len(), &g, &mut col);
+        im2col(&phases(&x, &g, false), &g, &mut col);
         let mut back = vec![0.0; 40];
         for (ch, planes) in back.chunks_mut(20).enumerate() {
             col2im_channel(&c, &g, ch, 0, planes);
