@@ -249,13 +249,14 @@ fn conv2d_blocks(x: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry, block: 
     let (rows, cols) = (g.col_rows(), g.col_cols());
     let in_len = g.channels * g.in_hw[0] * g.in_hw[1];
     let mut out = vec![0.0f32; n * o * cols];
+    let taps = g.taps();
     for_each_chunk_mut(&mut out, block * o * cols, |b, dst| {
         let (n0, n1) = (b * block, ((b + 1) * block).min(n));
         let (m, width) = (n1 - n0, (n1 - n0) * cols);
         let images = &x[n0 * in_len..n1 * in_len];
         let mut col = Scratch::dirty(rows * width);
         // On this block's thread: the blocks are the parallel units.
-        im2col(&phases(images, g, false), g, &mut col);
+        im2col(&phases(images, g, false), g, &taps, &mut col);
         if m == 1 {
             gemm(o, width, rows, w, false, &col, false, dst, false, false);
             return;
@@ -294,6 +295,7 @@ fn grad_input_columns(gy: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry) -
     let (rows, cols) = (g.col_rows(), g.col_cols());
     let plane = g.in_hw[0] * g.in_hw[1];
     let mut out = vec![0.0f32; n * g.channels * plane];
+    let taps = g.taps();
     for (n0, n1) in sample_chunks(n, rows * cols) {
         let ncols = (n1 - n0) * cols;
         let gy_cm = channel_major(gy, o, cols, n0, n1);
@@ -307,7 +309,7 @@ fn grad_input_columns(gy: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry) -
         let block = (COL2IM_UNIT / plane.max(1)).clamp(1, n1 - n0);
         for_each_chunk_mut(&mut gx_cm, (n1 - n0) * plane, |c, planes| {
             for_each_chunk_mut(planes, block * plane, |j, samples| {
-                col2im_channel(&gcol, g, c, j * block, samples);
+                col2im_channel(&gcol, g, &taps, c, j * block, samples);
             });
         });
         to_sample_major(&gx_cm, g.channels, plane, n0, &mut out);
@@ -334,6 +336,7 @@ fn grad_input_blocks(
     let plane = g.in_hw[0] * g.in_hw[1];
     let in_len = g.channels * plane;
     let mut out = vec![0.0f32; n * in_len];
+    let taps = g.taps();
     for_each_chunk_mut(&mut out, block * in_len, |b, dst| {
         let (n0, n1) = (b * block, ((b + 1) * block).min(n));
         let width = (n1 - n0) * cols;
@@ -353,7 +356,7 @@ fn grad_input_blocks(
         );
         for (i, sample) in dst.chunks_exact_mut(in_len).enumerate() {
             for (c, planes) in sample.chunks_exact_mut(plane).enumerate() {
-                col2im_channel(&gcol, g, c, i, planes);
+                col2im_channel(&gcol, g, &taps, c, i, planes);
             }
         }
     });
@@ -414,8 +417,9 @@ fn batch_im2col(x: &[f32], g: &Geometry, n0: usize, n1: usize, ld: usize) -> Scr
     let ncols = (n1 - n0) * g.col_cols();
     let phases = phases(&x[n0 * in_len..n1 * in_len], g, true);
     let mut col = Scratch::dirty(g.col_rows() * ld);
+    let taps = g.taps();
     for_each_chunk_mut(&mut col, ld, |row, dst| {
-        im2col_rows(&phases, g, row, &mut dst[..ncols])
+        im2col_rows(&phases, g, &taps, row, &mut dst[..ncols])
     });
     col
 }

@@ -77,24 +77,53 @@ impl Geometry {
         self.stride == [1, 1]
     }
 
-    /// The kernel position `(c, ki, kj)` of column-matrix row `row`.
-    fn tap_position(&self, row: usize) -> (usize, usize, usize) {
-        let [kh, kw] = self.kernel;
-        (row / (kh * kw), (row / kw) % kh, row % kw)
-    }
-
-    /// Where kernel tap `row` (`(c * kh + ki) * kw + kj`) starts reading its input channel's
-    /// phases: the channel and the offset within its [`Self::phases_len`] values.
-    fn phase_tap(&self, row: usize) -> (usize, usize) {
+    /// Where each kernel tap `(ki, kj)` reads, in row order `ki * kw + kj`: worked out once per
+    /// convolution and handed to [`im2col_rows`] and [`col2im_channel`], which run once per
+    /// tap and image block (the divisions cost more than copying a 4x4 output's lines).
+    pub fn taps(&self) -> Vec<Tap> {
+        let [h, w] = self.in_hw;
+        let [oh, ow] = self.out_hw;
         let [sh, sw] = self.stride;
+        let [ph, pw] = self.padding;
         let [hp, wp] = self.phase_hw();
-        let (c, ki, kj) = self.tap_position(row);
-        // Tap (ki, kj) of output pixel (oy, ox) reads the padded input at
-        // (oy * sh + ki * dh, ox * sw + kj * dw).
-        let (y, x) = (ki * self.dilation[0], kj * self.dilation[1]);
-        let phase = (y % sh) * sw + x % sw;
-        (c, phase * hp * wp + (y / sh) * wp + x / sw)
+        let [kh, kw] = self.kernel;
+        (0..kh * kw)
+            .map(|t| {
+                // Tap (ki, kj) of output pixel (oy, ox) reads the padded input at
+                // (oy * sh + ki * dh, ox * sw + kj * dw).
+                let (y, x) = ((t / kw) * self.dilation[0], (t % kw) * self.dilation[1]);
+                let phase = (y % sh) * sw + x % sw;
+                let rows = Geometry::valid(oh, h, sh, y, ph);
+                let cols = Geometry::valid(ow, w, sw, x, pw);
+                let reads = rows.0 < rows.1 && cols.0 < cols.1;
+                Tap {
+                    phase_offset: phase * hp * wp + (y / sh) * wp + x / sw,
+                    rows,
+                    cols,
+                    first: if reads {
+                        (rows.0 * sh + y - ph) * w + cols.0 * sw + x - pw
+                    } else {
+                        0
+                    },
+                }
+            })
+            .collect()
     }
+}
+
+/// Where one kernel tap reads, for input channel 0 (channel `c` reads `c` planes, or `c`
+/// planes' phases, further on).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tap {
+    /// Where its `oh` lines of `ow` values (`wp` apart) start in the channel's phases.
+    phase_offset: usize,
+    /// The output rows and columns whose receptive field it finds in the input rather than in
+    /// the padding, as half-open ranges.
+    rows: (usize, usize),
+    cols: (usize, usize),
+    /// Where in the input plane the first of those reads, if any (at unit stride the rest of
+    /// its line follows it, and the next line starts `W` further on).
+    first: usize,
 }
 
 /// Calls `f(y, line, row)` for every line `a` of the phases `(py, ..)` of a plane, in order:
@@ -396,19 +425,20 @@ fn for_lines<Op: LineOp>(
 /// Writes row `row` of the column matrices of consecutive images side by side into `dst`
 /// (`images * oh * ow` values, every one written), reading `src` as [`phases`] gives it: the
 /// images' stride phases (`[images, C, phases_len]`), or at unit stride the images themselves.
-pub(crate) fn im2col_rows(src: &[f32], g: &Geometry, row: usize, dst: &mut [f32]) {
+/// `taps` is [`Geometry::taps`].
+pub(crate) fn im2col_rows(src: &[f32], g: &Geometry, taps: &[Tap], row: usize, dst: &mut [f32]) {
+    let (c, tap) = (row / taps.len(), &taps[row % taps.len()]);
     if g.im2col_reads_input() {
-        return im2col_rows_of_input(src, g, row, dst);
+        return im2col_rows_of_input(src, g, c, tap, dst);
     }
     let [oh, ow] = g.out_hw;
     let wp = g.phase_hw()[1];
-    let (c, offset) = g.phase_tap(row);
-    let image_len = g.channels * g.phases_len();
+    let phases_len = g.phases_len();
     for (image, out) in src
-        .chunks_exact(image_len)
+        .chunks_exact(g.channels * phases_len)
         .zip(dst.chunks_exact_mut(oh * ow))
     {
-        let lines = &image[c * g.phases_len() + offset..];
+        let lines = &image[c * phases_len + tap.phase_offset..];
         if wp == ow {
             out.copy_from_slice(&lines[..oh * ow]);
         } else {
@@ -419,14 +449,10 @@ pub(crate) fn im2col_rows(src: &[f32], g: &Geometry, row: usize, dst: &mut [f32]
 
 /// [`im2col_rows`] at unit stride, from the images `x` (`[images, C, H, W]`): each output line
 /// is one run of an input line, with zeros on either side where the tap reaches into the padding.
-fn im2col_rows_of_input(x: &[f32], g: &Geometry, row: usize, dst: &mut [f32]) {
+fn im2col_rows_of_input(x: &[f32], g: &Geometry, c: usize, tap: &Tap, dst: &mut [f32]) {
     let [h, w] = g.in_hw;
     let [oh, ow] = g.out_hw;
-    let [ph, pw] = g.padding;
-    let (c, ki, kj) = g.tap_position(row);
-    let (dy, dx) = (ki * g.dilation[0], kj * g.dilation[1]);
-    let (y_lo, y_hi) = Geometry::valid(oh, h, 1, dy, ph);
-    let (x_lo, x_hi) = Geometry::valid(ow, w, 1, dx, pw);
+    let ((y_lo, y_hi), (x_lo, x_hi)) = (tap.rows, tap.cols);
     // A tap that reaches into the padding has a few zeros in every line of every image: one
     // `fill` of the whole row (a few KiB, still in cache when the lines overwrite it) costs
     // less than several short fills per image.
@@ -436,12 +462,11 @@ fn im2col_rows_of_input(x: &[f32], g: &Geometry, row: usize, dst: &mut [f32]) {
     if y_lo == y_hi || x_lo == x_hi {
         return;
     }
-    let first = (y_lo + dy - ph) * w + x_lo + dx - pw;
     for (image, out) in x
         .chunks_exact(g.channels * h * w)
         .zip(dst.chunks_exact_mut(oh * ow))
     {
-        let lines = &image[c * h * w + first..];
+        let lines = &image[c * h * w + tap.first..];
         let out = &mut out[y_lo * ow + x_lo..];
         for_lines((out, ow), (lines, w), (y_hi - y_lo, x_hi - x_lo), CopyLine);
     }
@@ -449,7 +474,7 @@ fn im2col_rows_of_input(x: &[f32], g: &Geometry, row: usize, dst: &mut [f32]) {
 
 /// Writes the column matrices of images side by side into `col` (`[C * kh * kw, images * oh *
 /// ow]`), reading `src` as [`phases`] gives it (see [`im2col_rows`]).
-pub(crate) fn im2col(src: &[f32], g: &Geometry, col: &mut [f32]) {
+pub(crate) fn im2col(src: &[f32], g: &Geometry, taps: &[Tap], col: &mut [f32]) {
     let image_len = if g.im2col_reads_input() {
         g.channels * g.in_hw[0] * g.in_hw[1]
     } else {
@@ -457,7 +482,7 @@ pub(crate) fn im2col(src: &[f32], g: &Geometry, col: &mut [f32]) {
     };
     let width = src.len() / image_len.max(1) * g.col_cols();
     for (row, dst) in col.chunks_exact_mut(width).take(g.col_rows()).enumerate() {
-        im2col_rows(src, g, row, dst);
+        im2col_rows(src, g, taps, row, dst);
     }
 }
 
@@ -466,7 +491,7 @@ pub(crate) fn im2col(src: &[f32], g: &Geometry, col: &mut [f32]) {
 /// matrices of `m` samples side by side) and `planes` is channel `c` of samples
 /// `first..first + planes.len() / (H * W)` of them, `[.., H, W]`, added into. Each value's sum
 /// runs over the taps in one order (from zero, in tap order, then added into `planes`) however
-/// the samples are split, so callers may split them freely.
+/// the samples are split, so callers may split them freely. `taps` is [`Geometry::taps`].
 ///
 /// The taps add whole lines into the samples' stride phases, which then go back into the planes
 /// in one strided pass. Walking one channel's rows end to end reads the column matrix in order;
@@ -475,21 +500,22 @@ pub(crate) fn im2col(src: &[f32], g: &Geometry, col: &mut [f32]) {
 pub(crate) fn col2im_channel(
     col: &[f32],
     g: &Geometry,
+    taps: &[Tap],
     c: usize,
     first: usize,
     planes: &mut [f32],
 ) {
     let [oh, ow] = g.out_hw;
     let wp = g.phase_hw()[1];
-    let taps = g.kernel[0] * g.kernel[1];
     let plane = g.in_hw[0] * g.in_hw[1];
     let phases_len = g.phases_len();
     let samples = planes.len() / plane.max(1);
     let ncols = col.len() / g.col_rows();
     let skip = first * oh * ow;
     let mut phases = Scratch::zeroed(samples * phases_len);
-    for row in c * taps..(c + 1) * taps {
-        let offset = g.phase_tap(row).1;
+    for (t, tap) in taps.iter().enumerate() {
+        let row = c * taps.len() + t;
+        let offset = tap.phase_offset;
         let src_row = &col[row * ncols + skip..][..samples * oh * ow];
         for (src, image) in src_row
             .chunks_exact(oh * ow)
@@ -527,7 +553,7 @@ mod tests {
         let g = geometry();
         let x: Vec<f32> = (0..40).map(|i| i as f32 + 1.0).collect();
         let mut col = vec![f32::NAN; g.col_rows() * g.col_cols()];
-        im2col(&phases(&x, &g, false), &g, &mut col);
+        im2col(&phases(&x, &g, false), &g, &g.taps(), &mut col);
         for c in 0..2 {
             for ki in 0..3 {
                 for kj in 0..2 {
@@ -621,12 +647,12 @@ mod tests {
     fn ours(x: &[f32], c: &[f32], g: &Geometry, images: usize) -> (Vec<f32>, Vec<f32>) {
         let [h, w] = g.in_hw;
         let mut col = vec![f32::NAN; g.col_rows() * images * g.col_cols()];
-        im2col(&phases(x, g, false), g, &mut col);
+        im2col(&phases(x, g, false), g, &g.taps(), &mut col);
         let in_len = g.channels * h * w;
         let mut back = vec![0.0f32; images * in_len];
         for ch in 0..g.channels {
             let mut planes = vec![0.0f32; images * h * w];
-            col2im_channel(c, g, ch, 0, &mut planes);
+            col2im_channel(c, g, &g.taps(), ch, 0, &mut planes);
             for (n, plane) in planes.chunks_exact(h * w).enumerate() {
                 back[n * in_len + ch * h * w..][..h * w].copy_from_slice(plane);
             }
@@ -694,11 +720,11 @@ mod tests {
         let plane = 20;
         for ch in 0..2 {
             let mut whole = vec![0.0; samples * plane];
-            col2im_channel(&c, &g, ch, 0, &mut whole);
+            col2im_channel(&c, &g, &g.taps(), ch, 0, &mut whole);
             let mut split = vec![0.0; samples * plane];
             let (first, rest) = split.split_at_mut(plane);
-            col2im_channel(&c, &g, ch, 0, first);
-            col2im_channel(&c, &g, ch, 1, rest);
+            col2im_channel(&c, &g, &g.taps(), ch, 0, first);
+            col2im_channel(&c, &g, &g.taps(), ch, 1, rest);
             assert_eq!(whole, split, "channel {ch}");
             assert!(
                 whole[2 * plane..].iter().any(|&v| v != 0.0),
@@ -715,10 +741,10 @@ mod tests {
             .map(|i| ((i * 5) % 13) as f32 - 6.0)
             .collect();
         let mut col = vec![0.0; c.len()];
-        im2col(&phases(&x, &g, false), &g, &mut col);
+        im2col(&phases(&x, &g, false), &g, &g.taps(), &mut col);
         let mut back = vec![0.0; 40];
         for (ch, planes) in back.chunks_mut(20).enumerate() {
-            col2im_channel(&c, &g, ch, 0, planes);
+            col2im_channel(&c, &g, &g.taps(), ch, 0, planes);
         }
         let lhs: f32 = col.iter().zip(&c).map(|(a, b)| a * b).sum();
         let rhs: f32 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
