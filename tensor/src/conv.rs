@@ -17,9 +17,12 @@
 
 use crate::Tensor;
 use crate::im2col::{Geometry, col2im_channel, im2col, im2col_rows, phases};
-use crate::matmul::{gemm, gemm_ld, gemm_new, gemm_new_ld, transpose_into, transposed_ld};
+use crate::matmul::{
+    gemm, gemm_ld, gemm_new, gemm_new_ld, gemm_uninit, transpose_into, transposed_ld,
+};
 use crate::parallel::for_each_chunk_mut;
 use crate::scratch::Scratch;
+use std::mem::MaybeUninit;
 
 /// The most elements a column matrix may hold (64 MiB of f32).
 const COL_LIMIT: usize = 1 << 24;
@@ -219,20 +222,20 @@ fn conv2d_columns(
     mut grad: Option<(&[f32], &mut Option<Vec<f32>>)>,
 ) -> Vec<f32> {
     let (rows, cols) = (g.col_rows(), g.col_cols());
-    let mut out = vec![0.0f32; n * o * cols];
-    for (n0, n1) in sample_chunks(n, rows * cols) {
-        let k = (n1 - n0) * cols;
-        let ld = transposed_ld(k);
-        let col = batch_im2col(x, g, n0, n1, ld);
-        let mut y = Scratch::dirty(o * k);
-        gemm_ld(o, k, rows, w, false, &col, false, ld, &mut y, false, true);
-        to_sample_major(&y, o, cols, n0, &mut out);
-        if let Some((gy, total)) = grad.as_mut() {
-            let gy_cm = channel_major(gy, o, cols, n0, n1);
-            add_grad_weight_chunk(total, o, rows, k, &gy_cm, &col, ld);
+    filled(n * o * cols, |out| {
+        for (n0, n1) in sample_chunks(n, rows * cols) {
+            let k = (n1 - n0) * cols;
+            let ld = transposed_ld(k);
+            let col = batch_im2col(x, g, n0, n1, ld);
+            let mut y = Scratch::dirty(o * k);
+            gemm_ld(o, k, rows, w, false, &col, false, ld, &mut y, false, true);
+            to_sample_major(&y, o, cols, n0, out);
+            if let Some((gy, total)) = grad.as_mut() {
+                let gy_cm = channel_major(gy, o, cols, n0, n1);
+                add_grad_weight_chunk(total, o, rows, k, &gy_cm, &col, ld);
+            }
         }
-    }
-    out
+    })
 }
 
 /// [`Tensor::conv2d`] of the `n` samples `x` in blocks of `block` samples, in parallel over
@@ -248,27 +251,27 @@ fn conv2d_columns(
 fn conv2d_blocks(x: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry, block: usize) -> Vec<f32> {
     let (rows, cols) = (g.col_rows(), g.col_cols());
     let in_len = g.channels * g.in_hw[0] * g.in_hw[1];
-    let mut out = vec![0.0f32; n * o * cols];
     let taps = g.taps();
-    for_each_chunk_mut(&mut out, block * o * cols, |b, dst| {
-        let (n0, n1) = (b * block, ((b + 1) * block).min(n));
-        let (m, width) = (n1 - n0, (n1 - n0) * cols);
-        let images = &x[n0 * in_len..n1 * in_len];
-        let mut col = Scratch::dirty(rows * width);
-        // On this block's thread: the blocks are the parallel units.
-        im2col(&phases(images, g, false), g, &taps, &mut col);
-        if m == 1 {
-            gemm(o, width, rows, w, false, &col, false, dst, false, false);
-            return;
-        }
-        let mut y = Scratch::dirty(o * width);
-        gemm(o, width, rows, w, false, &col, false, &mut y, false, false);
-        // [O, m * oh * ow] to the block's samples, [m, O, oh * ow].
-        for (i, sample) in dst.chunks_exact_mut(o * cols).enumerate() {
-            copy_sample(&y, cols, m, i, sample);
-        }
-    });
-    out
+    filled(n * o * cols, |out| {
+        for_each_chunk_mut(out, block * o * cols, |b, dst| {
+            let (n0, n1) = (b * block, ((b + 1) * block).min(n));
+            let (m, width) = (n1 - n0, (n1 - n0) * cols);
+            let images = &x[n0 * in_len..n1 * in_len];
+            let mut col = Scratch::dirty(rows * width);
+            // On this block's thread: the blocks are the parallel units.
+            im2col(&phases(images, g, false), g, &taps, &mut col);
+            if m == 1 {
+                gemm_uninit(o, width, rows, w, false, &col, false, width, dst, false);
+                return;
+            }
+            let mut y = Scratch::dirty(o * width);
+            gemm(o, width, rows, w, false, &col, false, &mut y, false, false);
+            // [O, m * oh * ow] to the block's samples, [m, O, oh * ow].
+            for (i, sample) in dst.chunks_exact_mut(o * cols).enumerate() {
+                copy_sample(&y, cols, m, i, sample);
+            }
+        })
+    })
 }
 
 /// The samples per block with which the plain forward pass of `n` samples goes through
@@ -294,27 +297,27 @@ fn forward_block(g: &Geometry, n: usize) -> Option<usize> {
 fn grad_input_columns(gy: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry) -> Vec<f32> {
     let (rows, cols) = (g.col_rows(), g.col_cols());
     let plane = g.in_hw[0] * g.in_hw[1];
-    let mut out = vec![0.0f32; n * g.channels * plane];
     let taps = g.taps();
-    for (n0, n1) in sample_chunks(n, rows * cols) {
-        let ncols = (n1 - n0) * cols;
-        let gy_cm = channel_major(gy, o, cols, n0, n1);
-        let mut gcol = Scratch::dirty(rows * ncols);
-        gemm(
-            rows, ncols, o, w, true, &gy_cm, false, &mut gcol, false, true,
-        );
-        let mut gx_cm = Scratch::zeroed(g.channels * (n1 - n0) * plane);
-        // Units of one channel and a block of samples: a one-channel image (a grey-scale
-        // generator's last layer) would otherwise leave all but one thread idle.
-        let block = (COL2IM_UNIT / plane.max(1)).clamp(1, n1 - n0);
-        for_each_chunk_mut(&mut gx_cm, (n1 - n0) * plane, |c, planes| {
-            for_each_chunk_mut(planes, block * plane, |j, samples| {
-                col2im_channel(&gcol, g, &taps, c, j * block, samples);
+    filled(n * g.channels * plane, |out| {
+        for (n0, n1) in sample_chunks(n, rows * cols) {
+            let ncols = (n1 - n0) * cols;
+            let gy_cm = channel_major(gy, o, cols, n0, n1);
+            let mut gcol = Scratch::dirty(rows * ncols);
+            gemm(
+                rows, ncols, o, w, true, &gy_cm, false, &mut gcol, false, true,
+            );
+            let mut gx_cm = Scratch::zeroed(g.channels * (n1 - n0) * plane);
+            // Units of one channel and a block of samples: a one-channel image (a grey-scale
+            // generator's last layer) would otherwise leave all but one thread idle.
+            let block = (COL2IM_UNIT / plane.max(1)).clamp(1, n1 - n0);
+            for_each_chunk_mut(&mut gx_cm, (n1 - n0) * plane, |c, planes| {
+                for_each_chunk_mut(planes, block * plane, |j, samples| {
+                    col2im_channel(&gcol, g, &taps, c, j * block, samples);
+                });
             });
-        });
-        to_sample_major(&gx_cm, g.channels, plane, n0, &mut out);
-    }
-    out
+            to_sample_major(&gx_cm, g.channels, plane, n0, out);
+        }
+    })
 }
 
 /// [`Tensor::conv2d_grad_input`] of the `n` output gradients `gy` in blocks of `block` samples,
@@ -449,17 +452,31 @@ fn copy_channel(x: &[f32], c: usize, hw: usize, n0: usize, ch: usize, dst: &mut 
     }
 }
 
+/// A new output of `len` values, all written by `fill` into room that holds none yet: a
+/// convolution's output is written sample by sample or block by block, and zeroing it first
+/// only to overwrite it was most of the `memset` in a 64x64 DCGAN step's profile.
+fn filled(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    fill(&mut out.spare_capacity_mut()[..len]);
+    // SAFETY: every caller's `fill` writes each of the `len` values (the samples of every
+    // chunk or block of the batch, each written whole).
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// Writes channel-major `[C, m * HW]` data into samples `n0..n0 + m` of `[N, C, HW]` `out`.
-fn to_sample_major(src: &[f32], c: usize, hw: usize, n0: usize, out: &mut [f32]) {
+fn to_sample_major(src: &[f32], c: usize, hw: usize, n0: usize, out: &mut [MaybeUninit<f32>]) {
     let m = src.len() / (c * hw).max(1);
     let dst = &mut out[n0 * c * hw..(n0 + m) * c * hw];
     for_each_chunk_mut(dst, c * hw, |i, sample| copy_sample(src, hw, m, i, sample));
 }
 
-/// Sample `i` of channel-major `[C, m * HW]` data into `sample` (`[C, HW]`).
-fn copy_sample(src: &[f32], hw: usize, m: usize, i: usize, sample: &mut [f32]) {
+/// Sample `i` of channel-major `[C, m * HW]` data into `sample` (`[C, HW]`), every value written.
+fn copy_sample(src: &[f32], hw: usize, m: usize, i: usize, sample: &mut [MaybeUninit<f32>]) {
     for (ch, plane) in sample.chunks_exact_mut(hw).enumerate() {
-        plane.copy_from_slice(&src[(ch * m + i) * hw..][..hw]);
+        for (d, &v) in plane.iter_mut().zip(&src[(ch * m + i) * hw..][..hw]) {
+            d.write(v);
+        }
     }
 }
 
@@ -842,15 +859,15 @@ mod tests {
         g: &Geometry,
     ) -> Vec<f32> {
         let (rows, cols) = (g.col_rows(), g.col_cols());
-        let mut out = vec![0.0f32; n * o * cols];
-        for (n0, n1) in sample_chunks(n, rows * cols) {
-            let k = (n1 - n0) * cols;
-            let col = batch_im2col(x, g, n0, n1, k);
-            let mut y = Scratch::dirty(o * k);
-            gemm(o, k, rows, w, false, &col, false, &mut y, false, true);
-            to_sample_major(&y, o, cols, n0, &mut out);
-        }
-        out
+        filled(n * o * cols, |out| {
+            for (n0, n1) in sample_chunks(n, rows * cols) {
+                let k = (n1 - n0) * cols;
+                let col = batch_im2col(x, g, n0, n1, k);
+                let mut y = Scratch::dirty(o * k);
+                gemm(o, k, rows, w, false, &col, false, &mut y, false, true);
+                to_sample_major(&y, o, cols, n0, out);
+            }
+        })
     }
 
     /// The shared column matrix gives each product the bits of its own method: on a dcgan28

@@ -137,13 +137,49 @@ pub(crate) fn gemm_new_ld(
     parallel: bool,
 ) -> Vec<f32> {
     let mut c = Vec::with_capacity(m * n);
+    gemm_uninit(
+        m,
+        n,
+        k,
+        a,
+        trans_a,
+        b,
+        trans_b,
+        b_ld,
+        &mut c.spare_capacity_mut()[..m * n],
+        parallel,
+    );
+    // SAFETY: `gemm_uninit` wrote all `m * n` values.
+    unsafe { c.set_len(m * n) };
+    c
+}
+
+/// `c = a · b` as [`gemm_ld`] without `accumulate` (`b`'s rows `b_ld` values apart), into room
+/// that need not hold values yet (a slice of a vector's spare capacity): the product writes
+/// every one of the `m * n` values without reading it, so callers skip zeroing memory only to
+/// overwrite it.
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub(crate) fn gemm_uninit(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    trans_a: bool,
+    b: &[f32],
+    trans_b: bool,
+    b_ld: usize,
+    c: &mut [MaybeUninit<f32>],
+    parallel: bool,
+) {
     if k == 0 {
-        c.resize(m * n, 0.0);
-        return c;
+        c[..m * n].fill(MaybeUninit::new(0.0));
+        return;
     }
-    check_lengths(m, n, k, a, b, trans_b, b_ld, m * n);
-    // SAFETY: the capacity is `m * n`; with `k > 0` and `accumulate` false the product writes
-    // each of the `m * n` values without reading it, so all are initialised before `set_len`.
+    check_lengths(m, n, k, a, b, trans_b, b_ld, c.len());
+    // SAFETY: `c` has room for `m * n` values (checked) and is borrowed mutably, so it aliases
+    // neither input; with `k > 0` and `accumulate` false the product writes each value
+    // without reading it.
     unsafe {
         gemm_raw(
             m,
@@ -154,13 +190,11 @@ pub(crate) fn gemm_new_ld(
             b,
             trans_b,
             b_ld,
-            c.as_mut_ptr(),
+            c.as_mut_ptr().cast(),
             false,
             parallel,
         );
-        c.set_len(m * n);
     }
-    c
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -21,9 +21,10 @@ pub fn num_threads() -> usize {
 }
 
 /// Calls `f(i, chunk)` for each `chunk_len`-sized chunk of `data`, in parallel when allowed.
-pub(crate) fn for_each_chunk_mut<F>(data: &mut [f32], chunk_len: usize, f: F)
+/// `data` is values, or uninitialised room for them (`MaybeUninit<f32>`) that `f` fills.
+pub(crate) fn for_each_chunk_mut<T: Send, F>(data: &mut [T], chunk_len: usize, f: F)
 where
-    F: Fn(usize, &mut [f32]) + Sync + Send,
+    F: Fn(usize, &mut [T]) + Sync + Send,
 {
     if chunk_len == 0 {
         return;
