@@ -20,7 +20,7 @@ use crate::im2col::{Geometry, col2im_channel, im2col, im2col_rows, phases};
 use crate::matmul::{
     gemm, gemm_ld, gemm_new, gemm_new_ld, gemm_uninit, transpose_into, transposed_ld,
 };
-use crate::parallel::for_each_chunk_mut;
+use crate::parallel::{filled, for_each_chunk_mut};
 use crate::scratch::Scratch;
 use std::mem::MaybeUninit;
 
@@ -222,6 +222,8 @@ fn conv2d_columns(
     mut grad: Option<(&[f32], &mut Option<Vec<f32>>)>,
 ) -> Vec<f32> {
     let (rows, cols) = (g.col_rows(), g.col_cols());
+    // Every sample is written by one chunk's copy: zeroing the output first only to
+    // overwrite it was most of the `memset` in a 64x64 DCGAN step's profile.
     filled(n * o * cols, |out| {
         for (n0, n1) in sample_chunks(n, rows * cols) {
             let k = (n1 - n0) * cols;
@@ -450,18 +452,6 @@ fn copy_channel(x: &[f32], c: usize, hw: usize, n0: usize, ch: usize, dst: &mut 
     for (i, d) in dst.chunks_exact_mut(hw).enumerate() {
         d.copy_from_slice(&x[((n0 + i) * c + ch) * hw..][..hw]);
     }
-}
-
-/// A new output of `len` values, all written by `fill` into room that holds none yet: a
-/// convolution's output is written sample by sample or block by block, and zeroing it first
-/// only to overwrite it was most of the `memset` in a 64x64 DCGAN step's profile.
-fn filled(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
-    let mut out = Vec::with_capacity(len);
-    fill(&mut out.spare_capacity_mut()[..len]);
-    // SAFETY: every caller's `fill` writes each of the `len` values (the samples of every
-    // chunk or block of the batch, each written whole).
-    unsafe { out.set_len(len) };
-    out
 }
 
 /// Writes channel-major `[C, m * HW]` data into samples `n0..n0 + m` of `[N, C, HW]` `out`.

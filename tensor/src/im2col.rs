@@ -302,30 +302,13 @@ pub(crate) fn phases<'a>(x: &'a [f32], g: &Geometry, in_parallel: bool) -> Phase
     Phases::Written(out)
 }
 
-/// Copies `dst.len()` values from `src` taking every `step`-th.
+/// Copies `dst.len()` values from `src` taking every `step`-th (strides of 3 or more: unit
+/// stride and stride 2 have loops of their own in [`write_phases`]).
 #[inline]
 fn gather(dst: &mut [f32], src: &[f32], step: usize) {
-    match step {
-        1 => dst.copy_from_slice(&src[..dst.len()]),
-        // Stride 2 (every downsampling layer of the GAN discriminators) gets a loop of its own
-        // with the step a constant.
-        2 => gather_strided(dst, src, 2),
-        _ => gather_strided(dst, src, step),
+    for (i, d) in dst.iter_mut().enumerate() {
+        *d = src[i * step];
     }
-}
-
-#[inline(always)]
-fn gather_strided(dst: &mut [f32], src: &[f32], step: usize) {
-    let Some(last) = dst.len().checked_sub(1) else {
-        return;
-    };
-    // Slicing `src` to the exact span first lets the loop run without bounds checks or a
-    // division to count chunks.
-    let src = &src[..last * step + 1];
-    for (d, s) in dst[..last].iter_mut().zip(src.chunks_exact(step)) {
-        *d = s[0];
-    }
-    dst[last] = src[last * step];
 }
 
 /// Writes `src` into every `step`-th value of `dst`, from the first.

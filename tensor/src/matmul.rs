@@ -5,7 +5,8 @@
 
 use crate::Tensor;
 use crate::parallel::{
-    for_each_chunk_mut, gemm_parallelism, long_product_with_few_outputs, map_range, num_threads,
+    filled, for_each_chunk_mut, gemm_parallelism, long_product_with_few_outputs, map_range,
+    num_threads,
 };
 use crate::scratch::Scratch;
 use std::mem::MaybeUninit;
@@ -136,22 +137,9 @@ pub(crate) fn gemm_new_ld(
     b_ld: usize,
     parallel: bool,
 ) -> Vec<f32> {
-    let mut c = Vec::with_capacity(m * n);
-    gemm_uninit(
-        m,
-        n,
-        k,
-        a,
-        trans_a,
-        b,
-        trans_b,
-        b_ld,
-        &mut c.spare_capacity_mut()[..m * n],
-        parallel,
-    );
-    // SAFETY: `gemm_uninit` wrote all `m * n` values.
-    unsafe { c.set_len(m * n) };
-    c
+    filled(m * n, |c| {
+        gemm_uninit(m, n, k, a, trans_a, b, trans_b, b_ld, c, parallel)
+    })
 }
 
 /// `c = a · b` as [`gemm_ld`] without `accumulate` (`b`'s rows `b_ld` values apart), into room

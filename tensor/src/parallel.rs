@@ -44,6 +44,18 @@ where
         .for_each(|(i, c)| f(i, c));
 }
 
+/// A new vector of `len` values, all written by `fill` into room that holds none yet: for
+/// outputs computed in one pass (a product, an elementwise map, a convolution written block by
+/// block), where zeroing memory first only to overwrite it is a pass of its own.
+/// `fill` must write every one of the `len` values.
+pub(crate) fn filled(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    fill(&mut out.spare_capacity_mut()[..len]);
+    // SAFETY: `fill` wrote every one of the `len` values (its contract above).
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// `n` values written chunk by chunk by `fill(start, dst)`, where `dst` stands for the values
 /// `start..start + dst.len()` and `fill` must write every one of them; in parallel chunks when
 /// large. The output is written straight into uninitialised memory: allocating zeros first
@@ -52,25 +64,20 @@ pub(crate) fn fill_chunks<F>(n: usize, fill: F) -> Vec<f32>
 where
     F: Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send,
 {
-    let mut out: Vec<f32> = Vec::with_capacity(n);
-    let dst = &mut out.spare_capacity_mut()[..n];
-    #[cfg(feature = "parallel")]
-    {
-        use rayon::prelude::*;
-        let chunk = PAR_MIN_ELEMS / 4;
-        if n >= PAR_MIN_ELEMS && num_threads() > 1 {
-            dst.par_chunks_mut(chunk)
-                .enumerate()
-                .for_each(|(i, d)| fill(i * chunk, d));
-        } else {
-            fill(0, dst);
+    filled(n, |dst| {
+        #[cfg(feature = "parallel")]
+        {
+            use rayon::prelude::*;
+            let chunk = PAR_MIN_ELEMS / 4;
+            if n >= PAR_MIN_ELEMS && num_threads() > 1 {
+                dst.par_chunks_mut(chunk)
+                    .enumerate()
+                    .for_each(|(i, d)| fill(i * chunk, d));
+                return;
+            }
         }
-    }
-    #[cfg(not(feature = "parallel"))]
-    fill(0, dst);
-    // SAFETY: `fill` wrote every one of the first `n` values (its contract above).
-    unsafe { out.set_len(n) };
-    out
+        fill(0, dst);
+    })
 }
 
 /// `planes` planes of `s` values written once, run by run, in parallel chunks when large (see
