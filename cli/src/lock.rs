@@ -75,7 +75,20 @@ mod tests {
         );
         assert!(err.contains(&dir.display().to_string()), "{err}");
         drop(held);
-        acquire(&dir).expect("free again once the holder is gone");
+        // Another test of this binary may spawn a process meanwhile: between its fork and exec
+        // the child holds a copy of every descriptor, the lock's included (flock locks follow
+        // the open file, not the process), for a moment after `held` is gone. So the lock is
+        // free again within a short wait, not necessarily at once (a CI run saw the race).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let again = loop {
+            match acquire(&dir) {
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                result => break result,
+            }
+        };
+        again.expect("free again once the holder is gone");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
