@@ -1,6 +1,7 @@
 //! Determinism check: runs a fixed, seeded workload of every heavy kernel (conv2d forward and
 //! both gradients, conv_transpose2d forward and both gradients, matmul in its layouts,
-//! reductions and broadcasting) at batch 1 and batch 8, and prints one 64-bit FNV-1a hash of
+//! reductions and broadcasting) at batch 1 and batch 8, and at batch 16 the stride-1
+//! convolutions on small maps that go through taps, and prints one 64-bit FNV-1a hash of
 //! the bits of every output.
 //!
 //! The hash must be the same with and without the `parallel` feature and at any thread count:
@@ -142,6 +143,27 @@ pub fn workload() -> Vec<(String, Tensor)> {
     let a = Tensor::randn(&[384, 512], 0.0, 1.0, &mut rng);
     let b = Tensor::randn(&[512, 256], 0.0, 1.0, &mut rng);
     push("square".to_owned(), a.matmul(&b));
+
+    // A stride-1 transposed convolution on small maps at batch 16, which skips the taps on the
+    // padding (dcgan28's first, narrower), and a 3x3 convolution on 4x4 maps.
+    let p = ConvTranspose2dParams::new(1, 2);
+    let x = Tensor::randn(&[16, 48, 7, 7], 0.0, 1.0, &mut rng);
+    let w = Tensor::randn(&[48, 40, 5, 5], 0.0, 0.1, &mut rng);
+    let y = x.conv_transpose2d(&w, None, p);
+    let gy = Tensor::randn(y.shape(), 0.0, 1.0, &mut rng);
+    push(
+        "b16/taps/gx".to_owned(),
+        gy.conv_transpose2d_grad_input(&w, p),
+    );
+    push(
+        "b16/taps/gw".to_owned(),
+        x.conv_transpose2d_grad_weight(&gy, [5, 5], p),
+    );
+    push("b16/taps/y".to_owned(), y);
+    let p = Conv2dParams::new(1, 1);
+    let x = Tensor::randn(&[16, 24, 4, 4], 0.0, 1.0, &mut rng);
+    let w = Tensor::randn(&[130, 24, 3, 3], 0.0, 0.1, &mut rng);
+    push("b16/taps3x3/y".to_owned(), x.conv2d(&w, None, p));
     out
 }
 

@@ -16,6 +16,7 @@
 //! count).
 
 use crate::Tensor;
+use crate::conv_taps::{self, takes_taps};
 use crate::im2col::{Geometry, col2im_channel, im2col, im2col_rows, phases};
 use crate::matmul::{
     gemm, gemm_ld, gemm_new, gemm_new_ld, gemm_uninit, transpose_into, transposed_ld,
@@ -520,6 +521,8 @@ impl Tensor {
             // bits (read through strides instead, the GEMM rounds differently).
             let col = transpose(&x, n, rows);
             transpose(&gemm_new(o, n, rows, &w, false, &col, false, true), o, n)
+        } else if takes_taps(&g, n) {
+            conv_taps::conv2d(&x, n, &w, o, &g)
         } else if let Some(block) = forward_block(&g, n) {
             conv2d_blocks(&x, n, &w, o, &g, block)
         } else {
@@ -568,6 +571,10 @@ impl Tensor {
             let gcol = gemm_new(rows, n, o, &w, true, &gy, true, true);
             return Tensor::from_vec(&input, transpose(&gcol, rows, n));
         }
+        if takes_taps(&g, n) {
+            let gx = conv_taps::conv2d_grad_input(&gy, n, &w, o, &g);
+            return Tensor::from_vec(&input, gx);
+        }
         let out = match grad_input_block(&g, n) {
             Some(block) => grad_input_blocks(&gy, n, &w, o, &g, block),
             None => grad_input_columns(&gy, n, &w, o, &g),
@@ -605,6 +612,10 @@ impl Tensor {
             // lays them out (the same bits).
             let (gy_cm, col) = (transpose(&gy, n, o), transpose(&x, n, rows));
             let gw = gemm_new(o, rows, n, &gy_cm, false, &col, true, true);
+            return Tensor::from_vec(&wshape, gw);
+        }
+        if takes_taps(&g, n) {
+            let gw = conv_taps::conv2d_grad_weight(&x, n, &gy, o, &g);
             return Tensor::from_vec(&wshape, gw);
         }
         let mut total: Option<Vec<f32>> = None;
@@ -646,7 +657,7 @@ impl Tensor {
             "conv2d_and_grad_weight: output gradient {:?} must be the convolution's output {out_shape:?}",
             grad_out.shape()
         );
-        if covers_whole_input(&g) || goes_per_sample(&g, n) {
+        if covers_whole_input(&g) || goes_per_sample(&g, n) || takes_taps(&g, n) {
             // No batch-wide column matrix in the forward product: nothing to share.
             return (
                 self.conv2d(weight, None, p),

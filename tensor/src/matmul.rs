@@ -452,6 +452,50 @@ unsafe fn crate_gemm(
     }
 }
 
+/// One product of the `gemm` crate on the calling thread, on strided operands: `c [m, n]
+/// (+)= a [m, k] · b [k, n]`, each matrix given as its pointer and its (row, column) strides.
+/// For layouts no other entry point covers (the convolutions through taps, `conv_taps`); the
+/// crate blocks the sum by the shapes alone, so the bits do not depend on where it runs.
+///
+/// # Safety
+/// The strides keep every access inside the operands' buffers; `c` aliases neither and is
+/// initialised when `accumulate`.
+pub(crate) unsafe fn gemm_strided(
+    [m, n, k]: [usize; 3],
+    (c, c_rs, c_cs): (*mut f32, usize, usize),
+    accumulate: bool,
+    (a, a_rs, a_cs): (*const f32, usize, usize),
+    (b, b_rs, b_cs): (*const f32, usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c,
+            c_cs as isize,
+            c_rs as isize,
+            accumulate,
+            a,
+            a_cs as isize,
+            a_rs as isize,
+            b,
+            b_cs as isize,
+            b_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 impl Tensor {
     /// Matrix product: `[m, k] x [k, n] -> [m, n]`, or batched over equal leading axes
     /// (`[.., m, k] x [.., k, n]`); a 2-D operand is shared by every batch entry.

@@ -362,6 +362,75 @@ fn conv_t_case() -> impl Strategy<Value = ConvCase> {
     })
 }
 
+/// Random stride-1 problems of the kind that skip the taps on the padding (`conv_taps`): a
+/// batch of 16 or more, unit dilation, padding narrower than the kernel and maps small enough
+/// that at most 86% of the taps land on the input (the cases outside that are set aside, and
+/// a unit test there checks the rule). Output channels include 66 and 130 (jobs of whole
+/// divisors, more than one GEMM tile), maps may be 1 pixel wide, kernels and padding differ
+/// between the axes.
+fn tap_case() -> impl Strategy<Value = ConvCase> {
+    let axis = (1usize..=5, 0usize..=4, 1usize..=7).prop_map(|(k, p, size)| (k, p % k, size));
+    (
+        16usize..=18,
+        1usize..=3,
+        prop::sample::select(vec![1usize, 2, 3, 66, 130]),
+        axis.clone(),
+        axis,
+        any::<u64>(),
+    )
+        .prop_map(|(batch, in_ch, out_ch, ah, aw, seed)| {
+            // The kernel must fit the padded input.
+            let size = |(k, p, size): (usize, usize, usize)| {
+                size.max((k + 1).saturating_sub(2 * p)).max(1)
+            };
+            ConvCase {
+                batch,
+                in_ch,
+                out_ch,
+                in_hw: [size(ah), size(aw)],
+                kernel: [ah.0, aw.0],
+                stride: [1, 1],
+                padding: [ah.1, aw.1],
+                dilation: [1, 1],
+                output_padding: [0, 0],
+                bias: false,
+                seed,
+            }
+        })
+        .prop_filter("at most 86% of the taps on the input", |c| {
+            let share = |a: usize| {
+                let out = c.in_hw[a] + 2 * c.padding[a] + 1 - c.kernel[a];
+                let valid: usize = (0..out)
+                    .flat_map(|o| (0..c.kernel[a]).map(move |k| (o, k)))
+                    .filter(|&(o, k)| tap(o, k, 1, c.padding[a], 1, c.in_hw[a]).is_some())
+                    .count();
+                valid as f64 / (out * c.kernel[a]) as f64
+            };
+            share(0) * share(1) <= 0.86
+        })
+}
+
+/// The random input, weight, output (without bias) and output gradient of a convolution
+/// problem, with the generator that made them.
+fn conv_problem(case: &ConvCase) -> (ChaCha8Rng, Tensor, Tensor, Tensor, Tensor) {
+    let mut rng = case.rng();
+    let x = Tensor::rand_uniform(
+        &[case.batch, case.in_ch, case.in_hw[0], case.in_hw[1]],
+        -1.0,
+        1.0,
+        &mut rng,
+    );
+    let w = Tensor::rand_uniform(
+        &[case.out_ch, case.in_ch, case.kernel[0], case.kernel[1]],
+        -1.0,
+        1.0,
+        &mut rng,
+    );
+    let y = x.conv2d(&w, None, case.conv());
+    let gy = Tensor::rand_uniform(y.shape(), -1.0, 1.0, &mut rng);
+    (rng, x, w, y, gy)
+}
+
 /// A few random flat indices into a tensor of `len` elements.
 fn some_indices(rng: &mut ChaCha8Rng, len: usize) -> Vec<usize> {
     (0..3).map(|_| rng.random_range(0..len)).collect()
@@ -425,12 +494,8 @@ proptest! {
     /// finite differences of the reference loss `<conv2d_ref(x, w), gy>` at random coordinates.
     #[test]
     fn conv2d_gradients_are_adjoints(case in conv_case()) {
-        let mut rng = case.rng();
         let p = case.conv();
-        let x = Tensor::rand_uniform(&[case.batch, case.in_ch, case.in_hw[0], case.in_hw[1]], -1.0, 1.0, &mut rng);
-        let w = Tensor::rand_uniform(&[case.out_ch, case.in_ch, case.kernel[0], case.kernel[1]], -1.0, 1.0, &mut rng);
-        let y = x.conv2d(&w, None, p);
-        let gy = Tensor::rand_uniform(y.shape(), -1.0, 1.0, &mut rng);
+        let (mut rng, x, w, y, gy) = conv_problem(&case);
         let gx = gy.conv2d_grad_input(&w, case.in_hw, p);
         let gw = x.conv2d_grad_weight(&gy, case.kernel, p);
 
@@ -530,6 +595,60 @@ proptest! {
             check_fd("conv_transpose2d gw", j, gw_v[j], central_difference(&wr, j, loss_w), gwm.data[j], k_w)?;
         }
     }
+}
+
+proptest! {
+    #![proptest_config(config(24))]
+
+    /// Stride-1 convolutions on small maps (through taps, none on the padding): the forward
+    /// pass, both gradients, the fused forward and weight gradient and the transposed
+    /// convolution equal the direct loops elementwise.
+    #[test]
+    fn stride_one_small_maps_match_direct_loops(case in tap_case()) {
+        let p = case.conv();
+        let (_, x, w, y, gy) = conv_problem(&case);
+        let (xr, wr, gyr) = (Arr4::of(&x), Arr4::of(&w), Arr4::of(&gy));
+        let (yr, gxr, gwr) = conv2d_reference(&xr, &wr, None, Some(&gyr), &p);
+        let (ym, gxm, gwm) = conv2d_reference(&xr.abs(), &wr.abs(), None, Some(&gyr.abs()), &p);
+        let k_y = case.in_ch * case.kernel[0] * case.kernel[1];
+        let k_x = case.out_ch * case.kernel[0] * case.kernel[1];
+        let k_w = case.batch * yr.shape[2] * yr.shape[3];
+        check_close("y", &y, &yr, &ym, k_y)?;
+        check_close("gx", &gy.conv2d_grad_input(&w, case.in_hw, p), &gxr, &gxm, k_x)?;
+        check_close("gw", &x.conv2d_grad_weight(&gy, case.kernel, p), &gwr, &gwm, k_w)?;
+        let (y2, gw2) = x.conv2d_and_grad_weight(&w, &gy, p);
+        prop_assert_eq!(y2.to_vec(), y.to_vec(), "fused forward");
+        check_close("fused gw", &gw2, &gwr, &gwm, k_w)?;
+        // The transposed convolution by `w` of `gy` is the input gradient.
+        let t = ConvTranspose2dParams { padding: case.padding, ..ConvTranspose2dParams::default() };
+        check_close("conv_transpose2d", &gy.conv_transpose2d(&w, None, t), &gxr, &gxm, k_x)?;
+    }
+}
+
+/// The tolerance of the properties above catches a single tap left out of a stride-1 layer on
+/// a small map (here the corner tap of a 5x5 kernel, padding 2, on 7x7 maps, batch 16): the
+/// test fails on a kernel that drops one term.
+#[test]
+fn a_missing_tap_fails_the_tolerance() {
+    let mut rng = ChaCha8Rng::seed_from_u64(41);
+    let p = Conv2dParams::new(1, 2);
+    let x = Tensor::rand_uniform(&[16, 3, 7, 7], -1.0, 1.0, &mut rng);
+    let w = Tensor::rand_uniform(&[4, 3, 5, 5], -1.0, 1.0, &mut rng);
+    let y = x.conv2d(&w, None, p);
+    let (xr, wr) = (Arr4::of(&x), Arr4::of(&w));
+    let (ym, _, _) = conv2d_reference(&xr.abs(), &wr.abs(), None, None, &p);
+    check_close(
+        "y",
+        &y,
+        &conv2d_reference(&xr, &wr, None, None, &p).0,
+        &ym,
+        75,
+    )
+    .unwrap();
+    let mut dropped = wr.clone();
+    dropped.data[0] = 0.0;
+    let (wrong, _, _) = conv2d_reference(&xr, &dropped, None, None, &p);
+    assert!(check_close("y", &y, &wrong, &ym, 75).is_err());
 }
 
 /// The references themselves agree with hand-computed values, so that the properties above do

@@ -2,7 +2,8 @@
 //! batch 64: the generator's transposed convolutions (forward, input gradient, weight
 //! gradient) and the discriminator's convolutions (forward, input gradient, weight gradient),
 //! and the second discriminator layer of dcgan28 (5x5, stride 2, 7x7 outputs; its generator's
-//! second transposed convolution is the same product).
+//! second transposed convolution is the same product), and dcgan28's first transposed
+//! convolution (5x5, stride 1, 7x7 maps).
 //!
 //! Throughput: `Elements` = FLOPs = `2 N O C kh kw oh ow` of the convolution (for a transposed
 //! convolution, of the convolution it transposes: its own input size plays `oh ow`). The three
@@ -10,7 +11,8 @@
 //! is FLOP/s.
 //!
 //! `gemm_only` runs just the forward pass's batch-wide GEMM on operands built beforehand: the
-//! ceiling the layer could reach, so that `forward - gemm_only` is the cost of im2col/col2im,
+//! ceiling the layer could reach (for dcgan28's stride-1 layer, the im2col route's GEMM, padding
+//! taps included, which its taps route beats), so that `forward - gemm_only` is the cost of im2col/col2im,
 //! the layout changes and allocation.
 
 use super::{config, randn};
@@ -52,13 +54,16 @@ const fn layer(
     }
 }
 
-/// The generator: z `[64, 100, 1, 1]` up to `[64, 3, 64, 64]`.
-const GENERATOR: [Layer; 5] = [
+/// The generator: z `[64, 100, 1, 1]` up to `[64, 3, 64, 64]`, then dcgan28's first
+/// transposed convolution (5x5, stride 1, padding 2, on 7x7 maps: 31% of its taps on the
+/// padding, which it skips).
+const GENERATOR: [Layer; 6] = [
     layer("G1_ct100to512_1to4", 100, 512, 1, 4, 1, 0),
     layer("G2_ct512to256_4to8", 512, 256, 4, 4, 2, 1),
     layer("G3_ct256to128_8to16", 256, 128, 8, 4, 2, 1),
     layer("G4_ct128to64_16to32", 128, 64, 16, 4, 2, 1),
     layer("G5_ct64to3_32to64", 64, 3, 32, 4, 2, 1),
+    layer("dcgan28_G1_ct256to128_7to7_k5", 256, 128, 7, 5, 1, 2),
 ];
 
 /// The discriminator: `[64, 3, 64, 64]` down to one logit per image, then dcgan28's layer.
