@@ -1,7 +1,7 @@
 //! Determinism check: runs a fixed, seeded workload of every heavy kernel (conv2d forward and
 //! both gradients, conv_transpose2d forward and both gradients, matmul in its layouts,
-//! reductions and broadcasting) at batch 1 and batch 8, and at batch 16 the stride-1
-//! convolutions on small maps that go through taps, and prints one 64-bit FNV-1a hash of
+//! reductions and broadcasting) at batch 1 and batch 8, plus the stride-1 convolutions that go
+//! through taps (small maps at batch 16, one output channel at batch 2), and prints one 64-bit FNV-1a hash of
 //! the bits of every output.
 //!
 //! The hash must be the same with and without the `parallel` feature and at any thread count:
@@ -164,6 +164,21 @@ pub fn workload() -> Vec<(String, Tensor)> {
     let x = Tensor::randn(&[16, 24, 4, 4], 0.0, 1.0, &mut rng);
     let w = Tensor::randn(&[130, 24, 3, 3], 0.0, 0.1, &mut rng);
     push("b16/taps3x3/y".to_owned(), x.conv2d(&w, None, p));
+    // A PatchGAN's last layer (one output channel, 4x4, stride 1), which goes through taps at
+    // any batch.
+    let x = Tensor::randn(&[2, 96, 9, 9], 0.0, 1.0, &mut rng);
+    let w = Tensor::randn(&[1, 96, 4, 4], 0.0, 0.1, &mut rng);
+    let y = x.conv2d(&w, None, p);
+    let gy = Tensor::randn(y.shape(), 0.0, 1.0, &mut rng);
+    push(
+        "b2/patch/gx".to_owned(),
+        gy.conv2d_grad_input(&w, [9, 9], p),
+    );
+    push(
+        "b2/patch/gw".to_owned(),
+        x.conv2d_grad_weight(&gy, [4, 4], p),
+    );
+    push("b2/patch/y".to_owned(), y);
     out
 }
 

@@ -521,7 +521,7 @@ impl Tensor {
             // bits (read through strides instead, the GEMM rounds differently).
             let col = transpose(&x, n, rows);
             transpose(&gemm_new(o, n, rows, &w, false, &col, false, true), o, n)
-        } else if takes_taps(&g, n) {
+        } else if takes_taps(&g, n, o) {
             conv_taps::conv2d(&x, n, &w, o, &g)
         } else if let Some(block) = forward_block(&g, n) {
             conv2d_blocks(&x, n, &w, o, &g, block)
@@ -571,7 +571,7 @@ impl Tensor {
             let gcol = gemm_new(rows, n, o, &w, true, &gy, true, true);
             return Tensor::from_vec(&input, transpose(&gcol, rows, n));
         }
-        if takes_taps(&g, n) {
+        if takes_taps(&g, n, o) {
             let gx = conv_taps::conv2d_grad_input(&gy, n, &w, o, &g);
             return Tensor::from_vec(&input, gx);
         }
@@ -614,7 +614,7 @@ impl Tensor {
             let gw = gemm_new(o, rows, n, &gy_cm, false, &col, true, true);
             return Tensor::from_vec(&wshape, gw);
         }
-        if takes_taps(&g, n) {
+        if takes_taps(&g, n, o) {
             let gw = conv_taps::conv2d_grad_weight(&x, n, &gy, o, &g);
             return Tensor::from_vec(&wshape, gw);
         }
@@ -657,7 +657,7 @@ impl Tensor {
             "conv2d_and_grad_weight: output gradient {:?} must be the convolution's output {out_shape:?}",
             grad_out.shape()
         );
-        if covers_whole_input(&g) || goes_per_sample(&g, n) || takes_taps(&g, n) {
+        if covers_whole_input(&g) || goes_per_sample(&g, n) || takes_taps(&g, n, o) {
             // No batch-wide column matrix in the forward product: nothing to share.
             return (
                 self.conv2d(weight, None, p),
@@ -881,7 +881,8 @@ mod tests {
         let cases = [
             ([8, 32, 7, 7], [16, 32, 5, 5], Conv2dParams::new(1, 2)),
             ([4, 16, 16, 16], [8, 16, 4, 4], Conv2dParams::new(2, 1)),
-            ([2, 64, 64, 64], [4, 64, 8, 8], Conv2dParams::new(1, 0)),
+            // Five output channels: with four or fewer, the layer goes through taps.
+            ([2, 64, 64, 64], [5, 64, 8, 8], Conv2dParams::new(1, 0)),
             ([5, 2, 28, 28], [4, 2, 5, 5], Conv2dParams::new(2, 2)),
             ([6, 8, 4, 4], [3, 8, 4, 4], Conv2dParams::new(1, 0)),
         ];
@@ -896,7 +897,10 @@ mod tests {
                 1.0,
                 &mut rng,
             );
-            if !covers_whole_input(&g) && !goes_per_sample(&g, xs[0]) {
+            let shares = !covers_whole_input(&g)
+                && !goes_per_sample(&g, xs[0])
+                && !takes_taps(&g, xs[0], ws[0]);
+            if shares {
                 shared += 1;
                 padded |= transposed_ld(xs[0] * g.col_cols()) != xs[0] * g.col_cols();
                 chunked |= sample_chunks(xs[0], g.col_rows() * g.col_cols()).count() > 1;
@@ -910,7 +914,7 @@ mod tests {
                 same_bits(&y, &y0),
                 "{xs:?} * {ws:?}: the convolutions differ"
             );
-            if !covers_whole_input(&g) && !goes_per_sample(&g, xs[0]) {
+            if shares {
                 let unpadded = unpadded_columns_forward(&x.to_vec(), xs[0], &w.to_vec(), ws[0], &g);
                 assert!(
                     bits_equal(&y.to_vec(), &unpadded),

@@ -1,23 +1,26 @@
-//! Stride-1 convolutions on small maps as sums of products over the taps that land on the
-//! input, none on the zero padding.
+//! Stride-1 convolutions on small maps, or with few output channels, as sums of products over
+//! the taps that land on the input, none on the zero padding, and without a column matrix.
 //!
 //! Through im2col, every output pixel multiplies all `C * kh * kw` rows of the column matrix,
 //! zeros of the padding included. On a large map those are a thin border; on a small one with a
 //! wide kernel they are a large share: dcgan28's first transposed convolution (256 to 128
 //! channels, 5x5 taps, padding 2, on 7x7 maps) spends 31% of its multiply-adds on padding, and
-//! it holds two thirds of that model's work. oneDNN's direct convolutions skip them.
+//! it holds two thirds of that model's work. oneDNN's direct convolutions skip them. And where
+//! a layer has few output channels (a PatchGAN's last, a layer to RGB), the column matrix of
+//! `C * kh * kw` rows is far more to write and read back than the product it feeds.
 //!
-//! Here the input goes with the batch innermost, `[H, C, W, N]`: then, for one output row `y`
-//! and one kernel column `kx`, the input rows under the kernel rows `ky` that land inside are
-//! one strided matrix `[(ky, c), (x, n)]` (row `(y + ky - ph) * C + c`, `W * N` apart), its
-//! columns those of the output pixels whose tap `kx` lands inside, and the weight, rearranged
-//! as `[kw, kh, C, O]`, a `[(ky, c), O]` block. So an output row is `kw` products over exactly
-//! the taps on the input, each adding into its pixels. Outputs are `[H, W, N, O]`, channels
-//! innermost, so that the weights are the operand the GEMM loads as vectors and packs (the
-//! input, read `kh * kw` times, is not copied again for every tap). The weight gradient is one
-//! product per tap and output row, summed over that row's pixels. Each product is serial and
-//! blocked by its shapes alone, jobs are split by the shapes alone, and the sums over products
-//! run in one order, so the bits do not depend on the thread count.
+//! Here activations go channels innermost with the batch inside each row, `[H, W, N, C]`.
+//! For one output row `y` and one tap `(ky, kx)`, the output pixels `(x, n)` whose tap lands
+//! inside the input read one run of input pixels of the row `y + ky - ph`, shifted by
+//! `(kx - pw) * N`: a product `[o, c] . [c, pixels]` with the tap's `[C, O]` block of the
+//! rearranged weight `[kh, kw, C, O]`, adding into the output row's pixels. With channels
+//! innermost on both sides the GEMM streams each pixel's channels (its broadcast operand,
+//! unpacked) and packs only the weights; the input is never copied per tap. The input gradient
+//! is the same correlation of the output gradient with the weight's channels exchanged and its
+//! kernel reversed. The weight gradient is one product per tap and output row, summed over that
+//! row's pixels (its input read `[H, C, W, N]`, each channel's pixels contiguous). Each product
+//! is serial and blocked by its shapes alone, jobs are split by the shapes alone, and the sums
+//! over products run in one order, so the bits do not depend on the thread count.
 
 use crate::im2col::Geometry;
 use crate::matmul::gemm_strided;
@@ -33,6 +36,16 @@ const MIN_BATCH: usize = 16;
 /// convolution on 16x16 maps wastes 8%, on 8x8 16%; dcgan28's 5x5 on 7x7, 31%).
 const MAX_VALID_SHARE: f64 = 0.86;
 
+/// Output channels up to which a stride-1 convolution goes through taps whatever its maps and
+/// batch: im2col's column matrix is `C * kh * kw` rows for a product only `o` rows tall, so
+/// writing it and reading it back is most of the work. Against im2col, 2 threads: a PatchGAN's
+/// last layer (512 channels to 1, 4x4, 31x31 maps, batch 1) 2.0 to 0.4 ms forward, 2.9 to 0.9
+/// input gradient, 2.0 to 0.9 weight gradient; a 7x7 layer from 64 channels to RGB on 128x128,
+/// 55 to 10, 49 to 3.5 and 60 to 12 ms; a 3x3 one on 64x64, 0.47 to 0.60 (slower), 0.60 to 0.51
+/// and 1.40 to 0.77 ms. A 1x1 convolution has no column matrix to spare (its im2col reads the
+/// input) and stays.
+const FEW_OUTPUTS: usize = 4;
+
 /// Channels per job at most: of the output in [`correlate`] (jobs of an output row and a
 /// block of channels), of the input in [`grad_weight`] (a tap and a block of channels).
 const MAX_CHANNEL_BLOCK: usize = 128;
@@ -42,17 +55,19 @@ const MAX_CHANNEL_BLOCK: usize = 128;
 /// them before they are used.
 const TILE: usize = 8;
 
-/// Whether a convolution of `n` samples with geometry `g` goes through taps: unit stride and
-/// dilation, padding narrower than the kernel (so that its input gradient is a convolution of
-/// the same kind), a batch of [`MIN_BATCH`] or more, and at most [`MAX_VALID_SHARE`] of its
-/// multiply-adds on the input.
-pub(crate) fn takes_taps(g: &Geometry, n: usize) -> bool {
-    g.stride == [1, 1]
+/// Whether a convolution of `n` samples with geometry `g` and `o` output channels goes through
+/// taps: unit stride and dilation, padding narrower than the kernel (so that its input gradient
+/// is a convolution of the same kind), and either a batch of [`MIN_BATCH`] or more with at most
+/// [`MAX_VALID_SHARE`] of its multiply-adds on the input, or at most [`FEW_OUTPUTS`] output
+/// channels and a kernel of more than one tap.
+pub(crate) fn takes_taps(g: &Geometry, n: usize, o: usize) -> bool {
+    let unit = g.stride == [1, 1]
         && g.dilation == [1, 1]
         && g.padding[0] < g.kernel[0]
-        && g.padding[1] < g.kernel[1]
-        && n >= MIN_BATCH
-        && valid_share(g) <= MAX_VALID_SHARE
+        && g.padding[1] < g.kernel[1];
+    let padded_small_maps = n >= MIN_BATCH && valid_share(g) <= MAX_VALID_SHARE;
+    let few_outputs = o <= FEW_OUTPUTS && g.kernel[0] * g.kernel[1] > 1;
+    unit && (padded_small_maps || few_outputs)
 }
 
 /// The share of the `oh * ow * kh * kw` taps of a stride-1 convolution that land on its input.
@@ -362,23 +377,30 @@ mod tests {
 
     /// The layers that go through taps: dcgan28's first transposed convolution (and its
     /// gradients, 69% of whose taps land on the input) and 3x3 convolutions on 8x8 maps or
-    /// smaller; not those on 16x16 maps (92%), strided or unpadded ones, nor small batches.
+    /// smaller; not those on 16x16 maps (92%), strided or unpadded ones, nor small batches;
+    /// and layers with few output channels (a PatchGAN's last, a 7x7 layer to RGB).
     #[test]
     fn small_padded_stride_one_maps_take_taps() {
         let dcgan28 = geometry(128, 7, 5, 1, 2);
         assert!((valid_share(&dcgan28) - (29.0f64 / 35.0).powi(2)).abs() < 1e-12);
-        assert!(takes_taps(&dcgan28, 64));
-        assert!(takes_taps(&dcgan28, MIN_BATCH));
-        assert!(!takes_taps(&dcgan28, MIN_BATCH - 1));
-        assert!(takes_taps(&geometry(64, 8, 3, 1, 1), 64));
-        assert!(takes_taps(&geometry(64, 4, 3, 1, 1), 64));
-        assert!(!takes_taps(&geometry(64, 16, 3, 1, 1), 64));
-        assert!(!takes_taps(&geometry(64, 14, 5, 2, 2), 64));
-        assert!(!takes_taps(&geometry(64, 7, 5, 1, 0), 64));
+        assert!(takes_taps(&dcgan28, 64, 128));
+        assert!(takes_taps(&dcgan28, MIN_BATCH, 128));
+        assert!(!takes_taps(&dcgan28, MIN_BATCH - 1, 128));
+        assert!(takes_taps(&geometry(64, 8, 3, 1, 1), 64, 64));
+        assert!(takes_taps(&geometry(64, 4, 3, 1, 1), 64, 64));
+        assert!(!takes_taps(&geometry(64, 16, 3, 1, 1), 64, 64));
+        assert!(!takes_taps(&geometry(64, 14, 5, 2, 2), 64, 64));
+        assert!(!takes_taps(&geometry(64, 7, 5, 1, 0), 64, 64));
         assert!(
-            !takes_taps(&geometry(64, 7, 3, 1, 3), 64),
+            !takes_taps(&geometry(64, 7, 3, 1, 3), 64, 64),
             "padding as wide as the kernel"
         );
+        // Few output channels at any batch and map size; not 1x1 kernels, not strided ones.
+        assert!(takes_taps(&geometry(512, 31, 4, 1, 1), 1, 1));
+        assert!(takes_taps(&geometry(64, 128, 7, 1, 3), 1, FEW_OUTPUTS));
+        assert!(!takes_taps(&geometry(64, 128, 7, 1, 3), 1, FEW_OUTPUTS + 1));
+        assert!(!takes_taps(&geometry(64, 64, 1, 1, 0), 4, 3));
+        assert!(!takes_taps(&geometry(512, 32, 4, 2, 1), 1, 1));
     }
 
     /// The layout changes are exact inverses of each other and of the definitions.
