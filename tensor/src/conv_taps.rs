@@ -50,6 +50,9 @@ const FEW_OUTPUTS: usize = 4;
 /// block of channels), of the input in [`grad_weight`] (a tap and a block of channels).
 const MAX_CHANNEL_BLOCK: usize = 128;
 
+/// `f32` values in a cache line: the unit in which the weight layouts are rearranged.
+const LINE: usize = 16;
+
 /// The side of the tiles in which layouts are transposed: 8 values of one cache line on each
 /// side, few enough lines that strides of whole kilobytes (all in one cache set) do not evict
 /// them before they are used.
@@ -57,12 +60,14 @@ const TILE: usize = 8;
 
 /// Whether a convolution of `n` samples with geometry `g` and `o` output channels goes through
 /// taps: unit stride and dilation, padding narrower than the kernel (so that its input gradient
-/// is a convolution of the same kind), and either a batch of [`MIN_BATCH`] or more with at most
+/// is a convolution of the same kind), channels on both sides, and either a batch of [`MIN_BATCH`] or more with at most
 /// [`MAX_VALID_SHARE`] of its multiply-adds on the input, or at most [`FEW_OUTPUTS`] output
 /// channels and a kernel of more than one tap.
 pub(crate) fn takes_taps(g: &Geometry, n: usize, o: usize) -> bool {
     let unit = g.stride == [1, 1]
         && g.dilation == [1, 1]
+        && g.channels > 0
+        && o > 0
         && g.padding[0] < g.kernel[0]
         && g.padding[1] < g.kernel[1];
     let padded_small_maps = n >= MIN_BATCH && valid_share(g) <= MAX_VALID_SHARE;
@@ -144,22 +149,31 @@ fn from_hwnc(x: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
 }
 
 /// A `[O, C, kh, kw]` weight rearranged for [`correlate`] as `[kh, kw, C, O]`; with `flip`, the
-/// weight of the input gradient instead, `[kh, kw, O, C]` with both kernel axes reversed.
+/// weight of the input gradient instead, `[kh, kw, O, C]` with both kernel axes reversed. One
+/// job per [`LINE`] values of the blocks' rows: it reads its `LINE` weights' runs of taps once,
+/// in order, and fills whole cache lines of every tap's block (a job per tap read every weight
+/// once per tap: 1.7% of a dcgan28 step).
 fn arrange(w: &[f32], [o, c, kh, kw]: [usize; 4], flip: bool) -> Scratch {
     let taps = kh * kw;
+    // Each tap's block is `[rows, cols]`: `[C, O]`, or `[O, C]` with `flip`.
+    let (rows, cols) = if flip { (o, c) } else { (c, o) };
     let mut out = Scratch::dirty(w.len());
-    // One tap's `[C, O]` (or `[O, C]`) block per job, transposed from the weight's rows.
-    for_each_chunk_mut(&mut out, o * c, |slot, block| {
-        // Reversing both kernel axes reverses the tap order.
-        let t = if flip { taps - 1 - slot } else { slot };
-        if flip {
-            in_tiles(o, c, |oi, ci| {
-                block[oi * c + ci] = w[(oi * c + ci) * taps + t]
-            });
-        } else {
-            in_tiles(c, o, |ci, oi| {
-                block[ci * o + oi] = w[(oi * c + ci) * taps + t]
-            });
+    // Addresses, not pointers, cross into the pool; each job writes its own columns.
+    let out_at = out.as_mut_ptr() as usize;
+    map_range(cols.div_ceil(LINE), |job| {
+        let (j0, j1) = (job * LINE, ((job + 1) * LINE).min(cols));
+        for r in 0..rows {
+            for t in 0..taps {
+                // Reversing both kernel axes reverses the tap order.
+                let slot = if flip { taps - 1 - t } else { t };
+                for j in j0..j1 {
+                    let (oi, ci) = if flip { (r, j) } else { (j, r) };
+                    let v = w[(oi * c + ci) * taps + t];
+                    // SAFETY: `(slot * rows + r) * cols + j < taps * rows * cols = w.len()`,
+                    // the length of `out`; column `j` belongs to this job alone.
+                    unsafe { *(out_at as *mut f32).add((slot * rows + r) * cols + j) = v };
+                }
+            }
         }
     });
     out
@@ -283,12 +297,20 @@ fn grad_weight(
             };
         }
     });
-    // [kh * kw, c, o] -> [o, c, kh, kw], in parallel over output channels.
+    // [kh * kw, c, o] -> [o, c, kh, kw], in parallel over runs of LINE output channels, each
+    // read a cache line at a time and written as LINE sequential streams.
     filled(o * c * taps, |dst| {
-        for_each_chunk_mut(dst, c * taps, |oi, row| {
-            in_tiles(c, taps, |ci, t| {
-                row[ci * taps + t].write(by_tap[(t * c + ci) * o + oi]);
-            })
+        for_each_chunk_mut(dst, LINE * c * taps, |job, run| {
+            let o0 = job * LINE;
+            let o1 = o0 + run.len() / (c * taps);
+            for ci in 0..c {
+                for t in 0..taps {
+                    let src = &by_tap[(t * c + ci) * o..];
+                    for oi in o0..o1 {
+                        run[((oi - o0) * c + ci) * taps + t].write(src[oi]);
+                    }
+                }
+            }
         })
     })
 }
@@ -401,6 +423,14 @@ mod tests {
         assert!(!takes_taps(&geometry(64, 128, 7, 1, 3), 1, FEW_OUTPUTS + 1));
         assert!(!takes_taps(&geometry(64, 64, 1, 1, 0), 4, 3));
         assert!(!takes_taps(&geometry(512, 32, 4, 2, 1), 1, 1));
+        assert!(
+            !takes_taps(&geometry(0, 7, 5, 1, 2), 64, 1),
+            "no input channels"
+        );
+        assert!(
+            !takes_taps(&geometry(8, 7, 5, 1, 2), 64, 0),
+            "no output channels"
+        );
     }
 
     /// The layout changes are exact inverses of each other and of the definitions.
