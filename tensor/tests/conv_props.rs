@@ -626,6 +626,30 @@ proptest! {
     }
 }
 
+/// Wide channel counts on both sides through taps (the random cases keep inputs to 3
+/// channels): 130 input channels split the weight gradient's jobs and the input gradient's
+/// output into blocks of 65, with 66 outputs (blocks of 66) at batch 16 and 3 outputs at
+/// batch 1.
+#[test]
+fn wide_stride_one_layers_through_taps_match_reference() {
+    let mut rng = ChaCha8Rng::seed_from_u64(43);
+    for (n, o, hw, k, pad) in [(16, 66, 5, 3, 1), (1, 3, 6, 4, 1)] {
+        let p = Conv2dParams::new(1, pad);
+        let x = Tensor::rand_uniform(&[n, 130, hw, hw], -1.0, 1.0, &mut rng);
+        let w = Tensor::rand_uniform(&[o, 130, k, k], -1.0, 1.0, &mut rng);
+        let y = x.conv2d(&w, None, p);
+        let gy = Tensor::rand_uniform(y.shape(), -1.0, 1.0, &mut rng);
+        let (xr, wr, gyr) = (Arr4::of(&x), Arr4::of(&w), Arr4::of(&gy));
+        let (yr, gxr, gwr) = conv2d_reference(&xr, &wr, None, Some(&gyr), &p);
+        let (ym, gxm, gwm) = conv2d_reference(&xr.abs(), &wr.abs(), None, Some(&gyr.abs()), &p);
+        check_close("y", &y, &yr, &ym, 130 * k * k).unwrap();
+        let gx = gy.conv2d_grad_input(&w, [hw, hw], p);
+        check_close("gx", &gx, &gxr, &gxm, o * k * k).unwrap();
+        let gw = x.conv2d_grad_weight(&gy, [k, k], p);
+        check_close("gw", &gw, &gwr, &gwm, n * yr.shape[2] * yr.shape[3]).unwrap();
+    }
+}
+
 /// The tolerance of the properties above catches a single tap left out of a stride-1 layer on
 /// a small map (here the corner tap of a 5x5 kernel, padding 2, on 7x7 maps, batch 16): the
 /// test fails on a kernel that drops one term.
