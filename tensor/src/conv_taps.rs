@@ -213,10 +213,12 @@ fn correlate(
     map_range(oh * per_row, |job| {
         let (y, o0) = (job / per_row, (job % per_row) * block);
         for ky in 0..kh {
-            // Input row `y + ky - ph`, if inside.
-            let Some(iy) = (y + ky).checked_sub(ph).filter(|&iy| iy < h) else {
+            // The output rows whose tap `ky` reads input row `y + ky - ph` inside the input.
+            let (y0, y1) = tap_range(oh, h, ky, ph);
+            if !(y0..y1).contains(&y) {
                 continue;
-            };
+            }
+            let iy = y + ky - ph;
             for kx in 0..kw {
                 let (x0, x1) = tap_range(ow, w, kx, pw);
                 if x0 == x1 {

@@ -428,26 +428,35 @@ unsafe fn crate_gemm(
     };
     // SAFETY: forwarded from the caller.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c,
-            1,
-            c_ld as isize,
+        call_crate(
+            [m, n, k],
+            (c, c_ld as isize, 1),
             accumulate,
-            a,
-            a_cs,
-            a_rs,
-            b,
-            b_cs,
-            b_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
+            (a, a_rs, a_cs),
+            (b, b_rs, b_cs),
             par,
+        )
+    }
+}
+
+/// The one call of `gemm::gemm`: `c (+)= a · b`, each matrix as its pointer and its (row,
+/// column) strides, with `par` the crate's threading.
+///
+/// # Safety
+/// As [`gemm_strided`].
+unsafe fn call_crate(
+    [m, n, k]: [usize; 3],
+    (c, c_rs, c_cs): (*mut f32, isize, isize),
+    accumulate: bool,
+    (a, a_rs, a_cs): (*const f32, isize, isize),
+    (b, b_rs, b_cs): (*const f32, isize, isize),
+    par: gemm::Parallelism,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        gemm::gemm(
+            m, n, k, c, c_cs, c_rs, accumulate, a, a_cs, a_rs, b, b_cs, b_rs, 1.0, 1.0, false,
+            false, false, par,
         );
     }
 }
@@ -472,27 +481,14 @@ pub(crate) unsafe fn gemm_strided(
     }
     // SAFETY: forwarded from the caller.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c,
-            c_cs as isize,
-            c_rs as isize,
+        call_crate(
+            [m, n, k],
+            (c, c_rs as isize, c_cs as isize),
             accumulate,
-            a,
-            a_cs as isize,
-            a_rs as isize,
-            b,
-            b_cs as isize,
-            b_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
+            (a, a_rs as isize, a_cs as isize),
+            (b, b_rs as isize, b_cs as isize),
             gemm::Parallelism::None,
-        );
+        )
     }
 }
 
