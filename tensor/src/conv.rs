@@ -228,13 +228,15 @@ fn conv2d_columns(
     filled(n * o * cols, |out| {
         for (n0, n1) in sample_chunks(n, rows * cols) {
             let k = (n1 - n0) * cols;
-            let ld = transposed_ld(k);
+            let (ld, wide) = (wide_ld(k), wide(k));
             let col = batch_im2col(x, g, n0, n1, ld);
-            let mut y = Scratch::dirty(o * k);
-            gemm_ld(o, k, rows, w, false, &col, false, ld, &mut y, false, true);
-            to_sample_major(&y, o, cols, n0, out);
+            let mut y = Scratch::dirty(o * wide);
+            gemm_ld(
+                o, wide, rows, w, false, &col, false, ld, &mut y, wide, false, true,
+            );
+            to_sample_major(&y, wide, [o, cols], [n0, n1], out);
             if let Some((gy, total)) = grad.as_mut() {
-                let gy_cm = channel_major(gy, o, cols, n0, n1);
+                let gy_cm = channel_major(gy, o, cols, [n0, n1], k);
                 add_grad_weight_chunk(total, o, rows, k, &gy_cm, &col, ld);
             }
         }
@@ -271,7 +273,7 @@ fn conv2d_blocks(x: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry, block: 
             gemm(o, width, rows, w, false, &col, false, &mut y, false, false);
             // [O, m * oh * ow] to the block's samples, [m, O, oh * ow].
             for (i, sample) in dst.chunks_exact_mut(o * cols).enumerate() {
-                copy_sample(&y, cols, m, i, sample);
+                copy_sample(&y, width, cols, i, sample);
             }
         })
     })
@@ -304,10 +306,12 @@ fn grad_input_columns(gy: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry) -
     filled(n * g.channels * plane, |out| {
         for (n0, n1) in sample_chunks(n, rows * cols) {
             let ncols = (n1 - n0) * cols;
-            let gy_cm = channel_major(gy, o, cols, n0, n1);
-            let mut gcol = Scratch::dirty(rows * ncols);
-            gemm(
-                rows, ncols, o, w, true, &gy_cm, false, &mut gcol, false, true,
+            let wide = wide(ncols);
+            let gy_cm = channel_major(gy, o, cols, [n0, n1], wide);
+            // col2im reads the rows `wide` apart (its `col.len() / rows`).
+            let mut gcol = Scratch::dirty(rows * wide);
+            gemm_ld(
+                rows, wide, o, w, true, &gy_cm, false, wide, &mut gcol, wide, false, true,
             );
             let mut gx_cm = Scratch::zeroed(g.channels * (n1 - n0) * plane);
             // Units of one channel and a block of samples: a one-channel image (a grey-scale
@@ -318,7 +322,13 @@ fn grad_input_columns(gy: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry) -
                     col2im_channel(&gcol, g, &taps, c, j * block, samples);
                 });
             });
-            to_sample_major(&gx_cm, g.channels, plane, n0, out);
+            to_sample_major(
+                &gx_cm,
+                (n1 - n0) * plane,
+                [g.channels, plane],
+                [n0, n1],
+                out,
+            );
         }
     })
 }
@@ -405,7 +415,7 @@ fn add_grad_weight_chunk(
 ) {
     match total.as_mut() {
         None => *total = Some(gemm_new_ld(o, rows, k, gy_cm, false, col, true, ld, true)),
-        Some(t) => gemm_ld(o, rows, k, gy_cm, false, col, true, ld, t, true, true),
+        Some(t) => gemm_ld(o, rows, k, gy_cm, false, col, true, ld, t, rows, true, true),
     }
 }
 
@@ -425,17 +435,45 @@ fn batch_im2col(x: &[f32], g: &Geometry, n0: usize, n1: usize, ld: usize) -> Scr
     let mut col = Scratch::dirty(g.col_rows() * ld);
     let taps = g.taps();
     for_each_chunk_mut(&mut col, ld, |row, dst| {
-        im2col_rows(&phases, g, &taps, row, &mut dst[..ncols])
+        let (cols, pad) = dst.split_at_mut(ncols);
+        im2col_rows(&phases, g, &taps, row, cols);
+        // Products may run over the padding, as over pixels of their own (see `wide`).
+        pad.fill(0.0);
     });
     col
 }
 
+/// The pixels a product over `pixels` columns runs over: from 2 to 1024 of them, rounded up to
+/// a multiple of 16, the rest zero padding whose results are never read. The `gemm` crate takes a row-major product's columns in panels of 16, and where
+/// there are at most 1024 of them (twice its largest block) and their count is not a multiple
+/// of 16 it first copies that whole operand into panels on one thread: at two threads, a
+/// PatchGAN's fourth layer on one 256x256 pair (512 x 961 x 4096) took 12.3 ms as 961 columns
+/// and 9.8 ms as 976; 512 x 4 x 8192 (a U-Net's innermost layers) 1.25 ms, and 0.68 ms as 16.
+/// One column goes through the crate's matrix-vector route (0.49 ms; as 16, 0.68). Each
+/// column's sum is the same either way, so the bits are the same.
+fn wide(pixels: usize) -> usize {
+    if (2..=1024).contains(&pixels) {
+        pixels.next_multiple_of(16)
+    } else {
+        pixels
+    }
+}
+
+/// The row stride of a column matrix of `pixels` columns that products run over [`wide`]ly,
+/// laid out as [`transposed_ld`] for the weight gradient's transposed read.
+fn wide_ld(pixels: usize) -> usize {
+    transposed_ld(wide(pixels))
+}
+
 /// Samples `n0..n1` of `[N, C, HW]` data laid out channel-major: `[C, (n1 - n0) * HW]`.
-fn channel_major(x: &[f32], c: usize, hw: usize, n0: usize, n1: usize) -> Scratch {
+/// With `ld` above `(n1 - n0) * HW`, each channel's row is that far apart, the rest zero.
+fn channel_major(x: &[f32], c: usize, hw: usize, [n0, n1]: [usize; 2], ld: usize) -> Scratch {
     let m = n1 - n0;
-    let mut out = Scratch::dirty(c * m * hw);
-    for_each_chunk_mut(&mut out, m * hw, |ch, dst| {
-        copy_channel(x, c, hw, n0, ch, dst)
+    let mut out = Scratch::dirty(c * ld);
+    for_each_chunk_mut(&mut out, ld, |ch, dst| {
+        let (line, pad) = dst.split_at_mut(m * hw);
+        copy_channel(x, c, hw, n0, ch, line);
+        pad.fill(0.0);
     });
     out
 }
@@ -456,16 +494,22 @@ fn copy_channel(x: &[f32], c: usize, hw: usize, n0: usize, ch: usize, dst: &mut 
 }
 
 /// Writes channel-major `[C, m * HW]` data into samples `n0..n0 + m` of `[N, C, HW]` `out`.
-fn to_sample_major(src: &[f32], c: usize, hw: usize, n0: usize, out: &mut [MaybeUninit<f32>]) {
-    let m = src.len() / (c * hw).max(1);
-    let dst = &mut out[n0 * c * hw..(n0 + m) * c * hw];
-    for_each_chunk_mut(dst, c * hw, |i, sample| copy_sample(src, hw, m, i, sample));
+fn to_sample_major(
+    src: &[f32],
+    ld: usize,
+    [c, hw]: [usize; 2],
+    [n0, n1]: [usize; 2],
+    out: &mut [MaybeUninit<f32>],
+) {
+    let dst = &mut out[n0 * c * hw..n1 * c * hw];
+    for_each_chunk_mut(dst, c * hw, |i, sample| copy_sample(src, ld, hw, i, sample));
 }
 
-/// Sample `i` of channel-major `[C, m * HW]` data into `sample` (`[C, HW]`), every value written.
-fn copy_sample(src: &[f32], hw: usize, m: usize, i: usize, sample: &mut [MaybeUninit<f32>]) {
+/// Sample `i` of channel-major `[C, m * HW]` data, its channels `ld` apart, into `sample`
+/// (`[C, HW]`), every value written.
+fn copy_sample(src: &[f32], ld: usize, hw: usize, i: usize, sample: &mut [MaybeUninit<f32>]) {
     for (ch, plane) in sample.chunks_exact_mut(hw).enumerate() {
-        for (d, &v) in plane.iter_mut().zip(&src[(ch * m + i) * hw..][..hw]) {
+        for (d, &v) in plane.iter_mut().zip(&src[ch * ld + i * hw..][..hw]) {
             d.write(v);
         }
     }
@@ -625,7 +669,7 @@ impl Tensor {
             let k = (n1 - n0) * cols;
             let ld = transposed_ld(k);
             let col = batch_im2col(&x, &g, n0, n1, ld);
-            let gy_cm = channel_major(&gy, o, cols, n0, n1);
+            let gy_cm = channel_major(&gy, o, cols, [n0, n1], k);
             add_grad_weight_chunk(&mut total, o, rows, k, &gy_cm, &col, ld);
         }
         let total = total.unwrap_or_else(|| vec![0.0; o * rows]);
@@ -866,9 +910,69 @@ mod tests {
                 let col = batch_im2col(x, g, n0, n1, k);
                 let mut y = Scratch::dirty(o * k);
                 gemm(o, k, rows, w, false, &col, false, &mut y, false, true);
-                to_sample_major(&y, o, cols, n0, out);
+                to_sample_major(&y, k, [o, cols], [n0, n1], out);
             }
         })
+    }
+
+    /// `grad_input_columns` as it was before its products ran over padded widths.
+    fn exact_width_grad_input(gy: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry) -> Vec<f32> {
+        let (rows, cols) = (g.col_rows(), g.col_cols());
+        let plane = g.in_hw[0] * g.in_hw[1];
+        let ncols = n * cols;
+        let gy_cm = channel_major(gy, o, cols, [0, n], ncols);
+        let mut gcol = vec![0.0; rows * ncols];
+        gemm(
+            rows, ncols, o, w, true, &gy_cm, false, &mut gcol, false, true,
+        );
+        let mut gx_cm = vec![0.0; g.channels * n * plane];
+        for (c, planes) in gx_cm.chunks_exact_mut(n * plane).enumerate() {
+            col2im_channel(&gcol, g, &g.taps(), c, 0, planes);
+        }
+        let mut out = vec![0.0; n * g.channels * plane];
+        for (c, line) in gx_cm.chunks_exact(n * plane).enumerate() {
+            for (i, src) in line.chunks_exact(plane).enumerate() {
+                out[(i * g.channels + c) * plane..][..plane].copy_from_slice(src);
+            }
+        }
+        out
+    }
+
+    /// Products over pixels rounded up to a multiple of 16 ([`wide`]) give each pixel the bits
+    /// of the exact width, forward (through `conv2d_columns`) and for the input gradient
+    /// (through `grad_input_columns`): a PatchGAN's stride-1 layer on one sample (11x11
+    /// outputs, 121 pixels) and a strided one (15x15, 225).
+    #[test]
+    fn wide_products_keep_the_exact_widths_bits() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for (xs, ws, p) in [
+            ([1, 8, 12, 12], [16, 8, 4, 4], Conv2dParams::new(1, 1)),
+            ([1, 16, 30, 30], [8, 16, 4, 4], Conv2dParams::new(2, 1)),
+        ] {
+            let g = conv_geometry("test", &xs, &ws, &p);
+            let (n, o) = (xs[0], ws[0]);
+            assert!(
+                !covers_whole_input(&g)
+                    && !takes_taps(&g, n, o)
+                    && forward_block(&g, n).is_none()
+                    && grad_input_block(&g, n).is_none()
+                    && sample_chunks(n, g.col_rows() * g.col_cols()).count() == 1
+                    && wide(n * g.col_cols()) != n * g.col_cols(),
+                "{xs:?} * {ws:?} no longer goes through the column paths at a padded width"
+            );
+            let x = Tensor::randn(&xs, 0.0, 1.0, &mut rng);
+            let w = Tensor::randn(&ws, 0.0, 1.0, &mut rng);
+            let y = x.conv2d(&w, None, p);
+            let exact = unpadded_columns_forward(&x.to_vec(), n, &w.to_vec(), o, &g);
+            assert!(bits_equal(&y.to_vec(), &exact), "{xs:?} * {ws:?}: forward");
+            let gy = Tensor::randn(y.shape(), 0.0, 1.0, &mut rng);
+            let gx = gy.conv2d_grad_input(&w, g.in_hw, p);
+            let exact = exact_width_grad_input(&gy.to_vec(), n, &w.to_vec(), o, &g);
+            assert!(
+                bits_equal(&gx.to_vec(), &exact),
+                "{xs:?} * {ws:?}: input gradient"
+            );
+        }
     }
 
     /// The shared column matrix gives each product the bits of its own method: on a dcgan28

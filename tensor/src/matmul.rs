@@ -63,12 +63,12 @@ pub fn gemm(
 ) {
     let b_ld = packed_ld(trans_b, n, k);
     gemm_ld(
-        m, n, k, a, trans_a, b, trans_b, b_ld, c, accumulate, parallel,
+        m, n, k, a, trans_a, b, trans_b, b_ld, c, n, accumulate, parallel,
     );
 }
 
 /// [`gemm`] with `b`'s rows `b_ld` values apart (`b_ld >= n`, or `>= k` when `trans_b`), for
-/// a `b` laid out with [`transposed_ld`].
+/// a `b` laid out with [`transposed_ld`], and `c`'s rows `c_ld >= n` apart.
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
 pub(crate) fn gemm_ld(
@@ -81,12 +81,18 @@ pub(crate) fn gemm_ld(
     trans_b: bool,
     b_ld: usize,
     c: &mut [f32],
+    c_ld: usize,
     accumulate: bool,
     parallel: bool,
 ) {
     check_lengths(m, n, k, a, b, trans_b, b_ld, c.len());
-    // SAFETY: `c` holds `m * n` initialised values (checked) and is borrowed mutably, so it
-    // aliases neither input.
+    assert!(
+        c_ld >= n && c.len() >= m.saturating_sub(1) * c_ld + n,
+        "gemm: c's rows of {n} values {c_ld} apart need more than {} elements",
+        c.len()
+    );
+    // SAFETY: `c` holds `m` rows of `n` initialised values `c_ld` apart (checked) and is
+    // borrowed mutably, so it aliases neither input.
     unsafe {
         gemm_raw(
             m,
@@ -97,7 +103,7 @@ pub(crate) fn gemm_ld(
             b,
             trans_b,
             b_ld,
-            c.as_mut_ptr(),
+            (c.as_mut_ptr(), c_ld),
             accumulate,
             parallel,
         )
@@ -178,7 +184,7 @@ pub(crate) fn gemm_uninit(
             b,
             trans_b,
             b_ld,
-            c.as_mut_ptr().cast(),
+            (c.as_mut_ptr().cast(), n),
             false,
             parallel,
         );
@@ -234,8 +240,9 @@ fn pad_rows(b: &[f32], rows: usize, len: usize, ld: usize, parallel: bool) -> Sc
 /// The product behind [`gemm`] and [`gemm_new`].
 ///
 /// # Safety
-/// `a` and `b` hold their matrices (see [`check_lengths`]); `c` points to `m * n` writable
-/// values that alias neither, initialised when `accumulate` (or when `k == 0`).
+/// `a` and `b` hold their matrices (see [`check_lengths`]); `c` points to `m` rows of `n`
+/// writable values `c_ld` apart that alias neither, initialised when `accumulate` (or when
+/// `k == 0`).
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_raw(
     m: usize,
@@ -246,7 +253,7 @@ unsafe fn gemm_raw(
     b: &[f32],
     trans_b: bool,
     b_ld: usize,
-    c: *mut f32,
+    (c, c_ld): (*mut f32, usize),
     accumulate: bool,
     parallel: bool,
 ) {
@@ -255,12 +262,15 @@ unsafe fn gemm_raw(
     }
     if k == 0 {
         if !accumulate {
-            // SAFETY: the caller guarantees `m * n` initialised values when `k == 0`.
-            unsafe { std::slice::from_raw_parts_mut(c, m * n) }.fill(0.0);
+            for r in 0..m {
+                // SAFETY: the caller guarantees `m` rows of `n` initialised values `c_ld`
+                // apart when `k == 0`.
+                unsafe { std::slice::from_raw_parts_mut(c.add(r * c_ld), n) }.fill(0.0);
+            }
         }
         return;
     }
-    if !trans_a && trans_b && !accumulate && goes_transposed(m, n, k) {
+    if !trans_a && trans_b && !accumulate && c_ld == n && goes_transposed(m, n, k) {
         // SAFETY: as the caller guarantees for `c`; `b_ld` and `k` bound the reads.
         unsafe { gemm_transposed([m, n, k], a, b, b_ld, c, parallel) };
         return;
@@ -288,7 +298,7 @@ unsafe fn gemm_raw(
         crate_gemm(
             [m, n, k],
             c,
-            n,
+            c_ld,
             accumulate,
             (a.as_ptr(), a_strides),
             (b.as_ptr(), b_strides),
@@ -750,7 +760,7 @@ mod tests {
                 for parallel in [false, true] {
                     let mut got = start.clone();
                     gemm_ld(
-                        m, n, k, &a, false, &b, true, ld, &mut got, accumulate, parallel,
+                        m, n, k, &a, false, &b, true, ld, &mut got, n, accumulate, parallel,
                     );
                     let what = format!("{m}x{n}x{k} accumulate {accumulate} parallel {parallel}");
                     let differ = bits(&got)
