@@ -213,7 +213,9 @@ fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// gradient `gy`, accumulated into `total` from the same column matrices (a transposed
 /// convolution's backward needs both). The column matrix is laid out for the weight gradient's
 /// transposed read (rows `transposed_ld` apart); the forward product reads it untransposed,
-/// where the row stride does not change the bits (tested).
+/// where the row stride does not change the bits (tested). A chunk of one sample (a batch of
+/// one, as pix2pix trains) multiplies straight into its output and reads its own output
+/// gradient in place: channel-major is its layout already.
 fn conv2d_columns(
     x: &[f32],
     n: usize,
@@ -230,11 +232,17 @@ fn conv2d_columns(
             let k = (n1 - n0) * cols;
             let (ld, wide) = (wide_ld(k), wide(k));
             let col = batch_im2col(x, g, n0, n1, ld);
-            let mut y = Scratch::dirty(o * wide);
-            gemm_ld(
-                o, wide, rows, w, false, &col, false, ld, &mut y, wide, false, true,
-            );
-            to_sample_major(&y, wide, [o, cols], [n0, n1], out);
+            if n1 - n0 == 1 && wide == k {
+                // One sample's channel-major product is its output already.
+                let dst = &mut out[n0 * o * cols..][..o * cols];
+                gemm_uninit(o, k, rows, w, false, &col, false, ld, dst, true);
+            } else {
+                let mut y = Scratch::dirty(o * wide);
+                gemm_ld(
+                    o, wide, rows, w, false, &col, false, ld, &mut y, wide, false, true,
+                );
+                to_sample_major(&y, wide, [o, cols], [n0, n1], out);
+            }
             if let Some((gy, total)) = grad.as_mut() {
                 let gy_cm = channel_major(gy, o, cols, [n0, n1], k);
                 add_grad_weight_chunk(total, o, rows, k, &gy_cm, &col, ld);
@@ -298,7 +306,8 @@ fn forward_block(g: &Geometry, n: usize) -> Option<usize> {
 /// [`Tensor::conv2d_grad_input`] of the `n` output gradients `gy` through batch-wide column
 /// matrices, in chunks of samples: one product parallel inside the GEMM, col2im in parallel
 /// over channels and blocks of samples, then the channel-major result copied into sample-major
-/// order.
+/// order (a chunk of one sample reads its output gradient and scatters into its input gradient
+/// in place, both channel-major already).
 fn grad_input_columns(gy: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry) -> Vec<f32> {
     let (rows, cols) = (g.col_rows(), g.col_cols());
     let plane = g.in_hw[0] * g.in_hw[1];
@@ -313,22 +322,27 @@ fn grad_input_columns(gy: &[f32], n: usize, w: &[f32], o: usize, g: &Geometry) -
             gemm_ld(
                 rows, wide, o, w, true, &gy_cm, false, wide, &mut gcol, wide, false, true,
             );
-            let mut gx_cm = Scratch::zeroed(g.channels * (n1 - n0) * plane);
             // Units of one channel and a block of samples: a one-channel image (a grey-scale
             // generator's last layer) would otherwise leave all but one thread idle.
             let block = (COL2IM_UNIT / plane.max(1)).clamp(1, n1 - n0);
-            for_each_chunk_mut(&mut gx_cm, (n1 - n0) * plane, |c, planes| {
-                for_each_chunk_mut(planes, block * plane, |j, samples| {
-                    col2im_channel(&gcol, g, &taps, c, j * block, samples);
+            let scatter = |gx_cm: &mut [f32]| {
+                for_each_chunk_mut(gx_cm, (n1 - n0) * plane, |c, planes| {
+                    for_each_chunk_mut(planes, block * plane, |j, samples| {
+                        col2im_channel(&gcol, g, &taps, c, j * block, samples);
+                    });
                 });
-            });
-            to_sample_major(
-                &gx_cm,
-                (n1 - n0) * plane,
-                [g.channels, plane],
-                [n0, n1],
-                out,
-            );
+            };
+            if n1 - n0 == 1 {
+                // One sample's channel-major planes are its input gradient already.
+                scatter(zeroed(
+                    &mut out[n0 * g.channels * plane..][..g.channels * plane],
+                ));
+            } else {
+                let mut gx_cm = Scratch::zeroed(g.channels * (n1 - n0) * plane);
+                scatter(&mut gx_cm);
+                let ld = (n1 - n0) * plane;
+                to_sample_major(&gx_cm, ld, [g.channels, plane], [n0, n1], out);
+            }
         }
     })
 }
@@ -466,16 +480,49 @@ fn wide_ld(pixels: usize) -> usize {
 }
 
 /// Samples `n0..n1` of `[N, C, HW]` data laid out channel-major: `[C, (n1 - n0) * HW]`.
-/// With `ld` above `(n1 - n0) * HW`, each channel's row is that far apart, the rest zero.
-fn channel_major(x: &[f32], c: usize, hw: usize, [n0, n1]: [usize; 2], ld: usize) -> Scratch {
+/// With `ld` above `(n1 - n0) * HW`, each channel's row is that far apart, the rest zero. One
+/// sample without padding is channel-major already, and is borrowed.
+fn channel_major(
+    x: &[f32],
+    c: usize,
+    hw: usize,
+    [n0, n1]: [usize; 2],
+    ld: usize,
+) -> ChannelMajor<'_> {
     let m = n1 - n0;
+    if m == 1 && ld == hw {
+        return ChannelMajor::Borrowed(&x[n0 * c * hw..][..c * hw]);
+    }
     let mut out = Scratch::dirty(c * ld);
     for_each_chunk_mut(&mut out, ld, |ch, dst| {
         let (line, pad) = dst.split_at_mut(m * hw);
         copy_channel(x, c, hw, n0, ch, line);
         pad.fill(0.0);
     });
-    out
+    ChannelMajor::Copied(out)
+}
+
+/// What [`channel_major`] gives: the caller's data where it was laid out so, else a copy.
+enum ChannelMajor<'a> {
+    Borrowed(&'a [f32]),
+    Copied(Scratch),
+}
+
+impl std::ops::Deref for ChannelMajor<'_> {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            ChannelMajor::Borrowed(x) => x,
+            ChannelMajor::Copied(x) => x,
+        }
+    }
+}
+
+/// `dst` with every value set to zero, as initialised values.
+fn zeroed(dst: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    dst.fill(MaybeUninit::new(0.0));
+    // SAFETY: every value was just written, and `MaybeUninit<f32>` has `f32`'s layout.
+    unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
 /// [`channel_major`] into `dst` (`[C, m * HW]` for `m` samples from `n0`), on the calling thread.
@@ -973,6 +1020,43 @@ mod tests {
                 "{xs:?} * {ws:?}: input gradient"
             );
         }
+    }
+
+    /// A batch of one multiplies straight into its output and scatters straight into its
+    /// input gradient; each gives the bits the same sample gets in a batch of two, which goes
+    /// through the copies (a 4x4 stride-2 layer on 8x8 maps, 16 output pixels per sample).
+    #[test]
+    fn one_sample_lands_in_place_with_the_batch_bits() {
+        let mut rng = ChaCha8Rng::seed_from_u64(10);
+        let (xs, ws, p) = ([2, 8, 8, 8], [16, 8, 4, 4], Conv2dParams::new(2, 1));
+        let g = conv_geometry("test", &[1, 8, 8, 8], &ws, &p);
+        assert!(
+            !covers_whole_input(&g)
+                && !takes_taps(&g, 1, ws[0])
+                && forward_block(&g, 1).is_none()
+                && grad_input_block(&g, 1).is_none()
+                && wide(g.col_cols()) == g.col_cols(),
+            "a batch of one no longer goes through the column paths in place"
+        );
+        let pair = Tensor::randn(&xs, 0.0, 1.0, &mut rng);
+        let w = Tensor::randn(&ws, 0.0, 1.0, &mut rng);
+        let first = |t: &Tensor| {
+            let len = t.len() / 2;
+            let mut shape = t.shape().to_vec();
+            shape[0] = 1;
+            Tensor::from_vec(&shape, t.to_vec()[..len].to_vec())
+        };
+        let x = first(&pair);
+        let (y, y2) = (x.conv2d(&w, None, p), pair.conv2d(&w, None, p));
+        assert!(same_bits(&y, &first(&y2)), "forward");
+        let gy2 = Tensor::randn(y2.shape(), 0.0, 1.0, &mut rng);
+        let gy = first(&gy2);
+        let (gx, gx2) = (
+            gy.conv2d_grad_input(&w, g.in_hw, p),
+            gy2.conv2d_grad_input(&w, g.in_hw, p),
+        );
+        assert!(same_bits(&gx, &first(&gx2)), "input gradient");
+        assert!(y.to_vec().iter().any(|&v| v != 0.0) && gx.to_vec().iter().any(|&v| v != 0.0));
     }
 
     /// The shared column matrix gives each product the bits of its own method: on a dcgan28
