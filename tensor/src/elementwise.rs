@@ -5,6 +5,7 @@
 
 use crate::Tensor;
 use crate::parallel::{fill_chunks, map_slices};
+use crate::simd;
 
 /// The shape two operands broadcast to.
 ///
@@ -238,9 +239,21 @@ impl Tensor {
         self.map(sigmoid)
     }
 
-    /// Hyperbolic tangent.
+    /// Hyperbolic tangent, within 1 ulp of the exact value (see [`tanh`]), at the CPU's
+    /// widest SIMD (the same bits at every width).
     pub fn tanh(&self) -> Tensor {
-        self.map(f32::tanh)
+        let x = self.as_slice();
+        let out = fill_chunks(x.len(), |start, dst| {
+            simd::widest(
+                #[inline(always)]
+                || {
+                    for (d, &v) in dst.iter_mut().zip(&x[start..]) {
+                        d.write(tanh(v));
+                    }
+                },
+            )
+        });
+        Tensor::from_vec(self.shape(), out)
     }
 
     /// 1 where `self > other`, else 0 (broadcasting).
@@ -274,6 +287,70 @@ impl Tensor {
     }
 }
 
+/// `tanh(x)` for `|x| < TANH_SMALL` is `x + x^3 P(x^2)`, with these coefficients of `P` from
+/// the constant term up: a weighted least-squares fit of the relative error, reweighted
+/// towards its maximum (Lawson), on 4,000 Chebyshev nodes, computed in `f64` and rounded.
+const TANH_P: [f32; 6] = [
+    -0.333_333_3,
+    0.133_332_92,
+    -0.053_959_52,
+    0.021_782_257,
+    -0.008_412_82,
+    0.002_395_026_4,
+];
+
+/// `e^r - 1 - r = r^2 Q(r)` on `|r| <= ln(2) / 2`, fitted as [`TANH_P`].
+const EXP_Q: [f32; 6] = [
+    0.5,
+    0.166_666_64,
+    0.041_666_396,
+    0.008_333_899,
+    0.001_393_867_2,
+    0.000_195_693_43,
+];
+
+/// Below this `|x|`, [`tanh`]'s polynomial; above, `1 - 2 / (e^(2|x|) + 1)`, whose
+/// cancellation costs at most a factor of 2 in relative error from here on.
+const TANH_SMALL: f32 = 0.55;
+
+/// From this `|x|` on, `tanh(x)` rounds to 1.
+const TANH_ONE: f32 = 9.0;
+
+/// `tanh(x)` within 1 ulp of the exact value, NaN, infinities and signed zeros as IEEE says,
+/// in plain `f32` arithmetic (no calls, no branches a select cannot take), so that a map over
+/// a tensor vectorises at every SIMD width and gives the same bits at each. glibc's `tanhf`
+/// does neither: on an MLP GAN step (a 64 x 784 tanh output) it was 4.7% of the time.
+/// Checked against `f64` over every 61st `f32` in `[0, 12]` and more (unit test): at most
+/// 1 ulp, 98% of values exact.
+#[inline(always)]
+pub fn tanh(x: f32) -> f32 {
+    let a = x.abs();
+    let s = a * a;
+    let p = TANH_P.iter().rev().fold(0.0, |p, &c| p * s + c);
+    let small = a + a * s * p;
+    // e^(2a) = 2^k e^r with r = 2a - k ln 2 (ln 2 split in two for an exact first product),
+    // k rounded to nearest by the 1.5 * 2^23 trick, which vectorises everywhere.
+    const ROUND: f32 = 12_582_912.0;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let y = a + a;
+    let k = (y * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = (y - k * LN2_HI) - k * LN2_LO;
+    let q = EXP_Q.iter().rev().fold(0.0, |q, &c| q * r + c);
+    let e_r = 1.0 + r + r * r * q;
+    // Saturating casts: large and NaN `a` are replaced below or propagate through `e_r`.
+    let scale = f32::from_bits(((k.clamp(-126.0, 127.0) as i32 + 127) as u32) << 23);
+    let large = 1.0 - 2.0 / (e_r * scale + 1.0);
+    let t = if a > TANH_ONE {
+        1.0
+    } else if a < TANH_SMALL {
+        small
+    } else {
+        large
+    };
+    t.copysign(x)
+}
+
 /// The logistic function of one value, stable for large `|x|`.
 pub fn sigmoid(x: f32) -> f32 {
     if x >= 0.0 {
@@ -287,6 +364,59 @@ pub fn sigmoid(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Distance in representable `f32` values between two finite values of one sign.
+    fn ulps(a: f32, b: f32) -> u32 {
+        assert_eq!(a.is_sign_negative(), b.is_sign_negative(), "{a} and {b}");
+        a.to_bits().abs_diff(b.to_bits())
+    }
+
+    /// [`tanh`] is within 1 ulp of `f64`'s `tanh` rounded once, over every 61st `f32` from 0 to
+    /// 12 (the polynomial, the exponential form, the switch between them and the saturation at
+    /// 9), exact for at least 97% of them, odd, and IEEE at zeros, infinities and NaN.
+    #[test]
+    fn tanh_is_within_one_ulp() {
+        let (mut worst, mut exact, mut count) = (0, 0, 0);
+        for bits in (0..=12.0f32.to_bits()).step_by(61) {
+            let x = f32::from_bits(bits);
+            let want = f64::from(x).tanh() as f32;
+            let got = tanh(x);
+            let d = ulps(got, want);
+            assert!(d <= 1, "tanh({x:e}) = {got:e}, {d} ulps from {want:e}");
+            assert_eq!(tanh(-x).to_bits(), (-got).to_bits(), "tanh(-{x:e})");
+            worst = worst.max(d);
+            exact += usize::from(d == 0);
+            count += 1;
+        }
+        assert!(exact * 100 >= count * 97, "{exact} of {count} exact");
+        assert_eq!(
+            worst, 1,
+            "the sweep no longer reaches a rounding difference"
+        );
+        assert_eq!(tanh(0.0).to_bits(), 0.0f32.to_bits());
+        assert_eq!(tanh(-0.0).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(tanh(f32::INFINITY), 1.0);
+        assert_eq!(tanh(f32::NEG_INFINITY), -1.0);
+        assert_eq!(tanh(1e-40), 1e-40, "subnormals are their own tanh");
+        assert!(tanh(f32::NAN).is_nan());
+        // A tensor goes through the same function at the CPU's widest SIMD, and every level
+        // this CPU runs gives the baseline's bits.
+        let xs: Vec<f32> = (0..1000).map(|i| (i as f32 - 500.0) * 0.023).collect();
+        let t = Tensor::from_vec(&[1000], xs.clone()).tanh().to_vec();
+        for (x, y) in xs.iter().zip(t) {
+            assert_eq!(y.to_bits(), tanh(*x).to_bits(), "tanh({x}) in a tensor");
+        }
+        for level in simd::Level::available() {
+            let at_level: Vec<f32> = simd::at(
+                level,
+                #[inline(always)]
+                || xs.iter().map(|&x| tanh(x)).collect(),
+            );
+            for (x, y) in xs.iter().zip(at_level) {
+                assert_eq!(y.to_bits(), tanh(*x).to_bits(), "tanh({x}) at {level}");
+            }
+        }
+    }
 
     #[test]
     fn broadcasts_rows_and_columns() {

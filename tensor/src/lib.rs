@@ -40,7 +40,7 @@ pub mod simd;
 mod tensor;
 
 pub use conv::{Conv2dParams, ConvTranspose2dParams};
-pub use elementwise::{broadcast_shape, sigmoid};
+pub use elementwise::{broadcast_shape, sigmoid, tanh};
 pub use matmul::gemm;
 pub use parallel::num_threads;
 pub use resample::Pads2d;
