@@ -1024,7 +1024,8 @@ mod tests {
 
     /// A batch of one multiplies straight into its output and scatters straight into its
     /// input gradient; each gives the bits the same sample gets in a batch of two, which goes
-    /// through the copies (a 4x4 stride-2 layer on 8x8 maps, 16 output pixels per sample).
+    /// through the copies (a 4x4 stride-2 layer on 8x8 maps, 16 output pixels per sample), and
+    /// the fused forward and weight gradient give each method's bits.
     #[test]
     fn one_sample_lands_in_place_with_the_batch_bits() {
         let mut rng = ChaCha8Rng::seed_from_u64(10);
@@ -1057,6 +1058,14 @@ mod tests {
         );
         assert!(same_bits(&gx, &first(&gx2)), "input gradient");
         assert!(y.to_vec().iter().any(|&v| v != 0.0) && gx.to_vec().iter().any(|&v| v != 0.0));
+        // The fused forward and weight gradient (a transposed convolution's backward) take the
+        // same in-place forward and the borrowed output gradient.
+        let (yf, gwf) = x.conv2d_and_grad_weight(&w, &gy, p);
+        assert!(same_bits(&yf, &y), "fused forward");
+        assert!(
+            same_bits(&gwf, &x.conv2d_grad_weight(&gy, g.kernel, p)),
+            "fused weight gradient"
+        );
     }
 
     /// The shared column matrix gives each product the bits of its own method: on a dcgan28
