@@ -3,7 +3,8 @@
 //! planes), instance norm at pix2pixHD's `[16, 64, 32, 32]`, forward and backward.
 //!
 //! Throughput: `Elements` = FLOPs, counted as one per output element for the broadcasting add
-//! and one per input element for the sum, so criterion's `elem/s` is FLOP/s.
+//! and one per input element for the sum, so criterion's `elem/s` is FLOP/s (values a second
+//! for tanh).
 
 use super::{config, randn};
 use criterion::{Criterion, Throughput, criterion_group};
@@ -32,6 +33,12 @@ fn elementwise(c: &mut Criterion) {
     });
     group.bench_function("sum_axes_0_64x128x16x16", |b| {
         b.iter(|| black_box(&x).sum_axes(&[0], true))
+    });
+    // A generator's output activation, at the widest SIMD; libm's tanhf mapped over the same
+    // elements for comparison (one call per value).
+    group.bench_function("tanh_64x128x16x16", |b| b.iter(|| black_box(&x).tanh()));
+    group.bench_function("tanh_libm_64x128x16x16", |b| {
+        b.iter(|| black_box(&x).map(f32::tanh))
     });
     group.finish();
 }
