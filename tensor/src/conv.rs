@@ -458,13 +458,14 @@ fn batch_im2col(x: &[f32], g: &Geometry, n0: usize, n1: usize, ld: usize) -> Scr
 }
 
 /// The pixels a product over `pixels` columns runs over: from 2 to 1024 of them, rounded up to
-/// a multiple of 16, the rest zero padding whose results are never read. The `gemm` crate takes a row-major product's columns in panels of 16, and where
-/// there are at most 1024 of them (twice its largest block) and their count is not a multiple
-/// of 16 it first copies that whole operand into panels on one thread: at two threads, a
-/// PatchGAN's fourth layer on one 256x256 pair (512 x 961 x 4096) took 12.3 ms as 961 columns
-/// and 9.8 ms as 976; 512 x 4 x 8192 (a U-Net's innermost layers) 1.25 ms, and 0.68 ms as 16.
-/// One column goes through the crate's matrix-vector route (0.49 ms; as 16, 0.68). Each
-/// column's sum is the same either way, so the bits are the same.
+/// a multiple of 16, the rest zero padding whose results are never read. The `gemm` crate
+/// takes a row-major product's columns in panels of 16, and where there are at most 1024 of
+/// them (twice its largest block) and their count is not a multiple of 16 it first copies that
+/// whole operand into panels on one thread: at two threads, a PatchGAN's fourth layer on one
+/// 256x256 pair (512 x 961 x 4096) took 12.3 ms as 961 columns and 9.8 ms as 976; 512 x 4 x
+/// 8192 (a U-Net's innermost layers) 1.25 ms, and 0.68 ms as 16. One column goes through the
+/// crate's matrix-vector route (0.49 ms; as 16, 0.68). Each column's sum is the same either
+/// way, so the bits are the same.
 fn wide(pixels: usize) -> usize {
     if (2..=1024).contains(&pixels) {
         pixels.next_multiple_of(16)
