@@ -87,7 +87,7 @@ pub(crate) fn gemm_ld(
 ) {
     check_lengths(m, n, k, a, b, trans_b, b_ld, c.len());
     assert!(
-        c_ld >= n && c.len() >= m.saturating_sub(1) * c_ld + n,
+        c_ld >= n && (m == 0 || c.len() >= (m - 1) * c_ld + n),
         "gemm: c's rows of {n} values {c_ld} apart need more than {} elements",
         c.len()
     );
