@@ -1,8 +1,8 @@
 //! Determinism check: runs a fixed, seeded workload of every heavy kernel (conv2d forward and
 //! both gradients, conv_transpose2d forward and both gradients, matmul in its layouts,
 //! reductions and broadcasting) at batch 1 and batch 8, plus the stride-1 convolutions that go
-//! through taps (small maps at batch 16, one output channel at batch 2), and prints one 64-bit FNV-1a hash of
-//! the bits of every output.
+//! through taps (small maps at batch 16, one output channel at batch 2) and a strided one large
+//! enough for the packed kernel, and prints one 64-bit FNV-1a hash of the bits of every output.
 //!
 //! The hash must be the same with and without the `parallel` feature and at any thread count:
 //!
@@ -139,6 +139,19 @@ pub fn workload() -> Vec<(String, Tensor)> {
         let m = Tensor::randn(&[96, 80], 0.0, 1.0, &mut rng);
         push(format!("b{batch}/bmm"), a.matmul(&m));
     }
+    // A strided convolution over 4,608 output pixels to 64 channels, enough for the packed
+    // kernels on AVX-512 (the forward pass's panels and the weight gradient's rows split across
+    // threads), through the transposed form's backward.
+    let p = Conv2dParams::new(2, 1);
+    let x = Tensor::randn(&[8, 16, 48, 48], 0.0, 1.0, &mut rng);
+    let w = Tensor::randn(&[64, 16, 4, 4], 0.0, 0.1, &mut rng);
+    let y = x.conv2d(&w, None, p);
+    let gy = Tensor::randn(y.shape(), 0.0, 1.0, &mut rng);
+    let (gx, gw) = x.conv2d_and_grad_weight(&w, &gy, p);
+    push("packed/y".to_owned(), y);
+    push("packed/fused_y".to_owned(), gx);
+    push("packed/fused_gw".to_owned(), gw);
+
     // One large square product, multi-threaded inside the GEMM.
     let a = Tensor::randn(&[384, 512], 0.0, 1.0, &mut rng);
     let b = Tensor::randn(&[512, 256], 0.0, 1.0, &mut rng);

@@ -13,9 +13,13 @@
 //! in its thread's cache; see [`conv2d_blocks`].
 //! Batches whose column matrix would exceed [`COL_LIMIT`] elements go in fixed-size chunks of
 //! samples (the chunking depends only on the shapes, so the numbers do not depend on the thread
-//! count).
+//! count). Two kinds of layer leave im2col: stride-1 layers on small padded maps or with few
+//! outputs go through [`conv_taps`], and on AVX-512 the forward pass of strided layers with
+//! enough output pixels packs its receptive fields straight into a kernel's panels
+//! ([`conv_packed`]).
 
 use crate::Tensor;
+use crate::conv_packed::{self, takes_packed, takes_packed_grad_weight};
 use crate::conv_taps::{self, takes_taps};
 use crate::im2col::{Geometry, col2im_channel, im2col, im2col_rows, phases};
 use crate::matmul::{
@@ -613,6 +617,8 @@ impl Tensor {
             // bits (read through strides instead, the GEMM rounds differently).
             let col = transpose(&x, n, rows);
             transpose(&gemm_new(o, n, rows, &w, false, &col, false, true), o, n)
+        } else if takes_packed(&g, n, o) {
+            conv_packed::conv2d(&x, n, &w, o, &g)
         } else if takes_taps(&g, n, o) {
             conv_taps::conv2d(&x, n, &w, o, &g)
         } else if let Some(block) = forward_block(&g, n) {
@@ -710,6 +716,10 @@ impl Tensor {
             let gw = conv_taps::conv2d_grad_weight(&x, n, &gy, o, &g);
             return Tensor::from_vec(&wshape, gw);
         }
+        if takes_packed_grad_weight(&g, n, o) {
+            let gw = conv_packed::conv2d_grad_weight(&x, n, &gy, o, &g);
+            return Tensor::from_vec(&wshape, gw);
+        }
         let mut total: Option<Vec<f32>> = None;
         for (n0, n1) in sample_chunks(n, rows * cols) {
             // The product reads the column matrix transposed: laid out with `transposed_ld`,
@@ -749,7 +759,11 @@ impl Tensor {
             "conv2d_and_grad_weight: output gradient {:?} must be the convolution's output {out_shape:?}",
             grad_out.shape()
         );
-        if covers_whole_input(&g) || goes_per_sample(&g, n) || takes_taps(&g, n, o) {
+        if covers_whole_input(&g)
+            || goes_per_sample(&g, n)
+            || takes_taps(&g, n, o)
+            || takes_packed(&g, n, o)
+        {
             // No batch-wide column matrix in the forward product: nothing to share.
             return (
                 self.conv2d(weight, None, p),

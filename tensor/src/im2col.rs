@@ -56,7 +56,7 @@ impl Geometry {
 
     /// Rows and columns of one phase plane: enough for every tap's `oh` lines of `ow` values,
     /// `oh + (kh - 1) * dh / sh` by `ow + (kw - 1) * dw / sw`.
-    fn phase_hw(&self) -> [usize; 2] {
+    pub(crate) fn phase_hw(&self) -> [usize; 2] {
         let extent = |axis: usize| {
             self.out_hw[axis] + (self.kernel[axis] - 1) * self.dilation[axis] / self.stride[axis]
         };
@@ -116,7 +116,7 @@ impl Geometry {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Tap {
     /// Where its `oh` lines of `ow` values (`wp` apart) start in the channel's phases.
-    phase_offset: usize,
+    pub(crate) phase_offset: usize,
     /// The output rows and columns whose receptive field it finds in the input rather than in
     /// the padding, as half-open ranges.
     rows: (usize, usize),

@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 mod conv;
+mod conv_packed;
 mod conv_taps;
 mod elementwise;
 mod im2col;
