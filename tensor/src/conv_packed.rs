@@ -660,7 +660,9 @@ mod tests {
         /// Panels in place and in tiles, sums over more and fewer than one block of rows.
         #[test]
         fn packed_matches_the_definition((g, n) in cases(), groups in 1usize..4) {
-            prop_assume!(runs_here());
+            if !runs_here() {
+                return Ok(());
+            }
             let Some(g) = g else { return Ok(()) };
             let o = groups * MR;
             let x = values(n * g.channels * g.in_hw[0] * g.in_hw[1], 7);
@@ -676,7 +678,9 @@ mod tests {
         /// A last group of rows short, one and two slabs of channels.
         #[test]
         fn packed_grad_weight_matches_the_definition((g, n) in cases(), slabs in 1usize..3) {
-            prop_assume!(runs_here());
+            if !runs_here() {
+                return Ok(());
+            }
             let Some(g) = g else { return Ok(()) };
             let o = slabs * GW_NR;
             let x = values(n * g.channels * g.in_hw[0] * g.in_hw[1], 7);
