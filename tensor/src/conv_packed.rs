@@ -86,10 +86,10 @@ struct Run {
 struct Panel {
     runs: Vec<Run>,
     /// Whether the panel is [`NR`] pixels of one sample, written straight into the output
-    /// (`ldc = oh * ow`); otherwise it goes through a tile of its own and then out by runs.
+    /// (`ldc = oh * ow`); otherwise it goes through a tile of its own and then out by runs
+    /// (a short last panel too: its other columns hold whatever `b` held, and their sums,
+    /// each column's its own, are never read).
     in_place: bool,
-    /// Whether it has fewer than [`NR`] pixels (the batch's last): its other columns are zeros.
-    short: bool,
 }
 
 /// The runs of the batch's output pixels `first..end` (for an output of `o` channels).
@@ -119,12 +119,9 @@ impl Panel {
     fn new(index: usize, g: &Geometry, n: usize, o: usize) -> Panel {
         let plane = g.col_cols();
         let (first, end) = (index * NR, ((index + 1) * NR).min(n * plane));
-        let runs = runs(g, (first, end), o);
-        let short = end - first < NR;
         Panel {
-            in_place: !short && first / plane == (end - 1) / plane,
-            short,
-            runs,
+            in_place: end - first == NR && first / plane == (end - 1) / plane,
+            runs: runs(g, (first, end), o),
         }
     }
 }
@@ -356,9 +353,6 @@ unsafe fn run_task(
     for k0 in (0..rows).step_by(KC) {
         let kc = KC.min(rows - k0);
         for (panel, tile_index) in panels.iter().zip(&tile_of) {
-            if panel.short {
-                b.fill(0.0);
-            }
             // SAFETY: every run's reads lie in `src` (its pixels' receptive fields, for
             // the rows `offsets` names) and its writes in the panel's `kc` rows of `b`.
             unsafe {
