@@ -1,8 +1,9 @@
 """What the PyTorch sides of gantry's criterion benches share (`layers.py`, `wgan_gp.py`,
-`conv.py`): the command line (thread count, iterations, warm-up and a name filter, checked,
+`conv.py`, `linear.py`): the command line (thread count, iterations, warm-up and a name filter, checked,
 with torch's thread count set and a header line printed) and the timing loop."""
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -34,3 +35,14 @@ def timed(f, iters, warmup):
         if i >= warmup:
             times.append(elapsed)
     return times
+
+
+def report(name, times, flops, micro=False):
+    """Prints one bench's line: its median, min and max time (in ms, or in us when `micro`) and
+    the throughput of `flops` at the median."""
+    med = statistics.median(times)
+    scale, unit, digits = (1e6, "us", 1) if micro else (1e3, "ms", 3)
+    print(
+        f"{name:48} median {med * scale:9.{digits}f} {unit}  min {min(times) * scale:9.{digits}f} {unit}  "
+        f"max {max(times) * scale:9.{digits}f} {unit}  {flops / med / 1e9:7.1f} GFLOP/s"
+    )

@@ -14,8 +14,6 @@ the convolution (for a transposed convolution, of the convolution it transposes)
 file counts them. No figure is recorded here: run both on an idle machine.
 """
 
-import statistics
-
 import bench_args
 import torch
 import torch.nn.functional as F
@@ -84,12 +82,7 @@ def main():
                     name = f"{group}/{pass_name}/{layer[0]}"
                     if args.filter not in name:
                         continue
-                    t = bench_args.timed(f, args.iters, args.warmup)
-                    med = statistics.median(t)
-                    print(
-                        f"{name:48} median {med * 1e3:9.3f} ms  min {min(t) * 1e3:9.3f} ms  "
-                        f"max {max(t) * 1e3:9.3f} ms  {flops / med / 1e9:7.1f} GFLOP/s"
-                    )
+                    bench_args.report(name, bench_args.timed(f, args.iters, args.warmup), flops)
 
 
 if __name__ == "__main__":

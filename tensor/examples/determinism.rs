@@ -2,7 +2,8 @@
 //! both gradients, conv_transpose2d forward and both gradients, matmul in its layouts,
 //! reductions and broadcasting) at batch 1 and batch 8, plus the stride-1 convolutions that go
 //! through taps (small maps at batch 16, one output channel at batch 2) and a strided one large
-//! enough for the packed kernel, and prints one 64-bit FNV-1a hash of the bits of every output.
+//! enough for the packed kernel, and a batch-64 linear layer for the narrow products, and prints
+//! one 64-bit FNV-1a hash of the bits of every output.
 //!
 //! The hash must be the same with and without the `parallel` feature and at any thread count:
 //!
@@ -151,6 +152,16 @@ pub fn workload() -> Vec<(String, Tensor)> {
     push("packed/y".to_owned(), y);
     push("packed/fused_y".to_owned(), gx);
     push("packed/fused_gw".to_owned(), gw);
+
+    // A fully connected layer of an MLP GAN at batch 64, with weights large enough for the
+    // narrow products on AVX-512 (the forward pass's tiles, the input gradient's panels) and
+    // sums longer than their blocks.
+    let x = Tensor::randn(&[64, 1024], 0.0, 1.0, &mut rng);
+    let w = Tensor::randn(&[520, 1024], 0.0, 0.05, &mut rng);
+    let y = x.matmul_t(&w, false, true);
+    let gy = Tensor::randn(y.shape(), 0.0, 1.0, &mut rng);
+    push("narrow/gx".to_owned(), gy.matmul(&w));
+    push("narrow/y".to_owned(), y);
 
     // One large square product, multi-threaded inside the GEMM.
     let a = Tensor::randn(&[384, 512], 0.0, 1.0, &mut rng);

@@ -21,6 +21,7 @@
 
 use crate::im2col::{Geometry, phases};
 use crate::matmul::transpose_into;
+use crate::microkernel::{ALayout, Out, kernel};
 use crate::parallel::{filled, for_each_chunk_mut, map_range, num_threads};
 use crate::simd::{self, Level};
 
@@ -279,14 +280,6 @@ pub(crate) fn conv2d_grad_weight(
 }
 
 /// A raw pointer to the output, shared by the tasks: each writes only its own panels' pixels.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: the tasks of `conv2d` write disjoint parts of the output through it (each output
-// value belongs to one run of one panel) and nothing reads the output until they are done.
-unsafe impl Send for Out {}
-// SAFETY: as for `Send`.
-unsafe impl Sync for Out {}
-
 /// The forward pass of the convolution of the `n` samples `x` (`[n, C, H, W]`) by the weights
 /// `w` (`[o, C, kh, kw]`), `[n, o, oh, ow]`, on a CPU with AVX-512, for the shapes
 /// [`shape_fits`] admits.
@@ -368,7 +361,7 @@ unsafe fn run_task(
                 None => {
                     let run = &panel.runs[0];
                     // SAFETY: the panel's `NR` pixels are one sample's, from `run.out` on.
-                    (unsafe { out.0.add(run.out) }, plane)
+                    (unsafe { out.at(run.out) }, plane)
                 }
             };
             for group in 0..o / MR {
@@ -377,7 +370,7 @@ unsafe fn run_task(
                 unsafe {
                     kernel::<MR, { NR / 16 }>(
                         weights.as_ptr(),
-                        ALayout::Steps,
+                        ALayout::Steps(MR),
                         (b.as_ptr(), NR),
                         kc,
                         (c.add(group * MR * ldc), ldc),
@@ -397,7 +390,7 @@ unsafe fn run_task(
                 unsafe {
                     std::ptr::copy_nonoverlapping(
                         from.as_ptr(),
-                        out.0.add(run.out + channel * plane),
+                        out.at(run.out + channel * plane),
                         run.len,
                     )
                 };
@@ -443,90 +436,10 @@ unsafe fn pack(_: *const f32, _: &[usize], _: &[Run], _: (*mut f32, usize)) {
     unreachable!("takes_packed is false off x86-64")
 }
 
-/// Where a kernel reads its broadcasts: step `k`'s value for row `i`.
-#[derive(Clone, Copy)]
-enum ALayout {
-    /// `a[k * M + i]`: packed, a step's values side by side (the forward pass's weights).
-    Steps,
-    /// `a[i * lda + k]`: each row's steps contiguous, `lda` apart (the weight gradient's
-    /// receptive fields, packed by runs).
-    Rows(usize),
-}
-
-/// `c[M, 16 V] (+)= a . b` over `kc` steps of the sum: `a` as `layout` says, `b` `[kc, 16 V]`
-/// with its rows `ldb` apart, `c`'s rows `ldc` apart; `c` is read first only where `accumulate`
-/// (a later block of the sum), so each value is one chain of fused multiply-adds from zero over
-/// every step in order.
-///
-/// # Safety
-/// The CPU must have AVX-512 F; `a`, `b` and `c` must hold what they are said to.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel<const M: usize, const V: usize>(
-    a: *const f32,
-    layout: ALayout,
-    (b, ldb): (*const f32, usize),
-    kc: usize,
-    (c, ldc): (*mut f32, usize),
-    accumulate: bool,
-) {
-    use std::arch::x86_64::*;
-    // SAFETY: the caller's contract.
-    unsafe {
-        let mut acc = [[_mm512_setzero_ps(); V]; M];
-        if accumulate {
-            for (i, row) in acc.iter_mut().enumerate() {
-                for (v, lane) in row.iter_mut().enumerate() {
-                    *lane = _mm512_loadu_ps(c.add(i * ldc + 16 * v));
-                }
-            }
-        }
-        let mut starts = [a; M];
-        if let ALayout::Rows(lda) = layout {
-            for (i, start) in starts.iter_mut().enumerate() {
-                *start = a.add(i * lda);
-            }
-        }
-        for k in 0..kc {
-            let mut bk = [_mm512_setzero_ps(); V];
-            for (v, lane) in bk.iter_mut().enumerate() {
-                *lane = _mm512_loadu_ps(b.add(k * ldb + 16 * v));
-            }
-            for (i, row) in acc.iter_mut().enumerate() {
-                let at = match layout {
-                    ALayout::Steps => a.add(k * M + i),
-                    ALayout::Rows(_) => starts[i].add(k),
-                };
-                let ai = _mm512_set1_ps(*at);
-                for (lane, bv) in row.iter_mut().zip(&bk) {
-                    *lane = _mm512_fmadd_ps(ai, *bv, *lane);
-                }
-            }
-        }
-        for (i, row) in acc.iter().enumerate() {
-            for (v, lane) in row.iter().enumerate() {
-                _mm512_storeu_ps(c.add(i * ldc + 16 * v), *lane);
-            }
-        }
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn kernel<const M: usize, const V: usize>(
-    _: *const f32,
-    _: ALayout,
-    _: (*const f32, usize),
-    _: usize,
-    _: (*mut f32, usize),
-    _: bool,
-) {
-    unreachable!("the packed kernels run only on x86-64")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::microkernel::tests::{avx512_here, values};
     use proptest::prelude::*;
 
     /// Calls `f(input, weight, output)` with the indices of every product of the convolution
@@ -612,20 +525,10 @@ mod tests {
         })
     }
 
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len as u32)
-            .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
-            .collect()
-    }
-
     /// Whether this CPU runs the kernel; where it does not, the convolutions keep im2col and
     /// there is nothing here to test (the message says so in the test's output).
     fn runs_here() -> bool {
-        let here = Level::detected() == Level::Avx512;
-        if !here {
-            eprintln!("conv_packed: this CPU has no AVX-512; the packed kernel does not run here");
-        }
-        here
+        avx512_here("conv_packed")
     }
 
     /// Whether every output is within `tol` of the f64 definition, relative to its scale.

@@ -1,16 +1,18 @@
 //! # gantry-tensor
 //!
 //! n-dimensional `f32` tensors on [`ndarray`], with the kernels a GAN needs: broadcasting
-//! arithmetic, reductions, matrix products on the `gemm` crate, 2-D convolution and transposed
-//! convolution (and their gradients) via im2col + GEMM (or, for small stride-1 layers, products
-//! per kernel tap, and on AVX-512 for large strided ones, kernels that pack receptive fields
-//! straight from the input with no column matrix), and seeded random initialisation.
+//! arithmetic, reductions, matrix products on the `gemm` crate (on AVX-512, those of a batch
+//! of at most 128 rows, fully connected layers', on kernels of its own), 2-D convolution and
+//! transposed convolution (and their gradients) via im2col + GEMM (or, for small stride-1
+//! layers, products per kernel tap, and on AVX-512 for large strided ones, kernels that pack
+//! receptive fields straight from the input with no column matrix), and seeded random
+//! initialisation.
 //!
 //! Images are NCHW and weights use PyTorch's layouts, so values move between the two unchanged.
 //! Work is parallel over the batch with `rayon` (feature `parallel`, on by default); without the
 //! feature the numbers are the same, bit for bit. They are the same at any thread count too, and
-//! on every CPU of one kind: the GEMM's kernels and the packed convolutions differ between AVX2
-//! and AVX-512, so bit-identity is promised per CPU kind.
+//! on every CPU of one kind: the GEMM's kernels, the narrow products and the packed convolutions
+//! differ between AVX2 and AVX-512, so bit-identity is promised per CPU kind.
 //!
 //! ```
 //! use gantry_tensor::{Conv2dParams, Tensor};
@@ -34,6 +36,8 @@ mod elementwise;
 mod im2col;
 mod instance_norm;
 mod matmul;
+mod matmul_narrow;
+mod microkernel;
 mod norm;
 mod parallel;
 mod pixel_norm;

@@ -550,12 +550,12 @@ impl Tensor {
                     b.shape(),
                     ws[0]
                 );
-                let mut v = y.to_vec();
+                let mut y = y;
                 let b = b.as_slice();
-                for row in v.chunks_exact_mut(ws[0]) {
+                for row in y.as_mut_slice().chunks_exact_mut(ws[0]) {
                     row.iter_mut().zip(b.iter()).for_each(|(y, b)| *y += b);
                 }
-                Tensor::from_vec(&[xs[0], ws[0]], v)
+                y
             }
         }
     }
@@ -588,7 +588,17 @@ impl Tensor {
         let (a, b) = (self.as_slice(), rhs.as_slice());
         let a_step = if ba.is_empty() { 0 } else { m * k };
         let b_step = if bb.is_empty() { 0 } else { k * n };
+        let narrow = crate::matmul_narrow::route([m, n, k], trans_b);
         let product = |i: usize, parallel: bool| {
+            if let Some(route) = narrow {
+                return crate::matmul_narrow::product(
+                    route,
+                    [m, n, k],
+                    (&a[i * a_step..], trans_a),
+                    (&b[i * b_step..], trans_b),
+                    parallel,
+                );
+            }
             gemm_new(
                 m,
                 n,

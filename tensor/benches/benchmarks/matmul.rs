@@ -1,6 +1,7 @@
-//! Matrix products through `Tensor::matmul` and `Tensor::linear` (the `gemm` crate's kernels):
-//! square ones, and the MLP GAN's linear layers at batch 64, whose weight is read transposed
-//! (`linear/64x784x1024` is the generator's last layer: in 1024, out 784), and `gemm/a_bt`:
+//! Matrix products through `Tensor::matmul` and `Tensor::linear` (the `gemm` crate's kernels,
+//! or on AVX-512 the narrow products of a batch): square ones, and the MLP GAN's linear layers
+//! at batch 64, forward (the weight read transposed), input gradient and weight gradient
+//! (`linear/*/64x784x1024` is the generator's last layer: in 1024, out 784), and `gemm/a_bt`:
 //! products `a · bᵀ` with both operands read along `k`, as a convolution's weight gradient
 //! has them (`128x1152x4096`: a 3x3 convolution, 128 channels, 16 samples of 16x16;
 //! `128x1024x16384`: the 64x64 DCGAN discriminator's second layer; `64x25x12544`: dcgan28's
@@ -38,8 +39,15 @@ fn linear(c: &mut Criterion) {
         let w = randn(&[out, inp], 2);
         group.throughput(Throughput::Elements(2 * (batch * out * inp) as u64));
         let id = format!("{batch}x{out}x{inp}");
-        group.bench_function(BenchmarkId::new("forward", id), |bench| {
+        group.bench_function(BenchmarkId::new("forward", &id), |bench| {
             bench.iter(|| black_box(&x).linear(black_box(&w), None))
+        });
+        let gy = randn(&[batch, out], 3);
+        group.bench_function(BenchmarkId::new("input_grad", &id), |bench| {
+            bench.iter(|| black_box(&gy).matmul(black_box(&w)))
+        });
+        group.bench_function(BenchmarkId::new("weight_grad", &id), |bench| {
+            bench.iter(|| black_box(&gy).matmul_t(black_box(&x), true, false))
         });
     }
     group.finish();

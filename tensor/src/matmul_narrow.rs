@@ -1,0 +1,478 @@
+//! Matrix products with few rows, on AVX-512: `c [m, n] = op(a) · op(b)` for a batch of
+//! `m <= MAX_ROWS` rows, a fully connected layer's forward pass and input gradient.
+//!
+//! The `gemm` crate blocks these as it blocks square products, and splits them between threads
+//! unevenly: an MLP GAN's layers at batch 64 ran their forward passes at 120-300 GFLOP/s on two
+//! threads, where PyTorch's oneDNN reached 280-360. Here the batch is the side that gets
+//! packed, once per product (at most [`MAX_ROWS`] x `k` values), the weights are read in place
+//! by the broadcasts of [`kernel`], and the row groups are dealt out evenly,
+//! [`TASKS_PER_THREAD`] tasks a thread:
+//!
+//! - **Few rows**, weights `[n, k]` read transposed (a forward pass): `cᵀ = op(b)ᵀ · op(a)ᵀ`,
+//!   the batch the kernel's 64 columns ([`NR`]), the weights' rows its rows, summed a block of
+//!   [`KC`] at a time into a tile per task that is then written out transposed.
+//! - **Direct**, weights `[k, n]` read as stored (an input gradient): `c` by [`M`] rows of the
+//!   batch and [`NR`] columns, each task packing the blocks of the weights' columns it covers.
+//!
+//! Every value is one chain of fused multiply-adds over the sum in order, whatever the task or
+//! thread: the bits depend neither on the thread count nor on the other rows of the batch
+//! (tested). They differ from the `gemm` crate's, so a product's bits depend on the CPU kind,
+//! as the crate's own kernels already make them do.
+
+use crate::microkernel::{ALayout, Out, kernel, transpose};
+use crate::parallel::{filled, for_each_chunk_mut, map_range, num_threads};
+use crate::simd::{self, Level};
+
+/// Rows per kernel call: 6 x 4 vectors accumulate in 24 of the 32 registers.
+const M: usize = 6;
+
+/// Vectors per kernel call.
+const V: usize = 4;
+
+/// Columns per kernel call (and per panel of the packed side).
+const NR: usize = 16 * V;
+
+/// Steps of the sum per block in the few-rows route: the block of the packed side (32 KiB)
+/// stays in the L1 cache while the weights' rows pass over it.
+const KC: usize = 128;
+
+/// The most rows of `c` the few-rows route takes (two panels of the batch).
+const MAX_ROWS: usize = 128;
+
+/// The fewest values of `op(b)` (the weights, read as they are stored) for the direct route.
+/// Measured at batch 64 against the `gemm` crate, two threads, AVX-512 (µs): `[512, 1024]`
+/// 196 / 212 and `[784, 1024]` 316 / 415, yet `[512, 784]` 172 / 154, `[256, 512]` 59 / 45.
+const DIRECT_MIN_WEIGHTS: usize = 1 << 19;
+
+/// Tasks per thread: enough that uneven row groups even out.
+const TASKS_PER_THREAD: usize = 4;
+
+/// How a narrow product is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// `cᵀ` by rows of `op(b)ᵀ`, the batch `op(a)` packed transposed.
+    FewRows,
+    /// `c` by rows of `op(a)`, `op(b)` packed in panels.
+    Direct,
+}
+
+/// The route for `c [m, n] = op(a) [m, k] · op(b) [k, n]`, or `None` for the `gemm` crate's.
+pub(crate) fn route([m, n, k]: [usize; 3], trans_b: bool) -> Option<Route> {
+    if !cfg!(target_arch = "x86_64") || simd::active() != Level::Avx512 {
+        return None;
+    }
+    if !(16..=MAX_ROWS).contains(&m) {
+        None
+    } else if trans_b && n >= 128 && k >= 128 {
+        Some(Route::FewRows)
+    } else if !trans_b && n * k >= DIRECT_MIN_WEIGHTS {
+        Some(Route::Direct)
+    } else {
+        None
+    }
+}
+
+/// `op(a) · op(b)` for `[m, n, k]` along `route`: `a` is `[m, k]`, or `[k, m]` when `trans_a`;
+/// `b` is `[k, n]`, or `[n, k]` when `trans_b`; both without gaps.
+pub(crate) fn product(
+    route: Route,
+    [m, n, k]: [usize; 3],
+    (a, trans_a): (&[f32], bool),
+    (b, trans_b): (&[f32], bool),
+    parallel: bool,
+) -> Vec<f32> {
+    assert!(
+        cfg!(target_arch = "x86_64") && Level::detected() == Level::Avx512,
+        "matmul_narrow: needs AVX-512"
+    );
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && k > 0,
+        "matmul_narrow: [{m}, {k}] x [{k}, {n}] from {} and {} values",
+        a.len(),
+        b.len()
+    );
+    match route {
+        Route::FewRows => few_rows([m, n, k], (a, trans_a), (b, trans_b), parallel),
+        Route::Direct => direct([m, n, k], (a, trans_a), (b, trans_b), parallel),
+    }
+}
+
+/// Runs `tasks` tasks, on the pool when `parallel`.
+fn run(tasks: usize, parallel: bool, f: impl Fn(usize) + Sync + Send) {
+    if parallel {
+        map_range(tasks, f);
+    } else {
+        (0..tasks).for_each(f);
+    }
+}
+
+/// How many tasks split `groups` row groups of each of `panels` panels: about
+/// [`TASKS_PER_THREAD`] per thread in all.
+fn parts_per_panel(groups: usize, panels: usize, parallel: bool) -> usize {
+    let threads = if parallel { num_threads() } else { 1 };
+    (TASKS_PER_THREAD * threads)
+        .div_ceil(panels)
+        .clamp(1, groups)
+}
+
+/// `op(a)ᵀ` in panels of [`NR`] of its `m` columns, `[panels, k, NR]`, zero past `m`.
+fn pack_transposed(a: &[f32], trans_a: bool, [m, k]: [usize; 2], parallel: bool) -> Vec<f32> {
+    let panels = m.div_ceil(NR);
+    let mut packed = vec![0.0f32; panels * k * NR];
+    let blocks = k.div_ceil(KC);
+    let fill = |index: usize, chunk: &mut [f32]| {
+        let (p, k0) = (index / blocks, index % blocks * KC);
+        let cols = NR.min(m - p * NR);
+        let steps = chunk.len() / NR;
+        if trans_a {
+            for (s, line) in chunk.chunks_exact_mut(NR).enumerate() {
+                line[..cols].copy_from_slice(&a[(k0 + s) * m + p * NR..][..cols]);
+            }
+        } else {
+            // SAFETY: `route` admits only CPUs with AVX-512; rows `p * NR..` (`cols` of them)
+            // of `a` hold steps `k0..k0 + steps`, and the chunk `steps` rows of `NR`.
+            unsafe {
+                transpose(
+                    (a[(p * NR) * k + k0..].as_ptr(), k),
+                    [cols, steps],
+                    (chunk.as_mut_ptr(), NR),
+                )
+            };
+        }
+    };
+    // Chunks are blocks of `KC` steps of one panel; the last block of a panel is shorter.
+    if k.is_multiple_of(KC) {
+        if parallel {
+            for_each_chunk_mut(&mut packed, KC * NR, fill);
+        } else {
+            packed
+                .chunks_mut(KC * NR)
+                .enumerate()
+                .for_each(|(i, c)| fill(i, c));
+        }
+    } else {
+        for (p, panel) in packed.chunks_mut(k * NR).enumerate() {
+            for (b, block) in panel.chunks_mut(KC * NR).enumerate() {
+                fill(p * blocks + b, block);
+            }
+        }
+    }
+    packed
+}
+
+/// `c [m, n]` for `m <= MAX_ROWS`: see the module's documentation.
+fn few_rows(
+    [m, n, k]: [usize; 3],
+    (a, trans_a): (&[f32], bool),
+    (b, trans_b): (&[f32], bool),
+    parallel: bool,
+) -> Vec<f32> {
+    let packed = pack_transposed(a, trans_a, [m, k], parallel);
+    let panels = m.div_ceil(NR);
+    let groups = n.div_ceil(M);
+    let parts = parts_per_panel(groups, panels, parallel);
+    filled(m * n, |out| {
+        let out = Out(out.as_mut_ptr().cast::<f32>());
+        run(panels * parts, parallel, |task| {
+            let (p, part) = (task / parts, task % parts);
+            let (g0, g1) = (part * groups / parts, (part + 1) * groups / parts);
+            let (first, end) = (g0 * M, (g1 * M).min(n));
+            let mut tile = vec![0.0f32; (end - first) * NR];
+            let panel = &packed[p * k * NR..][..k * NR];
+            for k0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - k0);
+                for i0 in (first..end).step_by(M) {
+                    // Row `i` of the kernel's broadcasts is column `i` of `op(b)`.
+                    let (at, layout) = broadcasts(!trans_b, [n, k], i0, k0);
+                    // SAFETY: the rows `i0..` (at most `M`, within `n`) and steps
+                    // `k0..k0 + kc` lie in `b`; the tile holds these rows of `NR` values.
+                    unsafe {
+                        call(
+                            M.min(n - i0),
+                            b[at..].as_ptr(),
+                            layout,
+                            &panel[k0 * NR..],
+                            kc,
+                            (tile[(i0 - first) * NR..].as_mut_ptr(), NR),
+                            k0 > 0,
+                        )
+                    };
+                }
+            }
+            let cols = NR.min(m - p * NR);
+            // SAFETY: columns `first..end` of this panel's `cols` rows are this task's; the
+            // tile holds `end - first` rows of `NR` values.
+            unsafe {
+                transpose(
+                    (tile.as_ptr(), NR),
+                    [end - first, cols],
+                    (out.at(p * NR * n + first), n),
+                )
+            };
+        });
+    })
+}
+
+/// `c [m, n]` directly: see the module's documentation.
+fn direct(
+    [m, n, k]: [usize; 3],
+    (a, trans_a): (&[f32], bool),
+    (b, trans_b): (&[f32], bool),
+    parallel: bool,
+) -> Vec<f32> {
+    let panels = n.div_ceil(NR);
+    let groups = m.div_ceil(M);
+    // The (panel, row group) units, panel by panel, dealt out in even ranges: a panel's
+    // packing is repeated only by the tasks its units are split between.
+    let units = panels * groups;
+    let threads = if parallel { num_threads() } else { 1 };
+    let tasks = (TASKS_PER_THREAD * threads).min(units);
+    filled(m * n, |out| {
+        let out = Out(out.as_mut_ptr().cast::<f32>());
+        run(tasks, parallel, |task| {
+            let (first, end) = (task * units / tasks, (task + 1) * units / tasks);
+            let mut block = vec![0.0f32; KC.min(k) * NR];
+            let mut tile = Vec::new();
+            let mut unit = first;
+            while unit < end {
+                let q = unit / groups;
+                let (g0, g1) = (unit % groups, (end - q * groups).min(groups));
+                unit = q * groups + g1;
+                let cols = NR.min(n - q * NR);
+                let (i0, i1) = (g0 * M, (g1 * M).min(m));
+                // A partial panel is summed in a tile, then copied.
+                let whole = cols == NR;
+                let (c, ldc) = if whole {
+                    // SAFETY: rows `i0..i1`, columns of panel `q`: this task's.
+                    (unsafe { out.at(i0 * n + q * NR) }, n)
+                } else {
+                    tile.resize((i1 - i0) * NR, 0.0);
+                    (tile.as_mut_ptr(), NR)
+                };
+                for k0 in (0..k).step_by(KC) {
+                    let kc = KC.min(k - k0);
+                    for (s, line) in block.chunks_exact_mut(NR).take(kc).enumerate() {
+                        let step = k0 + s;
+                        if trans_b {
+                            for (j, value) in line[..cols].iter_mut().enumerate() {
+                                *value = b[(q * NR + j) * k + step];
+                            }
+                        } else if cols == NR {
+                            // A whole line: four vector moves, not a call of `memcpy`.
+                            line.copy_from_slice(&b[step * n + q * NR..][..NR]);
+                        } else {
+                            line[..cols].copy_from_slice(&b[step * n + q * NR..][..cols]);
+                        }
+                        line[cols..].fill(0.0);
+                    }
+                    for r0 in (i0..i1).step_by(M) {
+                        let (at, layout) = broadcasts(trans_a, [m, k], r0, k0);
+                        // SAFETY: rows `r0..` (at most `M`, within `m`) of `op(a)` and the
+                        // steps `k0..k0 + kc` lie in `a`; `c` holds rows `i0..i1` of `NR`
+                        // values `ldc` apart.
+                        unsafe {
+                            call(
+                                M.min(m - r0),
+                                a[at..].as_ptr(),
+                                layout,
+                                &block,
+                                kc,
+                                (c.add((r0 - i0) * ldc), ldc),
+                                k0 > 0,
+                            )
+                        };
+                    }
+                }
+                if !whole {
+                    for (r, line) in tile.chunks_exact(NR).enumerate() {
+                        // SAFETY: as above, for the panel's `cols` columns.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                line.as_ptr(),
+                                out.at((i0 + r) * n + q * NR),
+                                cols,
+                            )
+                        };
+                    }
+                }
+            }
+        });
+    })
+}
+
+/// Where the kernel's broadcasts for rows `r0..` and steps `k0..` of a `[rows, steps]` matrix
+/// start, and how they lie: the matrix stored as it is, or transposed (`[steps, rows]`).
+fn broadcasts(
+    transposed: bool,
+    [rows, steps]: [usize; 2],
+    r0: usize,
+    k0: usize,
+) -> (usize, ALayout) {
+    if transposed {
+        (k0 * rows + r0, ALayout::Steps(rows))
+    } else {
+        (r0 * steps + k0, ALayout::Rows(steps))
+    }
+}
+
+/// [`kernel`] for `rows` (1 to [`M`]) rows of `V` vectors.
+///
+/// # Safety
+/// As [`kernel`]'s for `rows` rows: `b` holds `kc` rows of [`NR`] values.
+unsafe fn call(
+    rows: usize,
+    a: *const f32,
+    layout: ALayout,
+    b: &[f32],
+    kc: usize,
+    c: (*mut f32, usize),
+    accumulate: bool,
+) {
+    debug_assert!(b.len() >= kc * NR);
+    let b = (b.as_ptr(), NR);
+    // SAFETY: the caller's contract; `route` admits only CPUs with AVX-512.
+    unsafe {
+        match rows {
+            6 => kernel::<6, V>(a, layout, b, kc, c, accumulate),
+            5 => kernel::<5, V>(a, layout, b, kc, c, accumulate),
+            4 => kernel::<4, V>(a, layout, b, kc, c, accumulate),
+            3 => kernel::<3, V>(a, layout, b, kc, c, accumulate),
+            2 => kernel::<2, V>(a, layout, b, kc, c, accumulate),
+            1 => kernel::<1, V>(a, layout, b, kc, c, accumulate),
+            _ => unreachable!("kernel calls take 1 to {M} rows"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::microkernel::tests::{avx512_here, values};
+    use proptest::prelude::*;
+
+    fn runs_here() -> bool {
+        avx512_here("matmul_narrow")
+    }
+
+    /// `op(a) · op(b)` in `f64`, with the sum of the terms' magnitudes for each value.
+    fn definition(
+        [m, n, k]: [usize; 3],
+        (a, trans_a): (&[f32], bool),
+        (b, trans_b): (&[f32], bool),
+    ) -> (Vec<f64>, Vec<f64>) {
+        let at = |i: usize, s: usize| if trans_a { a[s * m + i] } else { a[i * k + s] };
+        let bt = |s: usize, j: usize| if trans_b { b[j * k + s] } else { b[s * n + j] };
+        let mut want = vec![0.0; m * n];
+        let mut scale = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for s in 0..k {
+                    let term = at(i, s) as f64 * bt(s, j) as f64;
+                    want[i * n + j] += term;
+                    scale[i * n + j] += term.abs();
+                }
+            }
+        }
+        (want, scale)
+    }
+
+    fn close(got: &[f32], (want, scale): &(Vec<f64>, Vec<f64>), tol: f64) -> bool {
+        got.len() == want.len()
+            && got
+                .iter()
+                .zip(want)
+                .zip(scale)
+                .all(|((&g, &w), &s)| (g as f64 - w).abs() <= tol * (s + 1e-30))
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    fn on<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(f)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        // Rows past one panel and short of the next, partial row groups and panels, sums
+        // across blocks and short of one, every transposition, on 1 to 3 threads.
+        #[test]
+        fn both_routes_match_the_definition(
+            m in 1usize..140,
+            n in 1usize..150,
+            k in 1usize..300,
+            trans_a: bool,
+            trans_b: bool,
+            direct: bool,
+            threads in 1usize..4,
+        ) {
+            if !runs_here() {
+                return Ok(());
+            }
+            let route = if direct { Route::Direct } else { Route::FewRows };
+            let (a, b) = (values(m * k, 1), values(k * n, 2));
+            let want = definition([m, n, k], (&a, trans_a), (&b, trans_b));
+            let got = on(threads, || {
+                product(route, [m, n, k], (&a, trans_a), (&b, trans_b), threads > 1)
+            });
+            prop_assert!(close(&got, &want, 1e-5), "{route:?} [{m}, {n}, {k}]");
+        }
+    }
+
+    #[test]
+    fn the_definition_catches_a_wrong_value() {
+        if !runs_here() {
+            return;
+        }
+        let (m, n, k) = (64, 200, 260);
+        let (a, b) = (values(m * k, 3), values(k * n, 4));
+        for route in [Route::FewRows, Route::Direct] {
+            let want = definition([m, n, k], (&a, false), (&b, true));
+            let mut got = product(route, [m, n, k], (&a, false), (&b, true), true);
+            assert!(close(&got, &want, 1e-5), "{route:?}");
+            got[m * n - 1] += 1e-3;
+            assert!(!close(&got, &want, 1e-5), "{route:?}");
+        }
+    }
+
+    #[test]
+    fn bits_do_not_depend_on_the_threads_or_the_batch() {
+        if !runs_here() {
+            return;
+        }
+        let (m, n, k) = (100, 300, 400);
+        let (a, b) = (values(m * k, 5), values(k * n, 6));
+        for (route, trans_b) in [(Route::FewRows, true), (Route::Direct, false)] {
+            let whole = on(1, || {
+                product(route, [m, n, k], (&a, false), (&b, trans_b), true)
+            });
+            let three = on(3, || {
+                product(route, [m, n, k], (&a, false), (&b, trans_b), true)
+            });
+            assert_eq!(bits(&whole), bits(&three), "{route:?}");
+            // The last 30 rows alone: each value is the same sum in the same order.
+            let tail = product(
+                route,
+                [30, n, k],
+                (&a[70 * k..], false),
+                (&b, trans_b),
+                false,
+            );
+            assert_eq!(bits(&tail), bits(&whole[70 * n..]), "{route:?}");
+        }
+    }
+
+    #[test]
+    fn routes_only_on_avx512_and_only_for_few_rows() {
+        let wide = route([64, 1024, 784], true);
+        assert_eq!(wide.is_some(), simd::active() == Level::Avx512);
+        assert_eq!(route([256, 1024, 784], true), None);
+        assert_eq!(route([64, 100, 256], false), None);
+    }
+}
