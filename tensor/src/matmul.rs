@@ -1,7 +1,9 @@
 //! Matrix products on the `gemm` crate's kernels (AVX2/AVX-512/NEON chosen at run time).
 //!
-//! [`gemm`] is the single entry point every product in gantry goes through (matmul, conv via
-//! im2col, their gradients), so the backend lives behind this one function.
+//! [`gemm`] is the entry point of every product in gantry (matmul, conv via im2col, their
+//! gradients), so the backend lives behind this one function, but for two kinds that have
+//! kernels of their own on AVX-512: strided convolutions (`conv_packed`) and, in
+//! [`Tensor::matmul_t`], products of a batch of at most 128 rows (`matmul_narrow`).
 
 use crate::Tensor;
 use crate::parallel::{
