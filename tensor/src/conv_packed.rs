@@ -72,6 +72,8 @@ pub(crate) fn takes_packed(g: &Geometry, n: usize, o: usize) -> bool {
 /// a block of the weight gradient's sum): consecutive there, in the output, and (for any row of
 /// the column matrix) in the input's phases.
 #[derive(Clone, Copy)]
+// Read only by the x86-64 packing; elsewhere the packed route never runs.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Run {
     /// Where the run's first pixel reads in the batch's phases, before the row's own offset.
     src: usize,
