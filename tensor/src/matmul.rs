@@ -393,6 +393,21 @@ fn row_parts(m: usize, n: usize, k: usize) -> Option<usize> {
     (last >= 2 && last * n > 256).then_some(parts)
 }
 
+/// The longest sum [`short_sum_parts`] splits: a weight gradient over a batch of up to 128.
+const SHORT_SUM: usize = 128;
+
+/// In how many parts of rows, one per thread, a product with a short sum (a fully connected
+/// layer's weight gradient, summed over its batch) goes on the pool instead of through the
+/// crate's own split, or `None`. 784 x 1024 summed over 64, AVX-512: 486 µs on one thread,
+/// 274 on two through the crate's split, yet two one-thread copies side by side took 489 each:
+/// the split, not the machine, lost the 12%. The sum fits in one of the crate's blocks, so each
+/// value is the same chain in any part (unit test), and parts keep at least 128 rows, clear of
+/// its small-product kernels.
+fn short_sum_parts(m: usize, n: usize, k: usize) -> Option<usize> {
+    let parts = num_threads();
+    (parts > 1 && k <= SHORT_SUM && n >= 64 && m / parts >= 128).then_some(parts)
+}
+
 /// One call of the `gemm` crate: `c [m, n]` (row-major, rows `c_ld` apart) `(+)= a · b`, each
 /// operand given as its pointer and its (column, row) strides.
 ///
@@ -408,7 +423,8 @@ unsafe fn crate_gemm(
     (b, (b_cs, b_rs)): (*const f32, (isize, isize)),
     parallel: bool,
 ) {
-    if let Some(parts) = parallel.then(|| row_parts(m, n, k)).flatten() {
+    let parts = parallel.then(|| row_parts(m, n, k).or_else(|| short_sum_parts(m, n, k)));
+    if let Some(parts) = parts.flatten() {
         // Addresses, not pointers, cross into the pool; each part writes its own rows of `c`.
         let (c_at, a_at, b_at) = (c as usize, a as usize, b as usize);
         let per = m.div_ceil(parts);
@@ -799,7 +815,7 @@ mod tests {
     /// parts of equal and unequal height.
     #[cfg(feature = "parallel")]
     #[test]
-    fn row_parts_keep_the_one_thread_bits() {
+    fn row_parts_and_short_sum_parts_keep_the_one_thread_bits() {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()
@@ -830,6 +846,26 @@ mod tests {
                         "{m}x{n}x{k}, trans {trans_a}/{trans_b}, accumulate {accumulate}"
                     );
                 }
+            }
+            for (m, n, k) in [(256, 100, 64), (784, 1024, 64), (300, 70, 128)] {
+                assert_eq!(super::short_sum_parts(m, n, k), Some(2), "{m}x{n}x{k}");
+                let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+                let b: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.11).cos()).collect();
+                let start: Vec<f32> = (0..m * n).map(|i| (i as f32 * 0.05).sin()).collect();
+                for (trans_a, trans_b, accumulate) in [(true, false, false), (false, true, true)] {
+                    let mut one = start.clone();
+                    let mut split = start.clone();
+                    gemm(
+                        m, n, k, &a, trans_a, &b, trans_b, &mut one, accumulate, false,
+                    );
+                    gemm(
+                        m, n, k, &a, trans_a, &b, trans_b, &mut split, accumulate, true,
+                    );
+                    assert_eq!(bits(&one), bits(&split), "short sum {m}x{n}x{k}");
+                }
+            }
+            for (m, n, k) in [(255, 100, 64), (784, 63, 64), (784, 1024, 129)] {
+                assert_eq!(super::short_sum_parts(m, n, k), None, "{m}x{n}x{k}");
             }
             // Too few rows, too many outputs, or a part under the crate's small kernels.
             let none = [
