@@ -453,12 +453,8 @@ mod tests {
         let (m, n, k) = (100, 300, 400);
         let (a, b) = (values(m * k, 5), values(k * n, 6));
         for (route, trans_b) in [(Route::FewRows, true), (Route::Direct, false)] {
-            let whole = on(1, || {
-                product(route, [m, n, k], (&a, false), (&b, trans_b), true)
-            });
-            let three = on(3, || {
-                product(route, [m, n, k], (&a, false), (&b, trans_b), true)
-            });
+            let full = || product(route, [m, n, k], (&a, false), (&b, trans_b), true);
+            let (whole, three) = (on(1, full), on(3, full));
             assert_eq!(bits(&whole), bits(&three), "{route:?}");
             // The last 30 rows alone: each value is the same sum in the same order.
             let tail = product(
