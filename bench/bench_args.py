@@ -1,6 +1,7 @@
 """What the PyTorch sides of gantry's criterion benches share (`layers.py`, `wgan_gp.py`,
-`conv.py`, `linear.py`): the command line (thread count, iterations, warm-up and a name filter, checked,
-with torch's thread count set and a header line printed) and the timing loop."""
+`conv.py`, `linear.py`, `mlp_floor.py`): the command line (thread count, iterations, warm-up
+and a name filter, checked, with torch's thread count set and a header line printed) and the
+timing loop."""
 
 import argparse
 import statistics
