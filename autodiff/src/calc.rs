@@ -20,6 +20,11 @@ pub(crate) trait Calc: Clone + Sized {
     fn lift(&self, t: Tensor) -> Self;
 
     fn add(&self, o: &Self) -> Self;
+    /// `self + o`, written over `self` where nothing else holds it (a gradient summed over
+    /// the uses of a value).
+    fn accumulate(self, o: &Self) -> Self {
+        self.add(o)
+    }
     fn sub(&self, o: &Self) -> Self;
     fn mul(&self, o: &Self) -> Self;
     fn div(&self, o: &Self) -> Self;
@@ -104,6 +109,10 @@ impl Calc for Tensor {
     }
     fn add(&self, o: &Self) -> Self {
         Tensor::add(self, o)
+    }
+    fn accumulate(mut self, o: &Self) -> Self {
+        self += o;
+        self
     }
     fn sub(&self, o: &Self) -> Self {
         Tensor::sub(self, o)

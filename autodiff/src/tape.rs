@@ -156,7 +156,7 @@ impl Tape {
         let mut grads: Vec<Option<C>> = vec![None; top + 1];
         for (id, seed) in roots {
             grads[id] = Some(match grads[id].take() {
-                Some(acc) => acc.add(&seed),
+                Some(acc) => acc.accumulate(&seed),
                 None => seed,
             });
         }
@@ -184,7 +184,7 @@ impl Tape {
             for (input, g) in op.backward(&gy, &val(id), val, &want)? {
                 // A value used more than once sums the gradients of its uses.
                 grads[input] = Some(match grads[input].take() {
-                    Some(acc) => acc.add(&g),
+                    Some(acc) => acc.accumulate(&g),
                     None => g,
                 });
             }

@@ -4,7 +4,7 @@
 //! length 1 (or a missing leading axis) stretches to match the other operand.
 
 use crate::Tensor;
-use crate::parallel::{fill_chunks, map_slices};
+use crate::parallel::{PAR_MIN_ELEMS, fill_chunks, for_each_chunk_mut, map_slices};
 use crate::simd;
 
 /// The shape two operands broadcast to.
@@ -89,6 +89,43 @@ where
             i += run;
         }
     })
+}
+
+/// `self = self + other`, the same bits as [`Tensor::add`]: written over `self`'s values when
+/// the shapes are equal and no other tensor shares `self`'s storage (a gradient summed over a
+/// weight's uses), saving the new tensor and a pass over memory; otherwise a new tensor.
+///
+/// ```
+/// use gantry_tensor::Tensor;
+/// let mut a = Tensor::from_vec(&[2], vec![1.0, 2.0]);
+/// let b = a.clone();
+/// a += &Tensor::from_vec(&[2], vec![0.5, 0.5]);
+/// assert_eq!(a.to_vec(), vec![1.5, 2.5]);
+/// assert_eq!(b.to_vec(), vec![1.0, 2.0]);
+/// ```
+impl std::ops::AddAssign<&Tensor> for Tensor {
+    #[track_caller]
+    fn add_assign(&mut self, other: &Tensor) {
+        if self.shape() == other.shape() {
+            let src = other.as_slice();
+            if let Some(dst) = self.own_slice_mut() {
+                let chunk = PAR_MIN_ELEMS / 4;
+                for_each_chunk_mut(dst, chunk, |i, dst| {
+                    let src = &src[i * chunk..i * chunk + dst.len()];
+                    simd::widest(
+                        #[inline(always)]
+                        || {
+                            for (d, &s) in dst.iter_mut().zip(src) {
+                                *d += s;
+                            }
+                        },
+                    );
+                });
+                return;
+            }
+        }
+        *self = Tensor::add(self, other);
+    }
 }
 
 impl Tensor {
@@ -416,6 +453,33 @@ mod tests {
                 assert_eq!(y.to_bits(), tanh(*x).to_bits(), "tanh({x}) at {level}");
             }
         }
+    }
+
+    /// `+=` gives `add`'s bits in place (large enough to split over threads, and with a
+    /// short last chunk), in a new tensor when the storage is shared (the other holder keeps
+    /// its values) and when `other` broadcasts.
+    #[test]
+    fn add_assign_is_add_in_place_or_not() {
+        let n = 5 * PAR_MIN_ELEMS + 37;
+        let a = Tensor::from_vec(&[n], (0..n).map(|i| (i % 97) as f32 * 0.37 - 9.0).collect());
+        let b = Tensor::from_vec(&[n], (0..n).map(|i| (i % 89) as f32 * 1.1e-3).collect());
+        let want = a.add(&b).to_vec();
+        let mut owned = Tensor::from_vec(&[n], a.to_vec());
+        let before = owned.as_slice().as_ptr();
+        owned += &b;
+        assert_eq!(owned.as_slice().as_ptr(), before, "written in place");
+        assert_eq!(owned.to_vec(), want);
+        let mut shared = a.clone();
+        shared += &b;
+        assert_eq!(shared.to_vec(), want);
+        assert_eq!(
+            a.to_vec()[..3],
+            [-9.0, -8.63, -8.26],
+            "the other holder is unchanged"
+        );
+        let mut rows = Tensor::from_vec(&[2, 2], vec![1.0, 2.0, 3.0, 4.0]);
+        rows += &Tensor::from_vec(&[2], vec![10.0, 20.0]);
+        assert_eq!(rows.to_vec(), vec![11.0, 22.0, 13.0, 24.0]);
     }
 
     #[test]

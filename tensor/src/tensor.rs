@@ -163,6 +163,16 @@ impl Tensor {
             .expect("a tensor in standard layout is one slice")
     }
 
+    /// The elements to change in place when this tensor alone holds its storage, contiguous
+    /// (nothing to copy first); `None` otherwise.
+    pub(crate) fn own_slice_mut(&mut self) -> Option<&mut [f32]> {
+        if self.data.is_unique() && self.data.is_standard_layout() {
+            self.data.as_slice_mut()
+        } else {
+            None
+        }
+    }
+
     /// A tensor with the same elements in standard (row-major, contiguous) layout.
     pub fn contiguous(&self) -> Tensor {
         if self.data.is_standard_layout() {
