@@ -68,6 +68,11 @@ pub(crate) trait Calc: Clone + Sized {
         )
     }
 
+    /// tanh's rule, `gy (1 - y²)` for `y = tanh(x)`.
+    fn tanh_backward(gy: &Self, y: &Self) -> Self {
+        gy.mul(&y.mul(y).neg().add_scalar(1.0))
+    }
+
     /// Batch norm's fused rule, first order only.
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_backward(
@@ -113,6 +118,10 @@ impl Calc for Tensor {
     fn accumulate(mut self, o: &Self) -> Self {
         self += o;
         self
+    }
+    fn tanh_backward(gy: &Self, y: &Self) -> Self {
+        // The composite's operations in its order, in one pass: the same bits.
+        gy.zip_map(y, "tanh_backward", |g, t| g * (-(t * t) + 1.0))
     }
     fn sub(&self, o: &Self) -> Self {
         Tensor::sub(self, o)
@@ -383,5 +392,24 @@ impl<'t> Calc for Var<'t> {
             .ok_or_else(|| GradError::NoSecondDerivative {
                 op: op.name().to_string(),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fused tanh rule on tensors gives the composite's bits (the rule variables record),
+    /// and not those of `gy` alone.
+    #[test]
+    fn fused_tanh_rule_is_the_composite_bit_for_bit() {
+        let n = 70_001;
+        let y = Tensor::from_vec(&[n], (0..n).map(|i| (i as f32 * 0.37).sin()).collect());
+        let gy = Tensor::from_vec(&[n], (0..n).map(|i| (i as f32 * 0.11).cos()).collect());
+        let fused = <Tensor as Calc>::tanh_backward(&gy, &y).to_vec();
+        let composite = gy.mul(&y.mul(&y).neg().add_scalar(1.0)).to_vec();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fused), bits(&composite));
+        assert_ne!(bits(&fused), bits(&gy.to_vec()));
     }
 }

@@ -384,7 +384,7 @@ impl Op {
             // σ' = σ (1 - σ)
             Sigmoid(x) => put!(*x, gy.mul(&y.mul(&y.neg().add_scalar(1.0)))),
             // tanh' = 1 - tanh²
-            Tanh(x) => put!(*x, gy.mul(&y.mul(y).neg().add_scalar(1.0))),
+            Tanh(x) => put!(*x, C::tanh_backward(gy, y)),
             // softplus' = σ
             Softplus(x) => put!(*x, gy.mul(&val(*x).sigmoid())),
             LogSoftmax { x, axis } => put!(*x, {
