@@ -1,6 +1,7 @@
 //! Elementwise and reduction kernels at the size of a DCGAN activation (`[64, 128, 16, 16]`),
 //! and the normalisation kernels: batch norm there and at dcgan28's `[64, 128, 7, 7]` (short
-//! planes), instance norm at pix2pixHD's `[16, 64, 32, 32]`, forward and backward.
+//! planes), instance norm at pix2pixHD's `[16, 64, 32, 32]`, forward and backward; and the MLP
+//! GAN's row sums (bias gradients) and tanh (group `rows`).
 //!
 //! Throughput: `Elements` = FLOPs, counted as one per output element for the broadcasting add
 //! and one per input element for the sum, so criterion's `elem/s` is FLOP/s (values a second
@@ -40,6 +41,21 @@ fn elementwise(c: &mut Criterion) {
     group.bench_function("tanh_libm_64x128x16x16", |b| {
         b.iter(|| black_box(&x).map(f32::tanh))
     });
+    group.finish();
+
+    // A fully connected layer's bias gradient (a sum over the batch's rows) at batch 64 with
+    // 1024 outputs and at batch 4096 with 64, and the MLP generator's tanh.
+    let mut group = c.benchmark_group("rows");
+    for shape in [[64, 1024], [4096, 64]] {
+        let x = randn(&shape, 3);
+        group.throughput(Throughput::Elements((shape[0] * shape[1]) as u64));
+        group.bench_function(format!("sum_axes_0_{}x{}", shape[0], shape[1]), |b| {
+            b.iter(|| black_box(&x).sum_axes(&[0], false))
+        });
+    }
+    let x = randn(&[64, 784], 4);
+    group.throughput(Throughput::Elements(64 * 784));
+    group.bench_function("tanh_64x784", |b| b.iter(|| black_box(&x).tanh()));
     group.finish();
 }
 
