@@ -556,7 +556,7 @@ mod tests {
         Tensor::from_vec(shape, (0..n).map(|i| i as f32).collect())
     }
 
-    /// Column sums (leading axes reduced) in whole and partial blocks of registers, rows four
+    /// Column sums (leading axes reduced) in whole and partial blocks of accumulators, rows four
     /// at a time and the rest, split into parallel parts or not, give the permuted rows' bits;
     /// a changed value is caught.
     #[test]
