@@ -257,6 +257,63 @@ fn conv_of_gy_and_grad_weight<C: Calc>(
 }
 
 impl Op {
+    /// The op's name in a profile: the method that records it, or a custom op's own name.
+    pub fn name(&self) -> &str {
+        use Op::*;
+        match self {
+            Leaf => "leaf",
+            Constant => "constant",
+            Add(..) => "add",
+            Sub(..) => "sub",
+            Mul(..) => "mul",
+            Div(..) => "div",
+            Neg(_) => "neg",
+            AddScalar(_) => "add_scalar",
+            MulScalar(..) => "mul_scalar",
+            Exp(_) => "exp",
+            Ln(_) => "ln",
+            Sqrt(_) => "sqrt",
+            Powf(..) => "powf",
+            Abs(_) => "abs",
+            Clamp(..) => "clamp",
+            Relu(_) => "relu",
+            LeakyRelu(..) => "leaky_relu",
+            Sigmoid(_) => "sigmoid",
+            Tanh(_) => "tanh",
+            LogSoftmax { .. } => "log_softmax",
+            SumAxes { .. } => "sum_axes",
+            MaxAxes { .. } => "max_axes",
+            Reshape(_) => "reshape",
+            Permute(..) => "permute",
+            SliceAxis { .. } => "slice_axis",
+            Concat { .. } => "concat",
+            Pad { .. } => "pad",
+            Softplus(_) => "softplus",
+            SumTo(_) => "sum_to",
+            BroadcastTo(_) => "broadcast_to",
+            Unpad { .. } => "unpad",
+            UpsampleNearest { .. } => "upsample_nearest",
+            SumPool { .. } => "sum_pool",
+            ReflectionPad { .. } => "reflection_pad",
+            ReflectionPadFold { .. } => "reflection_pad_fold",
+            Matmul { .. } => "matmul",
+            Linear { .. } => "linear",
+            Conv2d { .. } => "conv2d",
+            ConvTranspose2d { .. } => "conv_transpose2d",
+            BatchNorm { .. } => "batch_norm",
+            InstanceNorm { .. } => "instance_norm",
+            PixelNorm { .. } => "pixel_norm",
+            Conv2dGradInput { .. } => "conv2d_grad_input",
+            Conv2dGradWeight { .. } => "conv2d_grad_weight",
+            Dropout { .. } => "dropout",
+            Custom { op, .. } => op.0.name(),
+            BceWithLogits { .. } => "bce_with_logits",
+            Bce { .. } => "bce",
+            L1 { .. } => "l1",
+            Mse { .. } => "mse",
+        }
+    }
+
     /// The node indices this op reads.
     pub fn inputs(&self) -> Vec<usize> {
         use Op::*;

@@ -4,11 +4,13 @@ use crate::calc::Calc;
 use crate::error::GradError;
 use crate::op::Op;
 use gantry_tensor::Tensor;
+use gantry_tensor::profile::{self, Timer};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::cell::{Ref, RefCell, RefMut};
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::collections::HashMap;
 use std::fmt;
+use std::time::Instant;
 
 /// One recorded value: what it is, how it was made, and whether a gradient can reach a leaf
 /// through it.
@@ -38,11 +40,26 @@ pub struct Tape {
     /// in one step is one leaf and its gradient can be found by key.
     keyed: RefCell<HashMap<u64, usize>>,
     rng: RefCell<ChaCha8Rng>,
+    /// When the last value was recorded, while profiling: an op's forward time is the time
+    /// from there to its own record (see [`Tape::record`]).
+    last_record: Cell<Option<Instant>>,
 }
 
 impl Default for Tape {
     fn default() -> Self {
         Tape::with_seed(0)
+    }
+}
+
+/// An op's row in a profile: its name, the shape of its first input and of the value it makes.
+fn op_label(op: &Op, nodes: &[Node], value: &Tensor) -> String {
+    let input = op
+        .inputs()
+        .first()
+        .map(|&i| nodes[i].value.shape().to_vec());
+    match input {
+        Some(x) => format!("{} {x:?} -> {:?}", op.name(), value.shape()),
+        None => format!("{} {:?}", op.name(), value.shape()),
     }
 }
 
@@ -66,6 +83,7 @@ impl Tape {
             nodes: RefCell::new(Vec::new()),
             keyed: RefCell::new(HashMap::new()),
             rng: RefCell::new(ChaCha8Rng::seed_from_u64(seed)),
+            last_record: Cell::new(None),
         }
     }
 
@@ -114,6 +132,7 @@ impl Tape {
     }
 
     pub(crate) fn push(&self, value: Tensor, op: Op, needs_grad: bool) -> Var<'_> {
+        self.profile_forward(&op, &value);
         let mut nodes = self.nodes.borrow_mut();
         nodes.push(Node {
             value,
@@ -123,6 +142,24 @@ impl Tape {
         Var {
             id: nodes.len() - 1,
             tape: self,
+        }
+    }
+
+    /// While profiling, adds the time since the previous record on this tape to `op`'s forward
+    /// row (labelled by name and output shape), unless `op` is a leaf or a constant. An op
+    /// computes its value from recorded inputs just before recording it, so that time is its
+    /// computation; what a caller computes off the tape between two ops (rarely more than a
+    /// parameter lookup) counts towards the later op, and a leaf or a constant starts afresh.
+    fn profile_forward(&self, op: &Op, value: &Tensor) {
+        if !profile::enabled() {
+            self.last_record.set(None);
+            return;
+        }
+        let now = Instant::now();
+        let last = self.last_record.replace(Some(now));
+        if let (Some(last), false) = (last, matches!(op, Op::Leaf | Op::Constant)) {
+            let label = || op_label(op, &self.nodes.borrow(), value);
+            profile::add(profile::FORWARD, label, now - last, 0.0);
         }
     }
 
@@ -181,6 +218,7 @@ impl Tape {
             };
             let Some(gy) = gy else { continue };
             let want = |i: usize| on_path(i) && self.nodes.borrow()[i].needs_grad;
+            let timer = Timer::start();
             for (input, g) in op.backward(&gy, &val(id), val, &want)? {
                 // A value used more than once sums the gradients of its uses.
                 grads[input] = Some(match grads[input].take() {
@@ -188,6 +226,11 @@ impl Tape {
                     None => g,
                 });
             }
+            let label = || {
+                let nodes = self.nodes.borrow();
+                op_label(&op, &nodes, &nodes[id].value)
+            };
+            timer.stop(profile::BACKWARD, label, 0.0);
         }
         Ok(grads)
     }

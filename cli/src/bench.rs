@@ -4,9 +4,10 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use gantry_gan::workloads::{self, Workload};
+use gantry_tensor::profile;
 use serde::Serialize;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// `gantry bench`.
 #[derive(Args, Debug, Clone)]
@@ -57,6 +58,12 @@ pub struct BenchArgs {
     /// Seed of the weights, the batch and the noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// After the timed iterations, run as many again with the profiler on and print to
+    /// standard error where their time went: each op's forward computation and backward rule
+    /// by output shape, the matrix products by shape and kernel route (with GFLOP/s), the
+    /// optimizers' steps. Lists the ROWS longest rows of each section [default: 12].
+    #[arg(long, value_name = "ROWS", num_args = 0..=1, default_missing_value = "12")]
+    pub profile: Option<usize>,
 }
 
 /// One configuration's result: the JSON line.
@@ -155,6 +162,9 @@ fn run_child(c: &Config, args: &BenchArgs) -> Result<()> {
         .args(["--iters", &args.iters.to_string()])
         .args(["--warmup", &args.warmup.to_string()])
         .args(["--seed", &args.seed.to_string()]);
+    if let Some(rows) = args.profile {
+        cmd.arg(format!("--profile={rows}"));
+    }
     let status = cmd.status().context("cannot start gantry bench")?;
     if !status.success() {
         bail!(
@@ -190,6 +200,10 @@ fn measure(c: &Config, args: &BenchArgs) -> Result<Report> {
     }
     let faults = faults_before.and_then(|b| Some((minor_faults()? - b) as f64 / args.iters as f64));
     let foreign = before.and_then(|b| CpuTicks::now().map(|a| a.foreign_cores(&b)));
+    if let Some(rows) = args.profile {
+        let step = || Ok(trainer.train_step(&mut next)?);
+        eprint!("{}", profile_steps(c, args.iters, rows, step)?);
+    }
     times.sort_by(f64::total_cmp);
     let median = median(&times);
     let gflop = flops as f64 / 1e9;
@@ -212,6 +226,41 @@ fn measure(c: &Config, args: &BenchArgs) -> Result<Report> {
         foreign_cores: foreign,
         simd: gantry_tensor::simd::active().to_string(),
     })
+}
+
+/// Runs `iters` steps with the profiler on and returns its table, `rows` rows a section, under
+/// a heading naming the configuration and the steps' own time.
+fn profile_steps<T>(
+    c: &Config,
+    iters: usize,
+    rows: usize,
+    mut step: impl FnMut() -> Result<T>,
+) -> Result<String> {
+    profile::take();
+    profile::set_enabled(true);
+    let t0 = Instant::now();
+    let ran = (0..iters).try_for_each(|_| step().map(drop));
+    let elapsed = t0.elapsed();
+    profile::set_enabled(false);
+    ran?;
+    let recorded = profile::take();
+    let in_sections: Duration = recorded
+        .iter()
+        .filter(|r| r.section != profile::PRODUCTS)
+        .map(|r| r.time)
+        .sum();
+    let per = |d: Duration| d.as_secs_f64() * 1e3 / iters as f64;
+    Ok(format!(
+        "profile of {} at batch {}, {} threads: {iters} steps of {:.3} ms with the profiler on \
+         (products are timed inside the ops that make them)\n{}\
+         outside ops and optimizers (the trainer, data, losses' bookkeeping): {:.3} ms/it\n",
+        c.workload,
+        c.batch,
+        c.threads,
+        per(elapsed),
+        profile::table(&recorded, iters as u64, elapsed, rows),
+        per(elapsed.saturating_sub(in_sections)),
+    ))
 }
 
 /// The median of sorted values (the mean of the middle two for an even count, as Python's

@@ -156,6 +156,66 @@ fn every_configuration_gets_its_own_line_and_thread_count() {
 }
 
 #[test]
+fn profile_says_where_the_steps_time_went() {
+    let args = [
+        "bench",
+        "--workload",
+        "mlp",
+        "--threads",
+        "1",
+        "--iters",
+        "2",
+        "--warmup",
+        "0",
+        "--profile=3",
+    ];
+    let out = gantry(&args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "stdout stays one JSON line: {stdout}"
+    );
+    serde_json::from_str::<Value>(stdout.trim()).expect("JSON");
+    for want in [
+        "profile of mlp at batch 64, 1 threads: 2 steps of",
+        "\nforward ",
+        "\nbackward ",
+        "\nproducts ",
+        "\noptimizer ",
+        // G's last layer, once a step, and D's first, on real data, fake and fake again.
+        "linear [64, 1024] -> [64, 784]          ",
+        "64x512x784 a·bᵀ ",
+        "adam, 1486352 values in 8 tensors",
+        "adam, 533505 values in 6 tensors",
+        "all forward",
+        "outside ops and optimizers",
+    ] {
+        assert!(stderr.contains(want), "{want:?} missing from:\n{stderr}");
+    }
+    let line = |label: &str| {
+        let l = stderr.lines().find(|l| l.trim_start().starts_with(label));
+        l.unwrap_or_else(|| panic!("no {label:?} in:\n{stderr}"))
+            .to_string()
+    };
+    // Columns from the right: (GFLOP/s for products,) %, ms/it, calls/it.
+    let calls = |l: &str, from_right| l.split_whitespace().rev().nth(from_right).unwrap().parse();
+    assert_eq!(calls(&line("linear [64, 1024] -> [64, 784]"), 2), Ok(1.0));
+    assert_eq!(calls(&line("64x512x784 a·bᵀ"), 3), Ok(3.0));
+    // Three rows a section, the rest summed up in one.
+    let forward = stderr.split("\nbackward").next().unwrap();
+    assert_eq!(forward.lines().count(), 1 + 1 + 3 + 1 + 1, "{forward}");
+    assert!(forward.contains(" more "), "{forward}");
+
+    let err = error(&["bench", "--workload", "mlp", "--profile=many"]);
+    assert!(err.contains("--profile"), "{err}");
+}
+
+#[test]
 fn bad_arguments_are_one_line_errors() {
     let err = error(&["bench", "--workload", "dcgan"]);
     assert!(

@@ -41,6 +41,7 @@ mod microkernel;
 mod norm;
 mod parallel;
 mod pixel_norm;
+pub mod profile;
 mod random;
 mod reduce;
 mod resample;

@@ -11,6 +11,7 @@ use crate::parallel::{
     filled, for_each_chunk_mut, gemm_parallelism, long_product_with_few_outputs, map_range,
     num_threads,
 };
+use crate::profile::{self, Timer};
 use crate::scratch::Scratch;
 use std::mem::MaybeUninit;
 
@@ -256,12 +257,59 @@ unsafe fn gemm_raw(
     b: &[f32],
     trans_b: bool,
     b_ld: usize,
-    (c, c_ld): (*mut f32, usize),
+    c: (*mut f32, usize),
     accumulate: bool,
     parallel: bool,
 ) {
+    let timer = parallel.then(Timer::start);
+    // SAFETY: forwarded from the caller.
+    let route = unsafe {
+        gemm_routed(
+            [m, n, k],
+            (a, trans_a),
+            (b, trans_b, b_ld),
+            c,
+            accumulate,
+            parallel,
+        )
+    };
+    if let (Some(timer), Some(route)) = (timer, route) {
+        stop_product_timer(timer, [m, n, k], trans_a, trans_b, route);
+    }
+}
+
+/// Adds a product's time to the profile (section [`profile::PRODUCTS`]), labelled by its
+/// shape, which operands it read transposed and the kernels' route.
+pub(crate) fn stop_product_timer(
+    timer: Timer,
+    [m, n, k]: [usize; 3],
+    trans_a: bool,
+    trans_b: bool,
+    route: &'static str,
+) {
+    let label = || {
+        let a = if trans_a { "aᵀ" } else { "a" };
+        let b = if trans_b { "bᵀ" } else { "b" };
+        format!("{m}x{n}x{k} {a}·{b} {route}")
+    };
+    timer.stop(profile::PRODUCTS, label, 2.0 * (m * n * k) as f64);
+}
+
+/// [`gemm_raw`]'s work: computes the product on the route its shape and layout take and
+/// returns the route's name (`None` for an empty product).
+///
+/// # Safety
+/// As [`gemm_raw`].
+unsafe fn gemm_routed(
+    [m, n, k]: [usize; 3],
+    (a, trans_a): (&[f32], bool),
+    (b, trans_b, b_ld): (&[f32], bool, usize),
+    (c, c_ld): (*mut f32, usize),
+    accumulate: bool,
+    parallel: bool,
+) -> Option<&'static str> {
     if m == 0 || n == 0 {
-        return;
+        return None;
     }
     if k == 0 {
         if !accumulate {
@@ -271,17 +319,17 @@ unsafe fn gemm_raw(
                 unsafe { std::slice::from_raw_parts_mut(c.add(r * c_ld), n) }.fill(0.0);
             }
         }
-        return;
+        return None;
     }
     if !accumulate && goes_few_columns([m, n, k], trans_a, trans_b, b_ld) {
         // SAFETY: as the caller guarantees for `c`; `b` has no gaps (checked).
         unsafe { few_columns([m, n, k], (a, trans_a), (b, trans_b), (c, c_ld), parallel) };
-        return;
+        return Some("narrow direct, cᵀ");
     }
     if !trans_a && trans_b && !accumulate && c_ld == n && goes_transposed(m, n, k) {
         // SAFETY: as the caller guarantees for `c`; `b_ld` and `k` bound the reads.
         unsafe { gemm_transposed([m, n, k], a, b, b_ld, c, parallel) };
-        return;
+        return Some("gemm crate, cᵀ");
     }
     let padded;
     let wanted_ld = transposed_ld(k);
@@ -312,7 +360,8 @@ unsafe fn gemm_raw(
             (b.as_ptr(), b_strides),
             parallel,
         )
-    }
+    };
+    Some("gemm crate")
 }
 
 /// The fewest rows of `c` for [`few_columns`].
@@ -659,13 +708,18 @@ impl Tensor {
         let narrow = crate::matmul_narrow::route([m, n, k], trans_b);
         let product = |i: usize, parallel: bool| {
             if let Some(route) = narrow {
-                return crate::matmul_narrow::product(
+                let timer = Timer::start();
+                let c = crate::matmul_narrow::product(
                     route,
                     [m, n, k],
                     (&a[i * a_step..], trans_a),
                     (&b[i * b_step..], trans_b),
                     parallel,
                 );
+                if parallel {
+                    stop_product_timer(timer, [m, n, k], trans_a, trans_b, route.name());
+                }
+                return c;
             }
             gemm_new(
                 m,

@@ -65,6 +65,16 @@ pub(crate) enum Route {
     Direct,
 }
 
+impl Route {
+    /// The route's name in a profile.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Route::FewRows => "narrow few rows",
+            Route::Direct => "narrow direct",
+        }
+    }
+}
+
 /// The route for `c [m, n] = op(a) [m, k] · op(b) [k, n]`, or `None` for the `gemm` crate's.
 pub(crate) fn route([m, n, k]: [usize; 3], trans_b: bool) -> Option<Route> {
     if !cfg!(target_arch = "x86_64") || simd::active() != Level::Avx512 {

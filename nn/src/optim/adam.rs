@@ -1,10 +1,13 @@
 //! Adam (Kingma & Ba), with PyTorch's bias correction and L2 weight decay.
 
-use super::{Optimizer, PAR_CHUNK, in_parallel_chunks, saved_slot, to_vec, with_grads};
+use super::{
+    Optimizer, PAR_CHUNK, in_parallel_chunks, saved_slot, stop_step_timer, to_vec, with_grads,
+};
 use crate::error::{NnError, Result};
 use crate::module::{Module, named_params};
 use crate::param::ParamId;
 use gantry_autodiff::Gradients;
+use gantry_tensor::profile::Timer;
 use gantry_tensor::{Tensor, simd};
 use std::collections::HashMap;
 
@@ -132,6 +135,7 @@ impl Update {
 
 impl Optimizer for Adam {
     fn step(&mut self, module: &dyn Module, grads: &Gradients) -> Result<()> {
+        let timer = Timer::start();
         let params = with_grads(module, grads)?;
         self.step += 1;
         let c = &self.config;
@@ -147,7 +151,7 @@ impl Optimizer for Adam {
             step_size,
             bc2_sqrt,
         };
-        for (_, p, g) in params {
+        for (_, p, g) in &params {
             let g = g.as_slice();
             let (m, v) = self
                 .moments
@@ -155,6 +159,7 @@ impl Optimizer for Adam {
                 .or_insert_with(|| (vec![0.0; g.len()], vec![0.0; g.len()]));
             p.update(|w| update.apply(w, &g, m, v));
         }
+        stop_step_timer(timer, "adam", &params);
         Ok(())
     }
 

@@ -18,7 +18,18 @@ use crate::module::{Module, named_params};
 use crate::param::Param;
 use gantry_autodiff::Gradients;
 use gantry_tensor::Tensor;
+use gantry_tensor::profile::{self, Timer};
 use std::collections::HashMap;
+
+/// Adds an optimizer step's time to the profile ([`profile::OPTIMIZER`]), labelled by the
+/// optimizer's name and how many tensors and values it updated.
+pub(crate) fn stop_step_timer(timer: Timer, name: &str, params: &[(String, &Param, Tensor)]) {
+    let label = || {
+        let values: usize = params.iter().map(|(_, _, g)| g.len()).sum();
+        format!("{name}, {values} values in {} tensors", params.len())
+    };
+    timer.stop(profile::OPTIMIZER, label, 0.0);
+}
 
 /// A rule that updates a module's trained parameters from their gradients.
 pub trait Optimizer {

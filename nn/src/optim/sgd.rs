@@ -1,10 +1,13 @@
 //! Stochastic gradient descent with momentum, dampening, Nesterov and weight decay (PyTorch's).
 
-use super::{Optimizer, PAR_CHUNK, in_parallel_chunks, saved_slot, to_vec, with_grads};
+use super::{
+    Optimizer, PAR_CHUNK, in_parallel_chunks, saved_slot, stop_step_timer, to_vec, with_grads,
+};
 use crate::error::Result;
 use crate::module::{Module, named_params};
 use crate::param::ParamId;
 use gantry_autodiff::Gradients;
+use gantry_tensor::profile::Timer;
 use gantry_tensor::{Tensor, simd};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -152,9 +155,10 @@ impl Update {
 
 impl Optimizer for Sgd {
     fn step(&mut self, module: &dyn Module, grads: &Gradients) -> Result<()> {
+        let timer = Timer::start();
         let params = with_grads(module, grads)?;
         let (c, update) = (&self.config, Update::from(&self.config));
-        for (_, p, g) in params {
+        for (_, p, g) in &params {
             let g = g.as_slice();
             let b = (c.momentum != 0.0).then(|| match self.buffers.entry(p.id()) {
                 Entry::Occupied(e) => (e.into_mut().as_mut_slice(), false),
@@ -162,6 +166,7 @@ impl Optimizer for Sgd {
             });
             p.update(|w| update.apply(w, &g, b));
         }
+        stop_step_timer(timer, "sgd", &params);
         Ok(())
     }
 
