@@ -130,7 +130,7 @@ proptest! {
     fn dropout_with_a_fixed_mask(s in shape(3, 4), p in 0.0f32..0.8, seed in any::<u64>()) {
         let x = uniform(&s, -1.0, 1.0, &mut rng(seed));
         // Same tape seed on every evaluation: the same mask.
-        check2(|t, v| v[0].dropout(p, &mut *t.rng()).powf(2.0), &[x], &cfg(seed))?;
+        check2(|t, v| v[0].dropout(p, &mut t.rng()).powf(2.0), &[x], &cfg(seed))?;
     }
 
     // ---------------------------------------------------------------- reductions

@@ -4,6 +4,7 @@ use crate::Var;
 use crate::op::Op;
 use gantry_tensor::Tensor;
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 
 /// The result of [`Var::batch_norm_train`]: the normalised output and the batch statistics
 /// that a layer folds into its running averages.
@@ -116,17 +117,31 @@ impl<'t> Var<'t> {
     }
 
     /// Zeroes each element with probability `p` and scales the rest by `1 / (1 - p)`, drawing
-    /// the mask from `rng`. Backward: `gy` times the same mask.
+    /// the mask from `rng` (the tape's own, [`Tape::rng`](crate::Tape::rng), in the layers).
+    /// Backward: `gy` times the same mask.
+    ///
+    /// Element `i` uses word `i` of `rng`'s stream from where it stands, as
+    /// `Tensor::bernoulli` would draw them one after another, and `rng` is left after the
+    /// last: the mask is the same at any thread count, though a large one is drawn by several
+    /// threads at once (each seeking to its part of the stream).
     ///
     /// # Panics
     /// If `p` is outside `[0, 1)`.
     #[track_caller]
-    pub fn dropout<R: Rng + ?Sized>(self, p: f32, rng: &mut R) -> Var<'t> {
+    pub fn dropout(self, p: f32, rng: &mut ChaCha8Rng) -> Var<'t> {
         assert!(
             (0.0..1.0).contains(&p),
             "dropout: probability {p} outside [0, 1)"
         );
-        let keep = Tensor::bernoulli(&self.shape(), 1.0 - p, rng).mul_scalar(1.0 / (1.0 - p));
+        let shape = self.shape();
+        let first = rng.get_word_pos();
+        let origin = rng.clone();
+        let keep = Tensor::keep_mask(&shape, 1.0 - p, 1.0 / (1.0 - p), |start, dst| {
+            let mut part = origin.clone();
+            part.set_word_pos(first + start as u128);
+            part.fill(dst);
+        });
+        rng.set_word_pos(first + shape.iter().product::<usize>() as u128);
         let value = self.value().mul(&keep);
         self.tape.record(
             value,
@@ -135,5 +150,37 @@ impl<'t> Var<'t> {
                 mask: keep,
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Tape;
+    use gantry_tensor::Tensor;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// The mask is the one `bernoulli` draws from the same stream, one word per element, and
+    /// the generator ends where those draws leave it: a large mask drawn in parallel parts
+    /// changes no bit of a training run.
+    #[test]
+    fn dropout_draws_what_serial_bernoulli_draws() {
+        for (shape, p) in [
+            (vec![3, 5], 0.3f32),
+            (vec![64, 64, 14, 14], 0.3),
+            (vec![7, 4099], 0.5),
+        ] {
+            let tape = Tape::new();
+            let x = Tensor::rand_uniform(&shape, -1.0, 1.0, &mut ChaCha8Rng::seed_from_u64(1));
+            let mut rng = ChaCha8Rng::seed_from_u64(2);
+            rng.random::<u32>();
+            let mut serial = rng.clone();
+            let xv = tape.leaf(x.clone());
+            let y = xv.dropout(p, &mut rng);
+            let mask = Tensor::bernoulli(&shape, 1.0 - p, &mut serial).mul_scalar(1.0 / (1.0 - p));
+            assert_eq!(y.value(), x.mul(&mask), "{shape:?}");
+            assert_eq!(rng.random::<u64>(), serial.random::<u64>(), "{shape:?}");
+            assert_eq!(y.sum().backward().get(xv), Some(&mask), "{shape:?}");
+        }
     }
 }

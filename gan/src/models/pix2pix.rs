@@ -209,7 +209,7 @@ impl Module for UNet {
             }
             if self.dropout[i] && mode == Mode::Train {
                 let tape = h.tape();
-                h = h.dropout(0.5, &mut *tape.rng());
+                h = h.dropout(0.5, &mut tape.rng());
             }
         }
         h.tanh()

@@ -35,7 +35,7 @@ impl Module for Dropout {
             Mode::Train if self.p > 0.0 => {
                 let tape = x.tape();
                 let mut rng = tape.rng();
-                x.dropout(self.p, &mut *rng)
+                x.dropout(self.p, &mut rng)
             }
             _ => x,
         }
