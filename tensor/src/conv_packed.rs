@@ -46,10 +46,13 @@ const TASK_OUTPUT_BYTES: usize = 256 << 10;
 /// 512 channels, 2.8 -> 3.9 ms; a 64x64 DCGAN's 8x8 -> 4x4 layer at batch 64 (1024 pixels,
 /// 4096 rows), 11.4 -> 13.0; 2048 from 1024 rows to 128 (pix2pix-64's 32x32 -> 16x16 layers at
 /// batch 8), 1.70 -> 1.51 alone, yet that workload's whole step ran 10% slower with them; from
-/// 4096 on (the DCGAN's 16x16 -> 8x8, 12.4 -> 11.4; its 32x32 -> 16x16, 13.6 -> 11.3) it wins.
+/// 4096 on (the DCGAN's 16x16 -> 8x8, 12.4 -> 11.4; its 32x32 -> 16x16, 13.6 -> 11.3) it wins,
+/// and at 3136 (the 28x28 DCGAN's 14x14 -> 7x7 at batch 64, 1600 rows to 128): its three
+/// forward passes in a step 13.5 -> 11.9 ms (`gantry bench --profile`), the step 96-100 -> 93-96
+/// ms (six alternations), the same at one thread.
 /// A fixed count, not one per thread: the path sets the bits, which must not depend on the
 /// thread count.
-const MIN_PIXELS: usize = 4096;
+const MIN_PIXELS: usize = 3072;
 
 /// Whether the packed kernels can compute a convolution with `o` output channels: strides above
 /// one (im2col reads the input through its stride phases) and whole groups of [`MR`] output
