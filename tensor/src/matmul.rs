@@ -367,8 +367,14 @@ unsafe fn gemm_routed(
 /// The fewest rows of `c` for [`few_columns`].
 const FEW_COLUMNS_MIN_ROWS: usize = 1024;
 
+/// The shortest sum for [`few_columns`]: with few steps the transposed copy is most of the
+/// work. The 28x28 DCGAN's 100 -> 12544 weight gradient at batch 64 (12544 x 100 x 64) took
+/// 1.7-1.9 ms that way in its step against 0.53-0.55 on the crate (`gantry bench --profile`).
+const FEW_COLUMNS_MIN_SUM: usize = 512;
+
 /// Whether `c [m, n] = op(a) · op(b)` goes through [`few_columns`]: `c` with 16 to 128 columns
-/// and at least [`FEW_COLUMNS_MIN_ROWS`] rows, `a` read transposed (a transposed
+/// and at least [`FEW_COLUMNS_MIN_ROWS`] rows, sums of [`FEW_COLUMNS_MIN_SUM`] steps or more,
+/// `a` read transposed (a transposed
 /// convolution's or an input gradient's column matrix `wᵀ · x` of a small map at batch 1: 8192
 /// x 64 for a U-Net's 1024 channels on 8x8) and `cᵀ` taking the narrow products' direct route.
 /// Inside a pix2pix 256 step (two threads, AVX-512) the `gemm` crate ran these at 55-110
@@ -379,6 +385,7 @@ const FEW_COLUMNS_MIN_ROWS: usize = 1024;
 fn goes_few_columns([m, n, k]: [usize; 3], trans_a: bool, trans_b: bool, b_ld: usize) -> bool {
     let gapless = b_ld == if trans_b { k } else { n };
     m >= FEW_COLUMNS_MIN_ROWS
+        && k >= FEW_COLUMNS_MIN_SUM
         && gapless
         && crate::matmul_narrow::route([n, m, k], !trans_a) == Some(Route::Direct)
 }
@@ -928,7 +935,7 @@ mod tests {
         }
         if crate::simd::active() != crate::simd::Level::Avx512 {
             // Capped below AVX-512 (`GANTRY_SIMD`): the crate's route, as on a CPU without it.
-            assert!(!goes_few_columns([1024, 64, 128], true, false, 64));
+            assert!(!goes_few_columns([1024, 64, 512], true, false, 64));
             return;
         }
         let on = |threads: usize, f: &(dyn Fn() -> Vec<f32> + Sync)| {
@@ -936,9 +943,9 @@ mod tests {
             pool.expect("a pool").install(f)
         };
         for (m, n, k, trans_b) in [
-            (1024, 64, 128, false),
-            (1100, 17, 300, true),
-            (2048, 128, 64, false),
+            (1024, 64, 512, false),
+            (1100, 17, 600, true),
+            (2048, 128, 512, false),
         ] {
             assert!(goes_few_columns(
                 [m, n, k],
@@ -979,7 +986,8 @@ mod tests {
             wrong[m / 2 * c_ld + n / 2] += 1e-2;
             assert!(worst(&wrong) > 1e-3, "the check misses a wrong value");
         }
-        // Not for `a` as stored, short or wide `c`, or too few rows.
+        // Not for `a` as stored, short or wide `c`, too few rows or short sums.
+        assert!(!goes_few_columns([12544, 100, 64], true, false, 100));
         assert!(!goes_few_columns([8192, 64, 1024], false, false, 64));
         assert!(!goes_few_columns([8192, 8, 1024], true, false, 8));
         assert!(!goes_few_columns([8192, 256, 1024], true, false, 256));
