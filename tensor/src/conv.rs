@@ -569,10 +569,18 @@ fn copy_sample(src: &[f32], ld: usize, hw: usize, i: usize, sample: &mut [MaybeU
 
 /// Adds `bias[c]` to every element of channel `c` of a `[N, C, ...]` buffer.
 fn add_channel_bias(out: &mut [f32], bias: &[f32], plane: usize) {
-    for (i, chunk) in out.chunks_mut(plane).enumerate() {
-        let b = bias[i % bias.len()];
-        chunk.iter_mut().for_each(|v| *v += b);
+    if plane == 0 {
+        return;
     }
+    // Whole planes per task, about 8K values (on one thread a critic's 64 x 64 x 32 x 32
+    // output took 1.7 ms).
+    let planes = (8192 / plane).max(1);
+    for_each_chunk_mut(out, planes * plane, |i, chunk| {
+        for (j, values) in chunk.chunks_mut(plane).enumerate() {
+            let b = bias[(i * planes + j) % bias.len()];
+            values.iter_mut().for_each(|v| *v += b);
+        }
+    });
 }
 
 #[track_caller]
