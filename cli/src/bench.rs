@@ -60,8 +60,9 @@ pub struct BenchArgs {
     pub seed: u64,
     /// After the timed iterations, run as many again with the profiler on and print to
     /// standard error where their time went: each op's forward computation and backward rule
-    /// by output shape, the matrix products by shape and kernel route (with GFLOP/s), the
-    /// optimizers' steps. Lists the ROWS longest rows of each section [default: 12].
+    /// by input and output shape, the matrix products that have the thread pool to themselves
+    /// by shape and kernel route (with GFLOP/s), the optimizers' steps. Lists the ROWS longest
+    /// rows of each section [default: 12].
     #[arg(long, value_name = "ROWS", num_args = 0..=1, default_missing_value = "12")]
     pub profile: Option<usize>,
 }
