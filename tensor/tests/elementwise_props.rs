@@ -274,8 +274,11 @@ fn broadcast_to_a_mismatched_axis_panics() {
 #[test]
 fn large_broadcasts_match_explicit_indexing() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let cases: [(&[usize], &[usize]); 6] = [
+    let cases: [(&[usize], &[usize]); 8] = [
         (&[8, 32, 16, 16], &[8, 32, 16, 16]),
+        // A 2x2 window's axes (a max pool through reshape and max_axes), and a new leading axis.
+        (&[16, 64, 8, 2, 8, 2], &[16, 64, 8, 1, 8, 1]),
+        (&[3, 1, 64, 1, 16], &[5, 1, 1, 64, 7, 1]),
         (&[8, 32, 16, 16], &[32, 1, 1]),
         (&[3, 7, 50, 50], &[1, 7, 1, 1]),
         (&[37, 1000], &[1000]),
