@@ -715,7 +715,7 @@ impl Tensor {
         let narrow = crate::matmul_narrow::route([m, n, k], trans_b);
         let product = |i: usize, parallel: bool| {
             if let Some(route) = narrow {
-                let timer = Timer::start();
+                let timer = parallel.then(Timer::start);
                 let c = crate::matmul_narrow::product(
                     route,
                     [m, n, k],
@@ -723,7 +723,7 @@ impl Tensor {
                     (&b[i * b_step..], trans_b),
                     parallel,
                 );
-                if parallel {
+                if let Some(timer) = timer {
                     stop_product_timer(timer, [m, n, k], trans_a, trans_b, route.name());
                 }
                 return c;

@@ -109,6 +109,7 @@ impl Tensor {
         const BLOCK: usize = 4096;
         let n: usize = shape.iter().product();
         let threshold = keep * (1u32 << 24) as f32;
+        let scale = scale.to_bits();
         let data = fill_chunks(n, |start, dst| {
             let mut buffer = [0u32; BLOCK];
             for (b, block) in dst.chunks_mut(BLOCK).enumerate() {
@@ -116,7 +117,6 @@ impl Tensor {
                 words(start + b * BLOCK, drawn);
                 // Without a branch: the decisions are random, so a branch mispredicts half
                 // the time (measured: most of the loop), and a select vectorises.
-                let scale = scale.to_bits();
                 for (m, &w) in block.iter_mut().zip(drawn.iter()) {
                     let kept = u32::from(((w >> 8) as f32) < threshold);
                     m.write(f32::from_bits(kept.wrapping_neg() & scale));

@@ -454,25 +454,8 @@ fn outer_inner(shape: &[usize], axis: usize) -> (usize, usize) {
 /// stretched over `[16, 64, 8, 2, 8, 2]`) took 0.5 ms per broadcast, a call per value.
 fn broadcast_into(source: &[f32], source_dims: &[usize], out: &mut [f32], out_dims: &[usize]) {
     let (from, to) = merged_axes(source_dims, out_dims);
-    let first = to.first().copied().unwrap_or(1);
-    if out.len() < crate::parallel::PAR_MIN_ELEMS || first < 2 {
-        broadcast_merged(source, &from, out, &to);
-        return;
-    }
-    let block = out.len() / first;
-    if from[0] == 1 {
-        // The first axis repeats: one part, then copies of it.
-        let (head, rest) = out.split_at_mut(block);
-        broadcast_merged(source, &from[1..], head, &to[1..]);
-        let head = &*head;
-        crate::parallel::for_each_chunk_mut(rest, block, |_, copy| copy.copy_from_slice(head));
-    } else {
-        let source_block = source.len() / first;
-        crate::parallel::for_each_chunk_mut(out, block, |i, part| {
-            let from_part = &source[i * source_block..(i + 1) * source_block];
-            broadcast_merged(from_part, &from[1..], part, &to[1..]);
-        });
-    }
+    let parallel = out.len() >= crate::parallel::PAR_MIN_ELEMS;
+    broadcast_merged(source, &from, out, &to, parallel);
 }
 
 /// The axes of a broadcast with the output's length-1 axes dropped and neighbours of one kind
@@ -498,8 +481,8 @@ fn merged_axes(source_dims: &[usize], out_dims: &[usize]) -> (Vec<usize>, Vec<us
     (from, to)
 }
 
-/// [`broadcast_into`] on merged axes, on the calling thread.
-fn broadcast_merged(source: &[f32], from: &[usize], out: &mut [f32], to: &[usize]) {
+/// [`broadcast_into`] on merged axes; the first axis's parts in parallel when `parallel`.
+fn broadcast_merged(source: &[f32], from: &[usize], out: &mut [f32], to: &[usize], parallel: bool) {
     if from == to {
         out.copy_from_slice(source);
     } else if source.len() == 1 {
@@ -512,19 +495,33 @@ fn broadcast_merged(source: &[f32], from: &[usize], out: &mut [f32], to: &[usize
     } else {
         let block = out.len() / to[0];
         if from[0] == 1 {
+            // The first axis repeats: one part, then copies of it.
             let (head, rest) = out.split_at_mut(block);
-            broadcast_merged(source, &from[1..], head, &to[1..]);
-            for copy in rest.chunks_exact_mut(block) {
-                copy.copy_from_slice(head);
-            }
+            broadcast_merged(source, &from[1..], head, &to[1..], false);
+            let head = &*head;
+            each_part(rest, block, parallel, |_, copy| copy.copy_from_slice(head));
         } else {
             let source_block = source.len() / to[0];
-            for (part, from_part) in out
-                .chunks_exact_mut(block)
-                .zip(source.chunks_exact(source_block))
-            {
-                broadcast_merged(from_part, &from[1..], part, &to[1..]);
-            }
+            each_part(out, block, parallel, |i, part| {
+                let from_part = &source[i * source_block..(i + 1) * source_block];
+                broadcast_merged(from_part, &from[1..], part, &to[1..], false);
+            });
+        }
+    }
+}
+
+/// `f(i, part)` for each `block`-sized part of `out`, over the pool when `parallel`.
+fn each_part(
+    out: &mut [f32],
+    block: usize,
+    parallel: bool,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) {
+    if parallel {
+        crate::parallel::for_each_chunk_mut(out, block, f);
+    } else {
+        for (i, part) in out.chunks_exact_mut(block).enumerate() {
+            f(i, part);
         }
     }
 }
