@@ -20,7 +20,8 @@
 //! as the crate's own kernels already make them do.
 
 use crate::microkernel::{ALayout, Out, kernel, transpose};
-use crate::parallel::{filled, for_each_chunk_mut, map_range, num_threads};
+use crate::parallel::{PAR_MIN_ELEMS, filled, map_range, num_threads};
+use crate::scratch::Scratch;
 use crate::simd::{self, Level};
 
 /// Rows per kernel call: 6 x 4 vectors accumulate in 24 of the 32 registers.
@@ -146,48 +147,44 @@ fn parts_per_panel(groups: usize, panels: usize, parallel: bool) -> usize {
         .clamp(1, groups)
 }
 
-/// `op(a)ᵀ` in panels of [`NR`] of its `m` columns, `[panels, k, NR]`, zero past `m`.
-fn pack_transposed(a: &[f32], trans_a: bool, [m, k]: [usize; 2], parallel: bool) -> Vec<f32> {
+/// `op(a)ᵀ` in panels of [`NR`] of its `m` columns, `[panels, k, NR]`, zero past `m`: a task
+/// per block of [`KC`] steps of a panel.
+fn pack_transposed(a: &[f32], trans_a: bool, [m, k]: [usize; 2], parallel: bool) -> Scratch {
     let panels = m.div_ceil(NR);
-    let mut packed = vec![0.0f32; panels * k * NR];
     let blocks = k.div_ceil(KC);
-    let fill = |index: usize, chunk: &mut [f32]| {
-        let (p, k0) = (index / blocks, index % blocks * KC);
-        let cols = NR.min(m - p * NR);
-        let steps = chunk.len() / NR;
-        if trans_a {
-            for (s, line) in chunk.chunks_exact_mut(NR).enumerate() {
-                line[..cols].copy_from_slice(&a[(k0 + s) * m + p * NR..][..cols]);
+    // Every value is written below: zeroing the buffer first was a serial pass of its own.
+    let mut packed = Scratch::dirty(panels * k * NR);
+    let out = Out(packed.as_mut_ptr());
+    run(
+        panels * blocks,
+        parallel && packed.len() >= PAR_MIN_ELEMS,
+        |index| {
+            let (p, k0) = (index / blocks, index % blocks * KC);
+            let (cols, steps) = (NR.min(m - p * NR), KC.min(k - k0));
+            // SAFETY: steps `k0..k0 + steps` of panel `p` lie in `packed`, and only this task
+            // writes them.
+            let chunk =
+                unsafe { std::slice::from_raw_parts_mut(out.at((p * k + k0) * NR), steps * NR) };
+            if trans_a {
+                for (s, line) in chunk.chunks_exact_mut(NR).enumerate() {
+                    line[..cols].copy_from_slice(&a[(k0 + s) * m + p * NR..][..cols]);
+                }
+            } else {
+                // SAFETY: `route` admits only CPUs with AVX-512; rows `p * NR..` (`cols` of them)
+                // of `a` hold steps `k0..k0 + steps`, and the chunk `steps` rows of `NR`.
+                unsafe {
+                    transpose(
+                        (a[(p * NR) * k + k0..].as_ptr(), k),
+                        [cols, steps],
+                        (chunk.as_mut_ptr(), NR),
+                    )
+                };
             }
-        } else {
-            // SAFETY: `route` admits only CPUs with AVX-512; rows `p * NR..` (`cols` of them)
-            // of `a` hold steps `k0..k0 + steps`, and the chunk `steps` rows of `NR`.
-            unsafe {
-                transpose(
-                    (a[(p * NR) * k + k0..].as_ptr(), k),
-                    [cols, steps],
-                    (chunk.as_mut_ptr(), NR),
-                )
-            };
-        }
-    };
-    // Chunks are blocks of `KC` steps of one panel; the last block of a panel is shorter.
-    if k.is_multiple_of(KC) {
-        if parallel {
-            for_each_chunk_mut(&mut packed, KC * NR, fill);
-        } else {
-            packed
-                .chunks_mut(KC * NR)
-                .enumerate()
-                .for_each(|(i, c)| fill(i, c));
-        }
-    } else {
-        for (p, panel) in packed.chunks_mut(k * NR).enumerate() {
-            for (b, block) in panel.chunks_mut(KC * NR).enumerate() {
-                fill(p * blocks + b, block);
+            for line in chunk.chunks_exact_mut(NR) {
+                line[cols..].fill(0.0);
             }
-        }
-    }
+        },
+    );
     packed
 }
 
@@ -208,7 +205,8 @@ fn few_rows(
             let (p, part) = (task / parts, task % parts);
             let (g0, g1) = (part * groups / parts, (part + 1) * groups / parts);
             let (first, end) = (g0 * M, (g1 * M).min(n));
-            let mut tile = vec![0.0f32; (end - first) * NR];
+            // The sum's first block writes every value of the tile.
+            let mut tile = Scratch::dirty((end - first) * NR);
             let panel = &packed[p * k * NR..][..k * NR];
             for k0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - k0);
@@ -262,8 +260,8 @@ fn direct(
         let out = Out(out.as_mut_ptr().cast::<f32>());
         run(tasks, parallel, |task| {
             let (first, end) = (task * units / tasks, (task + 1) * units / tasks);
-            let mut block = vec![0.0f32; KC.min(k) * NR];
-            let mut tile = Vec::new();
+            // Each block's lines are written whole before the kernel reads them.
+            let mut block = Scratch::dirty(KC.min(k) * NR);
             let mut unit = first;
             while unit < end {
                 let q = unit / groups;
@@ -272,13 +270,11 @@ fn direct(
                 let cols = NR.min(n - q * NR);
                 let (i0, i1) = (g0 * M, (g1 * M).min(m));
                 // A partial panel is summed in a tile, then copied.
-                let whole = cols == NR;
-                let (c, ldc) = if whole {
+                let mut tile = (cols < NR).then(|| Scratch::dirty((i1 - i0) * NR));
+                let (c, ldc) = match &mut tile {
                     // SAFETY: rows `i0..i1`, columns of panel `q`: this task's.
-                    (unsafe { out.at(i0 * n + q * NR) }, n)
-                } else {
-                    tile.resize((i1 - i0) * NR, 0.0);
-                    (tile.as_mut_ptr(), NR)
+                    None => (unsafe { out.at(i0 * n + q * NR) }, n),
+                    Some(tile) => (tile.as_mut_ptr(), NR),
                 };
                 for k0 in (0..k).step_by(KC) {
                     let kc = KC.min(k - k0);
@@ -314,7 +310,7 @@ fn direct(
                         };
                     }
                 }
-                if !whole {
+                if let Some(tile) = tile {
                     for (r, line) in tile.chunks_exact(NR).enumerate() {
                         // SAFETY: as above, for the panel's `cols` columns.
                         unsafe {
