@@ -7,12 +7,8 @@
 //! they run in parallel and the numbers do not depend on the thread count.
 
 use crate::parallel::{fill_planes, map_range};
+use crate::plane_sums::{LANES, side_by_side};
 use crate::tensor::Tensor;
-
-/// Planes whose sums run side by side: a plane's sum is a chain of dependent `f64` additions,
-/// which alone waits on the adder's latency at every element. Each plane still sums its own
-/// values in index order, so the bits are those of one plane at a time.
-const LANES: usize = 8;
 
 #[track_caller]
 fn plane_layout(x: &Tensor, what: &str) -> (usize, usize) {
@@ -25,36 +21,31 @@ fn plane_layout(x: &Tensor, what: &str) -> (usize, usize) {
 }
 
 /// For every plane `p` of `s` values, the `K` sums from `zero` over `i` in `0..s` (in index
-/// order, in `f64`) of `term(p, i)`; [`LANES`] planes at a time, in parallel over groups.
+/// order, in `f64`) of `term(constant[p], a[p * s + i], b[p * s + i])`, with the plane's
+/// `constant` 0 and `b`'s values 0 where not given; [`LANES`] planes [`side_by_side`], the
+/// groups in parallel.
 fn plane_sums<const K: usize>(
-    planes: usize,
-    s: usize,
+    [planes, s]: [usize; 2],
     zero: f64,
-    term: impl Fn(usize, usize) -> [f64; K] + Sync,
+    (a, b): (&[f32], Option<&[f32]>),
+    constant: Option<&[f64]>,
+    term: impl Fn(f64, f32, f32) -> [f64; K] + Sync,
 ) -> Vec<[f64; K]> {
     let groups = map_range(planes.div_ceil(LANES), |g| {
-        let first = g * LANES;
-        let lanes = LANES.min(planes - first);
-        let mut sums = [[zero; K]; LANES];
-        if lanes == LANES {
-            for i in 0..s {
-                let terms: [[f64; K]; LANES] = std::array::from_fn(|l| term(first + l, i));
-                for (sum, t) in sums.iter_mut().zip(terms) {
-                    for (acc, t) in sum.iter_mut().zip(t) {
-                        *acc += t;
-                    }
-                }
-            }
-        } else {
-            for (l, sum) in sums[..lanes].iter_mut().enumerate() {
-                for i in 0..s {
-                    for (acc, t) in sum.iter_mut().zip(term(first + l, i)) {
-                        *acc += t;
-                    }
-                }
-            }
-        }
-        sums[..lanes].to_vec()
+        let (first, lanes) = (g * LANES, LANES.min(planes - g * LANES));
+        let constants: [f64; LANES] = std::array::from_fn(|l| match constant {
+            Some(c) if l < lanes => c[first + l],
+            _ => 0.0,
+        });
+        let sums = side_by_side(
+            (&a[first * s..], b.map(|b| &b[first * s..])),
+            [lanes, s, s],
+            zero,
+            |l, x, y| term(constants[l], x, y),
+        );
+        (0..lanes)
+            .map(|l| std::array::from_fn(|k| sums[k][l]))
+            .collect::<Vec<[f64; K]>>()
     });
     groups.into_iter().flatten().collect()
 }
@@ -70,14 +61,17 @@ impl Tensor {
     pub fn instance_norm(&self, eps: f32) -> (Tensor, Tensor) {
         let (planes, s) = plane_layout(self, "instance_norm");
         let x = self.as_slice();
-        let at = |p: usize, i: usize| f64::from(x[p * s + i]);
         // The sum of nothing as `Iterator::sum` has it (-0.0): these sums are `iter().sum()`'s.
         let zero: f64 = std::iter::empty::<f64>().sum();
-        let means: Vec<f64> = plane_sums(planes, s, zero, |p, i| [at(p, i)])
-            .iter()
-            .map(|[sum]| sum / s as f64)
-            .collect();
-        let squares = plane_sums(planes, s, zero, |p, i| [(at(p, i) - means[p]).powi(2)]);
+        let means: Vec<f64> = plane_sums([planes, s], zero, (&x, None), None, |_, v, _| {
+            [f64::from(v)]
+        })
+        .iter()
+        .map(|[sum]| sum / s as f64)
+        .collect();
+        let squares = plane_sums([planes, s], zero, (&x, None), Some(&means), |mean, v, _| {
+            [(f64::from(v) - mean).powi(2)]
+        });
         let stats: Vec<(f32, f32)> = means
             .iter()
             .zip(&squares)
@@ -118,13 +112,14 @@ impl Tensor {
             rstd.shape()
         );
         let (y, g, r) = (self.as_slice(), gy.as_slice(), rstd.as_slice());
-        let means: Vec<(f32, f32)> = plane_sums(planes, s, 0.0, |p, i| {
-            let (yv, gv) = (f64::from(y[p * s + i]), f64::from(g[p * s + i]));
-            [gv, gv * yv]
-        })
-        .iter()
-        .map(|[sum_g, sum_gy]| ((sum_g / s as f64) as f32, (sum_gy / s as f64) as f32))
-        .collect();
+        let means: Vec<(f32, f32)> =
+            plane_sums([planes, s], 0.0, (&y, Some(&g)), None, |_, y, g| {
+                let (yv, gv) = (f64::from(y), f64::from(g));
+                [gv, gv * yv]
+            })
+            .iter()
+            .map(|[sum_g, sum_gy]| ((sum_g / s as f64) as f32, (sum_gy / s as f64) as f32))
+            .collect();
         let gx = fill_planes(planes, s, |p, i0, dst| {
             let (mean_g, mean_gy) = means[p];
             let (y, g) = (&y[p * s + i0..][..dst.len()], &g[p * s + i0..][..dst.len()]);
@@ -182,36 +177,41 @@ mod tests {
     #[test]
     fn planes_side_by_side_keep_the_bits_of_one_at_a_time() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-        let x = Tensor::randn(&[3, 7, 5, 6], 0.5, 2.0, &mut rng);
-        let gy = Tensor::randn(&[3, 7, 5, 6], 0.0, 1.0, &mut rng);
-        let (y, rstd) = x.instance_norm(1e-5);
-        let gx = y.instance_norm_backward(&gy, &rstd);
-        let (xv, yv, gv) = (x.to_vec(), y.to_vec(), gy.to_vec());
-        let (mut want_y, mut want_r, mut want_gx) = (Vec::new(), Vec::new(), Vec::new());
-        for p in 0..21 {
-            let plane = &xv[p * 30..(p + 1) * 30];
-            let mean = plane.iter().map(|&v| f64::from(v)).sum::<f64>() / 30.0;
-            let var = plane
-                .iter()
-                .map(|&v| (f64::from(v) - mean).powi(2))
-                .sum::<f64>()
-                / 30.0;
-            let (mean, r) = (mean as f32, (1.0 / (var + 1e-5f64).sqrt()) as f32);
-            want_y.extend(plane.iter().map(|&v| (v - mean) * r));
-            want_r.push(r);
-            let (yp, gp) = (&yv[p * 30..(p + 1) * 30], &gv[p * 30..(p + 1) * 30]);
-            let (mut sum_g, mut sum_gy) = (0.0f64, 0.0f64);
-            for (&a, &b) in yp.iter().zip(gp) {
-                sum_g += f64::from(b);
-                sum_gy += f64::from(b) * f64::from(a);
+        // Whole and partial groups of planes; planes of one block of steps and of several.
+        for shape in [[3, 7, 5, 6], [2, 9, 7, 11]] {
+            let x = Tensor::randn(&shape, 0.5, 2.0, &mut rng);
+            let gy = Tensor::randn(&shape, 0.0, 1.0, &mut rng);
+            let (y, rstd) = x.instance_norm(1e-5);
+            let gx = y.instance_norm_backward(&gy, &rstd);
+            let (xv, yv, gv) = (x.to_vec(), y.to_vec(), gy.to_vec());
+            let (planes, s) = (shape[0] * shape[1], shape[2] * shape[3]);
+            let (mut want_y, mut want_r, mut want_gx) = (Vec::new(), Vec::new(), Vec::new());
+            for p in 0..planes {
+                let at = p * s..(p + 1) * s;
+                let plane = &xv[at.clone()];
+                let mean = plane.iter().map(|&v| f64::from(v)).sum::<f64>() / s as f64;
+                let var = plane
+                    .iter()
+                    .map(|&v| (f64::from(v) - mean).powi(2))
+                    .sum::<f64>()
+                    / s as f64;
+                let (mean, r) = (mean as f32, (1.0 / (var + 1e-5f64).sqrt()) as f32);
+                want_y.extend(plane.iter().map(|&v| (v - mean) * r));
+                want_r.push(r);
+                let (yp, gp) = (&yv[at.clone()], &gv[at]);
+                let (mut sum_g, mut sum_gy) = (0.0f64, 0.0f64);
+                for (&a, &b) in yp.iter().zip(gp) {
+                    sum_g += f64::from(b);
+                    sum_gy += f64::from(b) * f64::from(a);
+                }
+                let (mg, mgy) = ((sum_g / s as f64) as f32, (sum_gy / s as f64) as f32);
+                want_gx.extend(yp.iter().zip(gp).map(|(&a, &b)| r * (b - mg - a * mgy)));
             }
-            let (mg, mgy) = ((sum_g / 30.0) as f32, (sum_gy / 30.0) as f32);
-            want_gx.extend(yp.iter().zip(gp).map(|(&a, &b)| r * (b - mg - a * mgy)));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&y.to_vec()), bits(&want_y), "{shape:?}");
+            assert_eq!(bits(&rstd.to_vec()), bits(&want_r), "{shape:?}");
+            assert_eq!(bits(&gx.to_vec()), bits(&want_gx), "{shape:?}");
         }
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&y.to_vec()), bits(&want_y));
-        assert_eq!(bits(&rstd.to_vec()), bits(&want_r));
-        assert_eq!(bits(&gx.to_vec()), bits(&want_gx));
     }
 
     #[test]

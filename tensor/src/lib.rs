@@ -41,6 +41,7 @@ mod microkernel;
 mod norm;
 mod parallel;
 mod pixel_norm;
+mod plane_sums;
 pub mod profile;
 mod random;
 mod reduce;

@@ -10,7 +10,7 @@
 
 use crate::Tensor;
 use crate::parallel::{fill_planes, map_range};
-use crate::simd;
+use crate::plane_sums::{LANES, side_by_side};
 
 /// `[N, C, S]`: batch, channels, and the product of the remaining axes.
 #[track_caller]
@@ -31,12 +31,6 @@ fn check_channels(op: &str, x: &[usize], name: &str, t: &Tensor) {
         x[1]
     );
 }
-
-/// Samples whose planes a channel's sum runs side by side (see [`plane_sums`]).
-const LANES: usize = 16;
-
-/// Steps of each plane copied at a time into [`plane_sums`]' block (4 KiB for two inputs).
-const BLOCK: usize = 32;
 
 /// Per-channel sums over `[N, C, S]` data of `f(per_channel[ch], a[i], b[i])` (the channel's
 /// constants and the values at each flat index `i` of `a` and of `b`, or 0 without `b`), in
@@ -59,13 +53,8 @@ fn channel_sums<P: Copy + Sync>(
     }
 }
 
-/// [`channel_sums`] over planes of several values. A plane's sum alone is a chain of dependent
-/// additions that waits on the adder at every value, so [`LANES`] samples' planes are summed
-/// side by side: a block of [`BLOCK`] steps of each is copied into rows of `LANES` values, one
-/// row a step, and the sums over the rows are one vector operation per step. Reading the
-/// planes in place, value by value `C * S` apart, ran at half a value a cycle (a 64 x 128 x
-/// 16 x 16 batch's moments in 1.2 ms at two threads). Each plane is still summed in index order
-/// and the planes' sums added in sample order: the same bits.
+/// [`channel_sums`] over planes of several values: each channel's samples' planes
+/// [`side_by_side`], each summed in index order, then added in sample order.
 fn plane_sums<P: Copy + Sync>(
     [n, c, s]: [usize; 3],
     zero: f64,
@@ -74,68 +63,26 @@ fn plane_sums<P: Copy + Sync>(
     f: impl Fn(P, f32, f32) -> f64 + Sync + Send,
 ) -> Vec<f64> {
     let per_channel = |ch: usize| -> f64 {
-        simd::widest(
-            #[inline(always)]
-            || {
-                let p = per_channel[ch];
-                let mut rows_a = [[0.0f32; LANES]; BLOCK];
-                let mut rows_b = [[0.0f32; LANES]; BLOCK];
-                let mut total = zero;
-                for b0 in (0..n).step_by(LANES) {
-                    let lanes = LANES.min(n - b0);
-                    let mut sums = [zero; LANES];
-                    for i0 in (0..s).step_by(BLOCK) {
-                        let len = BLOCK.min(s - i0);
-                        let first = (b0 * c + ch) * s + i0;
-                        copy_steps(&a[first..], [lanes, len, c * s], &mut rows_a);
-                        if let Some(b) = b {
-                            copy_steps(&b[first..], [lanes, len, c * s], &mut rows_b);
-                        }
-                        // Lanes past `lanes` hold stale values; their sums are never used.
-                        for (ra, rb) in rows_a[..len].iter().zip(&rows_b[..len]) {
-                            for ((sum, &x), &y) in sums.iter_mut().zip(ra).zip(rb) {
-                                *sum += f(p, x, y);
-                            }
-                        }
-                    }
-                    for sum in &sums[..lanes] {
-                        total += sum;
-                    }
-                }
-                total
-            },
-        )
+        let p = per_channel[ch];
+        let mut total = zero;
+        for b0 in (0..n).step_by(LANES) {
+            let (lanes, first) = (LANES.min(n - b0), (b0 * c + ch) * s);
+            let [sums] = side_by_side(
+                (&a[first..], b.map(|b| &b[first..])),
+                [lanes, s, c * s],
+                zero,
+                |_, x, y| [f(p, x, y)],
+            );
+            for sum in &sums[..lanes] {
+                total += sum;
+            }
+        }
+        total
     };
     if n * c * s >= crate::parallel::PAR_MIN_ELEMS {
         map_range(c, per_channel)
     } else {
         (0..c).map(per_channel).collect()
-    }
-}
-
-/// Steps `0..len` of `lanes` planes `stride` apart from `src` into `rows`, a row a step: a
-/// transpose through the vector registers on AVX-512 (copied value by value, the compiler made
-/// scatters of it, a value a cycle at best).
-#[inline(always)]
-fn copy_steps(src: &[f32], [lanes, len, stride]: [usize; 3], rows: &mut [[f32; LANES]; BLOCK]) {
-    assert!(lanes <= LANES && len <= BLOCK && src.len() >= (lanes - 1) * stride + len);
-    #[cfg(target_arch = "x86_64")]
-    if simd::active() == simd::Level::Avx512 {
-        // SAFETY: the CPU has AVX-512 (checked); `src` holds `lanes` rows of `len` values
-        // `stride` apart (asserted) and `rows` `len` rows of `LANES >= lanes` values.
-        unsafe {
-            crate::microkernel::transpose(
-                (src.as_ptr(), stride),
-                [lanes, len],
-                (rows.as_mut_ptr().cast::<f32>(), LANES),
-            )
-        };
-        return;
-    }
-    for l in 0..lanes {
-        for (row, &value) in rows.iter_mut().zip(&src[l * stride..][..len]) {
-            row[l] = value;
-        }
     }
 }
 
