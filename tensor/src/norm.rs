@@ -53,8 +53,10 @@ fn channel_sums<P: Copy + Sync>(
     }
 }
 
-/// [`channel_sums`] over planes of several values: each channel's samples' planes
-/// [`side_by_side`], each summed in index order, then added in sample order.
+/// [`channel_sums`] over planes of several values: [`LANES`] neighbouring channels' planes of
+/// each sample [`side_by_side`] (contiguous, and as many lanes at a batch of one as at 64: by
+/// samples, a batch of one filled one lane in sixteen), each plane summed in index order and
+/// added to its channel's total in sample order. A task per group of channels.
 fn plane_sums<P: Copy + Sync>(
     [n, c, s]: [usize; 3],
     zero: f64,
@@ -62,28 +64,32 @@ fn plane_sums<P: Copy + Sync>(
     (a, b): (&[f32], Option<&[f32]>),
     f: impl Fn(P, f32, f32) -> f64 + Sync + Send,
 ) -> Vec<f64> {
-    let per_channel = |ch: usize| -> f64 {
-        let p = per_channel[ch];
-        let mut total = zero;
-        for b0 in (0..n).step_by(LANES) {
-            let (lanes, first) = (LANES.min(n - b0), (b0 * c + ch) * s);
+    let group = |g: usize| -> Vec<f64> {
+        let (ch0, lanes) = (g * LANES, LANES.min(c - g * LANES));
+        // Lanes past the group's channels repeat its last channel's constants, unread.
+        let constants: [P; LANES] = std::array::from_fn(|l| per_channel[ch0 + l.min(lanes - 1)]);
+        let mut totals = vec![zero; lanes];
+        for sample in 0..n {
+            let first = (sample * c + ch0) * s;
             let [sums] = side_by_side(
                 (&a[first..], b.map(|b| &b[first..])),
-                [lanes, s, c * s],
+                [lanes, s, s],
                 zero,
-                |_, x, y| [f(p, x, y)],
+                |l, x, y| [f(constants[l], x, y)],
             );
-            for sum in &sums[..lanes] {
-                total += sum;
+            for (total, sum) in totals.iter_mut().zip(sums) {
+                *total += sum;
             }
         }
-        total
+        totals
     };
-    if n * c * s >= crate::parallel::PAR_MIN_ELEMS {
-        map_range(c, per_channel)
+    let groups = c.div_ceil(LANES);
+    let totals: Vec<Vec<f64>> = if n * c * s >= crate::parallel::PAR_MIN_ELEMS {
+        map_range(groups, group)
     } else {
-        (0..c).map(per_channel).collect()
-    }
+        (0..groups).map(group).collect()
+    };
+    totals.concat()
 }
 
 /// Channels per task of [`column_sums`]: 2 KiB of accumulators, in the L1 cache.
@@ -323,7 +329,7 @@ mod tests {
     }
 
     /// Batch norm's statistics and gradients keep the bits of summing one plane at a time, on
-    /// batches with whole and partial groups of sixteen samples, planes of one block of steps
+    /// batches with whole and partial groups of sixteen channels, planes of one block of steps
     /// and of several (the last one partial), a `[N, C]` batch (planes of one value) and one
     /// sample. (Sums of a few `f32` values are often exact in `f64` whatever
     /// their order, so the check that fails is a missing or doubled term, not the order.)
@@ -339,7 +345,8 @@ mod tests {
             vec![5, 300],
             vec![1, 9, 4, 4],
             vec![20, 3, 7, 11],
-            vec![35, 2, 8, 8],
+            vec![3, 37, 5, 7],
+            vec![1, 16, 6, 6],
         ] {
             let x = Tensor::randn(&shape, 0.5, 2.0, &mut rng);
             let gy = Tensor::randn(&shape, 0.0, 1.0, &mut rng);
