@@ -14,7 +14,7 @@ use crate::simd;
 pub(crate) const LANES: usize = 16;
 
 /// Steps of each plane transposed at a time (4 KiB of rows for two inputs).
-const BLOCK: usize = 32;
+pub(crate) const BLOCK: usize = 32;
 
 /// For `lanes` (1 to [`LANES`]) planes of `s` values, `stride` apart from the start of `a`
 /// (and of `b`: the same planes of a second input, or zeros without one), the `K` sums from
@@ -58,7 +58,7 @@ pub(crate) fn side_by_side<const K: usize>(
 /// Steps `0..len` of `lanes` planes `stride` apart from `src` into `rows`, a row a step:
 /// through the vector registers on AVX-512, plane by plane elsewhere.
 #[inline(always)]
-fn transpose_block(
+pub(crate) fn transpose_block(
     src: &[f32],
     [lanes, len, stride]: [usize; 3],
     rows: &mut [[f32; LANES]; BLOCK],

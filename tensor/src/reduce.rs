@@ -5,6 +5,7 @@
 
 use crate::Tensor;
 use crate::parallel::{map_range, num_threads};
+use crate::plane_sums::{BLOCK, LANES, transpose_block};
 use crate::simd;
 use std::ops::Range;
 
@@ -247,7 +248,14 @@ where
     } else {
         1
     };
-    let per = n.div_ceil(chunks);
+    // When the parts split the outputs that `walk` folds `LANES` at a time, each part takes
+    // whole groups of them where it can.
+    let last = segments.len() - 1;
+    let grouped = segments[last].reduced && k + 1 == last;
+    let per = match n.div_ceil(chunks) {
+        per if grouped => per.next_multiple_of(LANES).min(n),
+        per => per,
+    };
     let parts = map_range(n.div_ceil(per), |c| {
         let range = c * per..((c + 1) * per).min(n);
         let mut acc = vec![init; range.len() * segments[k].out_stride];
@@ -329,12 +337,6 @@ where
     sums.concat()
 }
 
-/// Rows reduced side by side when the reduced axes end the shape: one output's sum is a chain
-/// of dependent additions, so a row at a time waits on the adder's latency at every element;
-/// rows of neighbouring outputs folded in lockstep keep it busy. Each output still meets its
-/// own elements in the same order, so the bits do not change.
-const LANES: usize = 8;
-
 /// Folds every element of `src` into `acc` in memory order; with `split = Some((k, range))`
 /// only those whose index along segment `k` lies in `range`, `acc` then holding the outputs of
 /// that range alone. When the last segment is reduced, [`LANES`] rows of consecutive outputs
@@ -374,20 +376,36 @@ fn walk<A: Copy>(
             let kept = segs[outer];
             let (k0, k1) = bounds[outer];
             let mut j = k0;
+            // Rows of neighbouring outputs folded in lockstep: one output's sum is a chain of
+            // dependent additions that alone waits on the adder at every element. They are
+            // read a block at a time transposed into rows of `LANES` values (read in place, a
+            // row apart, they went a value a cycle: a bias gradient over [64, 64, 32, 32]).
+            // Each output still meets its own elements in the same order: the same bits.
             while j + LANES <= k1 {
-                let rows: [&[f32]; LANES] = std::array::from_fn(|l| {
-                    let start = at + (j + l) * kept.in_stride;
-                    &src[start + from..start + to]
-                });
+                let first = at + j * kept.in_stride + from;
                 let o = out + j * kept.out_stride - base_out;
                 // The kept segment is the innermost kept one: its outputs are adjacent.
                 let dst = &mut acc[o..o + LANES];
-                let mut sums: [A; LANES] = std::array::from_fn(|l| dst[l]);
-                for i in 0..to - from {
-                    for (sum, row) in sums.iter_mut().zip(&rows) {
-                        add(sum, row[i]);
-                    }
-                }
+                let sums: [A; LANES] = std::array::from_fn(|l| dst[l]);
+                // Summed in a copy that the closure owns, which stays in registers.
+                let sums = simd::widest(
+                    #[inline(always)]
+                    || {
+                        let mut sums = sums;
+                        let mut rows = [[0.0f32; LANES]; BLOCK];
+                        for i0 in (0..to - from).step_by(BLOCK) {
+                            let len = BLOCK.min(to - from - i0);
+                            let block = &src[first + i0..];
+                            transpose_block(block, [LANES, len, kept.in_stride], &mut rows);
+                            for row in &rows[..len] {
+                                for (sum, &v) in sums.iter_mut().zip(row) {
+                                    add(sum, v);
+                                }
+                            }
+                        }
+                        sums
+                    },
+                );
                 dst.copy_from_slice(&sums);
                 j += LANES;
             }
