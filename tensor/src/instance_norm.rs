@@ -21,27 +21,23 @@ fn plane_layout(x: &Tensor, what: &str) -> (usize, usize) {
 }
 
 /// For every plane `p` of `s` values, the `K` sums from `zero` over `i` in `0..s` (in index
-/// order, in `f64`) of `term(constant[p], a[p * s + i], b[p * s + i])`, with the plane's
-/// `constant` 0 and `b`'s values 0 where not given; [`LANES`] planes [`side_by_side`], the
-/// groups in parallel.
-fn plane_sums<const K: usize>(
+/// order, in `f64`) of `term(per_plane[p], a[p * s + i], b[p * s + i])`, with `b`'s values 0
+/// where not given; [`LANES`] planes [`side_by_side`], the groups in parallel.
+fn plane_sums<P: Copy + Sync, const K: usize>(
     [planes, s]: [usize; 2],
     zero: f64,
     (a, b): (&[f32], Option<&[f32]>),
-    constant: Option<&[f64]>,
-    term: impl Fn(f64, f32, f32) -> [f64; K] + Sync,
+    per_plane: &[P],
+    term: impl Fn(P, f32, f32) -> [f64; K] + Sync,
 ) -> Vec<[f64; K]> {
     let groups = map_range(planes.div_ceil(LANES), |g| {
         let (first, lanes) = (g * LANES, LANES.min(planes - g * LANES));
-        let constants: [f64; LANES] = std::array::from_fn(|l| match constant {
-            Some(c) if l < lanes => c[first + l],
-            _ => 0.0,
-        });
         let sums = side_by_side(
             (&a[first * s..], b.map(|b| &b[first * s..])),
             [lanes, s, s],
+            &per_plane[first..],
             zero,
-            |l, x, y| term(constants[l], x, y),
+            &term,
         );
         (0..lanes)
             .map(|l| std::array::from_fn(|k| sums[k][l]))
@@ -63,13 +59,17 @@ impl Tensor {
         let x = self.as_slice();
         // The sum of nothing as `Iterator::sum` has it (-0.0): these sums are `iter().sum()`'s.
         let zero: f64 = std::iter::empty::<f64>().sum();
-        let means: Vec<f64> = plane_sums([planes, s], zero, (&x, None), None, |_, v, _| {
-            [f64::from(v)]
-        })
+        let means: Vec<f64> = plane_sums(
+            [planes, s],
+            zero,
+            (&x, None),
+            &vec![(); planes],
+            |(), v, _| [f64::from(v)],
+        )
         .iter()
         .map(|[sum]| sum / s as f64)
         .collect();
-        let squares = plane_sums([planes, s], zero, (&x, None), Some(&means), |mean, v, _| {
+        let squares = plane_sums([planes, s], zero, (&x, None), &means, |mean, v, _| {
             [(f64::from(v) - mean).powi(2)]
         });
         let stats: Vec<(f32, f32)> = means
@@ -112,14 +112,19 @@ impl Tensor {
             rstd.shape()
         );
         let (y, g, r) = (self.as_slice(), gy.as_slice(), rstd.as_slice());
-        let means: Vec<(f32, f32)> =
-            plane_sums([planes, s], 0.0, (&y, Some(&g)), None, |_, y, g| {
+        let means: Vec<(f32, f32)> = plane_sums(
+            [planes, s],
+            0.0,
+            (&y, Some(&g)),
+            &vec![(); planes],
+            |(), y, g| {
                 let (yv, gv) = (f64::from(y), f64::from(g));
                 [gv, gv * yv]
-            })
-            .iter()
-            .map(|[sum_g, sum_gy]| ((sum_g / s as f64) as f32, (sum_gy / s as f64) as f32))
-            .collect();
+            },
+        )
+        .iter()
+        .map(|[sum_g, sum_gy]| ((sum_g / s as f64) as f32, (sum_gy / s as f64) as f32))
+        .collect();
         let gx = fill_planes(planes, s, |p, i0, dst| {
             let (mean_g, mean_gy) = means[p];
             let (y, g) = (&y[p * s + i0..][..dst.len()], &g[p * s + i0..][..dst.len()]);

@@ -66,16 +66,15 @@ fn plane_sums<P: Copy + Sync>(
 ) -> Vec<f64> {
     let group = |g: usize| -> Vec<f64> {
         let (ch0, lanes) = (g * LANES, LANES.min(c - g * LANES));
-        // Lanes past the group's channels repeat its last channel's constants, unread.
-        let constants: [P; LANES] = std::array::from_fn(|l| per_channel[ch0 + l.min(lanes - 1)]);
         let mut totals = vec![zero; lanes];
         for sample in 0..n {
             let first = (sample * c + ch0) * s;
             let [sums] = side_by_side(
                 (&a[first..], b.map(|b| &b[first..])),
                 [lanes, s, s],
+                &per_channel[ch0..],
                 zero,
-                |l, x, y| [f(constants[l], x, y)],
+                |p, x, y| [f(p, x, y)],
             );
             for (total, sum) in totals.iter_mut().zip(sums) {
                 *total += sum;

@@ -14,27 +14,53 @@ use crate::simd;
 pub(crate) const LANES: usize = 16;
 
 /// Steps of each plane transposed at a time (4 KiB of rows for two inputs).
-pub(crate) const BLOCK: usize = 32;
+const BLOCK: usize = 32;
 
 /// For `lanes` (1 to [`LANES`]) planes of `s` values, `stride` apart from the start of `a`
 /// (and of `b`: the same planes of a second input, or zeros without one), the `K` sums from
-/// `zero` over each plane's values in index order of `term(lane, a value, b value)`:
-/// `sums[k][lane]`. Lanes from `lanes` on hold sums of stale values, for no one to read.
-pub(crate) fn side_by_side<const K: usize>(
+/// `zero` over each plane's values in index order of `term(constant, a value, b value)`, with
+/// each plane's own `constants[lane]`: `sums[k][lane]`. Lanes from `lanes` on hold sums of
+/// stale values, for no one to read.
+pub(crate) fn side_by_side<P: Copy, const K: usize>(
+    inputs: (&[f32], Option<&[f32]>),
+    [lanes, s, stride]: [usize; 3],
+    constants: &[P],
+    zero: f64,
+    term: impl Fn(P, f32, f32) -> [f64; K],
+) -> [[f64; LANES]; K] {
+    // Lanes past the planes repeat the last plane's constant, unread.
+    let constants: [P; LANES] = std::array::from_fn(|l| constants[l.min(lanes - 1)]);
+    let sums = [[zero; LANES]; K];
+    fold_rows(inputs, [lanes, s, stride], sums, |sums, ra, rb| {
+        for (l, (&x, &y)) in ra.iter().zip(rb).enumerate() {
+            let t = term(constants[l], x, y);
+            for (sum, t) in sums.iter_mut().zip(t) {
+                sum[l] += t;
+            }
+        }
+    })
+}
+
+/// Folds `lanes` (1 to [`LANES`]) planes of `s` values, `stride` apart from the start of `a`
+/// (and of `b`, or zeros without one), into `state` a step at a time, in index order:
+/// `step(state, a's row, b's row)` with a row holding the step's value of each plane (lanes from
+/// `lanes` on stale). Compiled for the CPU's widest SIMD, `state` owned by the loop so that it
+/// stays in registers.
+pub(crate) fn fold_rows<S>(
     (a, b): (&[f32], Option<&[f32]>),
     [lanes, s, stride]: [usize; 3],
-    zero: f64,
-    term: impl Fn(usize, f32, f32) -> [f64; K],
-) -> [[f64; LANES]; K] {
+    state: S,
+    step: impl Fn(&mut S, &[f32; LANES], &[f32; LANES]),
+) -> S {
     assert!((1..=LANES).contains(&lanes) && s <= stride);
     let end = (lanes - 1) * stride + s;
     assert!(a.len() >= end && b.is_none_or(|b| b.len() >= end));
     simd::widest(
         #[inline(always)]
         || {
+            let mut state = state;
             let mut rows_a = [[0.0f32; LANES]; BLOCK];
             let mut rows_b = [[0.0f32; LANES]; BLOCK];
-            let mut sums = [[zero; LANES]; K];
             for i0 in (0..s).step_by(BLOCK) {
                 let len = BLOCK.min(s - i0);
                 transpose_block(&a[i0..], [lanes, len, stride], &mut rows_a);
@@ -42,15 +68,10 @@ pub(crate) fn side_by_side<const K: usize>(
                     transpose_block(&b[i0..], [lanes, len, stride], &mut rows_b);
                 }
                 for (ra, rb) in rows_a[..len].iter().zip(&rows_b[..len]) {
-                    for (l, (&x, &y)) in ra.iter().zip(rb).enumerate() {
-                        let t = term(l, x, y);
-                        for (sum, t) in sums.iter_mut().zip(t) {
-                            sum[l] += t;
-                        }
-                    }
+                    step(&mut state, ra, rb);
                 }
             }
-            sums
+            state
         },
     )
 }
@@ -58,7 +79,7 @@ pub(crate) fn side_by_side<const K: usize>(
 /// Steps `0..len` of `lanes` planes `stride` apart from `src` into `rows`, a row a step:
 /// through the vector registers on AVX-512, plane by plane elsewhere.
 #[inline(always)]
-pub(crate) fn transpose_block(
+fn transpose_block(
     src: &[f32],
     [lanes, len, stride]: [usize; 3],
     rows: &mut [[f32; LANES]; BLOCK],
@@ -67,7 +88,7 @@ pub(crate) fn transpose_block(
     #[cfg(target_arch = "x86_64")]
     if simd::active() == simd::Level::Avx512 {
         // SAFETY: the CPU has AVX-512 (checked); `src` holds `lanes` rows of `len` values
-        // `stride` apart (asserted by the caller) and `rows` `len` rows of `LANES >= lanes`.
+        // `stride` apart (asserted by `fold_rows`) and `rows` `len` rows of `LANES >= lanes`.
         unsafe {
             crate::microkernel::transpose(
                 (src.as_ptr(), stride),
@@ -90,7 +111,7 @@ mod tests {
 
     /// Every plane's sums are its own terms added in index order from `zero`, for any number
     /// of planes, lengths across and short of a block, with and without a second input, and a
-    /// term that depends on the lane.
+    /// term that depends on each plane's constant.
     #[test]
     fn each_lane_is_its_plane_summed_in_order() {
         let values = |len: usize, seed: u32| -> Vec<f32> {
@@ -110,9 +131,12 @@ mod tests {
             let term =
                 |l: usize, x: f32, y: f32| [f64::from(x) * weight(l), f64::from(x) * f64::from(y)];
             for with_b in [false, true] {
+                // Each plane's constant is its lane, so the term depends on the lane.
+                let lane_of: Vec<usize> = (0..lanes).collect();
                 let got = side_by_side(
                     (&a, with_b.then_some(&b[..])),
                     [lanes, s, stride],
+                    &lane_of,
                     -0.0,
                     term,
                 );

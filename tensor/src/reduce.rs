@@ -5,7 +5,7 @@
 
 use crate::Tensor;
 use crate::parallel::{map_range, num_threads};
-use crate::plane_sums::{BLOCK, LANES, transpose_block};
+use crate::plane_sums::{LANES, fold_rows};
 use crate::simd;
 use std::ops::Range;
 
@@ -387,25 +387,12 @@ fn walk<A: Copy>(
                 // The kept segment is the innermost kept one: its outputs are adjacent.
                 let dst = &mut acc[o..o + LANES];
                 let sums: [A; LANES] = std::array::from_fn(|l| dst[l]);
-                // Summed in a copy that the closure owns, which stays in registers.
-                let sums = simd::widest(
-                    #[inline(always)]
-                    || {
-                        let mut sums = sums;
-                        let mut rows = [[0.0f32; LANES]; BLOCK];
-                        for i0 in (0..to - from).step_by(BLOCK) {
-                            let len = BLOCK.min(to - from - i0);
-                            let block = &src[first + i0..];
-                            transpose_block(block, [LANES, len, kept.in_stride], &mut rows);
-                            for row in &rows[..len] {
-                                for (sum, &v) in sums.iter_mut().zip(row) {
-                                    add(sum, v);
-                                }
-                            }
-                        }
-                        sums
-                    },
-                );
+                let dims = [LANES, to - from, kept.in_stride];
+                let sums = fold_rows((&src[first..], None), dims, sums, |sums, row, _| {
+                    for (sum, &v) in sums.iter_mut().zip(row) {
+                        add(sum, v);
+                    }
+                });
                 dst.copy_from_slice(&sums);
                 j += LANES;
             }
