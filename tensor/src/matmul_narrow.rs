@@ -1,5 +1,5 @@
-//! Matrix products with few rows, on AVX-512: `c [m, n] = op(a) · op(b)` for a batch of
-//! `m <= MAX_ROWS` rows, a fully connected layer's forward pass and input gradient.
+//! Matrix products with few rows, on AVX-512 or AVX2: `c [m, n] = op(a) · op(b)` for a batch
+//! of `m <= MAX_ROWS` rows, a fully connected layer's forward pass and input gradient.
 //!
 //! The `gemm` crate blocks these as it blocks square products, and splits them between threads
 //! unevenly: an MLP GAN's layers at batch 64 ran their forward passes at 120-300 GFLOP/s on two
@@ -9,33 +9,126 @@
 //! [`TASKS_PER_THREAD`] tasks a thread:
 //!
 //! - **Few rows**, weights `[n, k]` read transposed (a forward pass): `cᵀ = op(b)ᵀ · op(a)ᵀ`,
-//!   the batch the kernel's 64 columns ([`NR`]), the weights' rows its rows, summed a block of
-//!   [`KC`] at a time into a tile per task that is then written out transposed.
+//!   the batch the kernel's columns (a panel of [`Kernels::NR`]), the weights' rows its rows,
+//!   summed a block of [`Kernels::KC`] steps at a time into a tile per task that is then
+//!   written out transposed.
 //! - **Direct**, weights `[k, n]` read as stored (an input gradient): `c` by [`M`] rows of the
-//!   batch and [`NR`] columns, each task packing the blocks of the weights' columns it covers.
+//!   batch and a panel of columns, each task packing the blocks of the weights' columns it
+//!   covers.
 //!
-//! Every value is one chain of fused multiply-adds over the sum in order, whatever the task or
-//! thread: the bits depend neither on the thread count nor on the other rows of the batch
-//! (tested). They differ from the `gemm` crate's, so a product's bits depend on the CPU kind,
-//! as the crate's own kernels already make them do.
+//! Every value is one chain of fused multiply-adds over the sum in order, whatever the task,
+//! thread, block or vector width: the bits depend neither on the thread count nor on the other
+//! rows of the batch, and are the same on AVX2 as on AVX-512 (tested). They differ from the
+//! `gemm` crate's, so a product's bits depend on the CPU kind, as the crate's own kernels
+//! already make them do.
 
-use crate::microkernel::{ALayout, Out, kernel, transpose};
+use crate::microkernel::{ALayout, Out, transpose};
 use crate::parallel::{PAR_MIN_ELEMS, filled, map_range, num_threads};
 use crate::scratch::Scratch;
 use crate::simd::{self, Level};
 
-/// Rows per kernel call: 6 x 4 vectors accumulate in 24 of the 32 registers.
+/// Rows per kernel call: 6 rows of 4 vectors accumulate in 24 of AVX-512's 32 registers, of
+/// 2 vectors in 12 of AVX2's 16.
 const M: usize = 6;
 
-/// Vectors per kernel call.
-const V: usize = 4;
+/// A level's kernels: the panel width, the block of the sum, and the kernel.
+trait Kernels {
+    /// Columns per kernel call (and per panel of the packed side).
+    const NR: usize;
+    /// Steps of the sum per block: the few-rows route's block of the packed side stays in the
+    /// L1 cache while the weights' rows pass over it. Blocks do not change the bits (a later
+    /// block continues each value's chain from where the last one stored it).
+    const KC: usize;
 
-/// Columns per kernel call (and per panel of the packed side).
-const NR: usize = 16 * V;
+    /// `c[R, NR] (+)= a . b` over `kc` steps: [`crate::microkernel::kernel`] at this level.
+    ///
+    /// # Safety
+    /// The CPU runs the level; as [`crate::microkernel::kernel`]'s.
+    unsafe fn kernel<const R: usize>(
+        a: *const f32,
+        layout: ALayout,
+        b: (*const f32, usize),
+        kc: usize,
+        c: (*mut f32, usize),
+        accumulate: bool,
+    );
+}
 
-/// Steps of the sum per block in the few-rows route: the block of the packed side (32 KiB)
-/// stays in the L1 cache while the weights' rows pass over it.
-const KC: usize = 128;
+/// 16-lane vectors: panels of 4 (64 columns), blocks of 32 KiB.
+struct Avx512;
+
+impl Kernels for Avx512 {
+    const NR: usize = 64;
+    const KC: usize = 128;
+
+    unsafe fn kernel<const R: usize>(
+        a: *const f32,
+        layout: ALayout,
+        b: (*const f32, usize),
+        kc: usize,
+        c: (*mut f32, usize),
+        accumulate: bool,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { crate::microkernel::kernel::<R, 4>(a, layout, b, kc, c, accumulate) }
+    }
+}
+
+/// 8-lane vectors: panels of 2 (16 columns), blocks of 16 KiB.
+struct Avx2;
+
+impl Kernels for Avx2 {
+    const NR: usize = 16;
+    const KC: usize = 256;
+
+    unsafe fn kernel<const R: usize>(
+        a: *const f32,
+        layout: ALayout,
+        b: (*const f32, usize),
+        kc: usize,
+        c: (*mut f32, usize),
+        accumulate: bool,
+    ) {
+        // SAFETY: the caller's contract.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            crate::microkernel::avx2::kernel::<R, 2>(a, layout, b, kc, c, accumulate)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!(
+            "the narrow products run only on x86-64 ({a:?}, {layout:?}, {b:?}, {kc}, {c:?}, {accumulate})"
+        )
+    }
+}
+
+/// `K`'s kernel for `rows` (1 to [`M`]) rows.
+///
+/// # Safety
+/// As [`Kernels::kernel`]'s for `rows` rows, with `b` holding `kc` rows of `K::NR` values.
+unsafe fn call<K: Kernels>(
+    rows: usize,
+    a: *const f32,
+    layout: ALayout,
+    b: &[f32],
+    kc: usize,
+    c: (*mut f32, usize),
+    accumulate: bool,
+) {
+    debug_assert!(b.len() >= kc * K::NR);
+    let b = (b.as_ptr(), K::NR);
+    // SAFETY: the caller's contract.
+    unsafe {
+        match rows {
+            6 => K::kernel::<6>(a, layout, b, kc, c, accumulate),
+            5 => K::kernel::<5>(a, layout, b, kc, c, accumulate),
+            4 => K::kernel::<4>(a, layout, b, kc, c, accumulate),
+            3 => K::kernel::<3>(a, layout, b, kc, c, accumulate),
+            2 => K::kernel::<2>(a, layout, b, kc, c, accumulate),
+            1 => K::kernel::<1>(a, layout, b, kc, c, accumulate),
+            _ => unreachable!("kernel calls take 1 to {M} rows"),
+        }
+    }
+}
 
 /// The most rows of `c` the few-rows route takes (two panels of the batch).
 const MAX_ROWS: usize = 128;
@@ -59,7 +152,9 @@ const FEW_ROWS_SHORT_SUM: usize = 64;
 /// 4.51-4.54 ms with the threshold at `1 << 19`. The same product repeated
 /// alone (criterion), its weights staying in L2, had favoured the crate below `1 << 19`
 /// (`[512, 784]` 172 / 154, `[256, 512]` 59 / 45): the crate's packing pays more for weights
-/// that come from farther away.
+/// that come from farther away. On AVX2 (a Zen 3, inside the step, four runs alternated) the
+/// three `[256, 512]` products took 0.59-0.66 ms on this route against 0.73-0.87 on the crate
+/// with the threshold at `1 << 18`, though alone (best of 60) 201 µs against 151.
 const DIRECT_MIN_WEIGHTS: usize = 1 << 17;
 
 /// Tasks per thread: enough that uneven row groups even out.
@@ -86,7 +181,7 @@ impl Route {
 
 /// The route for `c [m, n] = op(a) [m, k] · op(b) [k, n]`, or `None` for the `gemm` crate's.
 pub(crate) fn route([m, n, k]: [usize; 3], trans_b: bool) -> Option<Route> {
-    if !cfg!(target_arch = "x86_64") || simd::active() != Level::Avx512 {
+    if !cfg!(target_arch = "x86_64") || simd::active() < Level::Avx2 {
         return None;
     }
     if !(16..=MAX_ROWS).contains(&m) {
@@ -113,9 +208,10 @@ pub(crate) fn product(
     (b, trans_b): (&[f32], bool),
     parallel: bool,
 ) -> Vec<f32> {
+    let level = simd::active();
     assert!(
-        cfg!(target_arch = "x86_64") && Level::detected() == Level::Avx512,
-        "matmul_narrow: needs AVX-512"
+        cfg!(target_arch = "x86_64") && level >= Level::Avx2,
+        "matmul_narrow: needs AVX2 or AVX-512"
     );
     assert!(
         a.len() >= m * k && b.len() >= k * n && k > 0,
@@ -123,9 +219,16 @@ pub(crate) fn product(
         a.len(),
         b.len()
     );
-    match route {
-        Route::FewRows => few_rows([m, n, k], (a, trans_a), (b, trans_b), parallel),
-        Route::Direct => direct([m, n, k], (a, trans_a), (b, trans_b), parallel),
+    let shape = [m, n, k];
+    match (route, level) {
+        (Route::FewRows, Level::Avx512) => {
+            few_rows::<Avx512>(shape, (a, trans_a), (b, trans_b), parallel)
+        }
+        (Route::FewRows, _) => few_rows::<Avx2>(shape, (a, trans_a), (b, trans_b), parallel),
+        (Route::Direct, Level::Avx512) => {
+            direct::<Avx512>(shape, (a, trans_a), (b, trans_b), parallel)
+        }
+        (Route::Direct, _) => direct::<Avx2>(shape, (a, trans_a), (b, trans_b), parallel),
     }
 }
 
@@ -147,40 +250,46 @@ fn parts_per_panel(groups: usize, panels: usize, parallel: bool) -> usize {
         .clamp(1, groups)
 }
 
-/// `op(a)ᵀ` in panels of [`NR`] of its `m` columns, `[panels, k, NR]`, zero past `m`: a task
-/// per block of [`KC`] steps of a panel.
-fn pack_transposed(a: &[f32], trans_a: bool, [m, k]: [usize; 2], parallel: bool) -> Scratch {
-    let panels = m.div_ceil(NR);
-    let blocks = k.div_ceil(KC);
+/// `op(a)ᵀ` in panels of `NR` of its `m` columns, `[panels, k, NR]`, zero past `m`: a task
+/// per block of `KC` steps of a panel.
+fn pack_transposed<K: Kernels>(
+    a: &[f32],
+    trans_a: bool,
+    [m, k]: [usize; 2],
+    parallel: bool,
+) -> Scratch {
+    let panels = m.div_ceil(K::NR);
+    let blocks = k.div_ceil(K::KC);
     // Every value is written below: zeroing the buffer first was a serial pass of its own.
-    let mut packed = Scratch::dirty(panels * k * NR);
+    let mut packed = Scratch::dirty(panels * k * K::NR);
     let out = Out(packed.as_mut_ptr());
     run(
         panels * blocks,
         parallel && packed.len() >= PAR_MIN_ELEMS,
         |index| {
-            let (p, k0) = (index / blocks, index % blocks * KC);
-            let (cols, steps) = (NR.min(m - p * NR), KC.min(k - k0));
+            let (p, k0) = (index / blocks, index % blocks * K::KC);
+            let (cols, steps) = (K::NR.min(m - p * K::NR), K::KC.min(k - k0));
             // SAFETY: steps `k0..k0 + steps` of panel `p` lie in `packed`, and only this task
             // writes them.
-            let chunk =
-                unsafe { std::slice::from_raw_parts_mut(out.at((p * k + k0) * NR), steps * NR) };
+            let chunk = unsafe {
+                std::slice::from_raw_parts_mut(out.at((p * k + k0) * K::NR), steps * K::NR)
+            };
             if trans_a {
-                for (s, line) in chunk.chunks_exact_mut(NR).enumerate() {
-                    line[..cols].copy_from_slice(&a[(k0 + s) * m + p * NR..][..cols]);
+                for (s, line) in chunk.chunks_exact_mut(K::NR).enumerate() {
+                    line[..cols].copy_from_slice(&a[(k0 + s) * m + p * K::NR..][..cols]);
                 }
             } else {
-                // SAFETY: `route` admits only CPUs with AVX-512; rows `p * NR..` (`cols` of them)
-                // of `a` hold steps `k0..k0 + steps`, and the chunk `steps` rows of `NR`.
+                // SAFETY: rows `p * NR..` (`cols` of them) of `a` hold steps `k0..k0 + steps`,
+                // and the chunk `steps` rows of `NR`.
                 unsafe {
                     transpose(
-                        (a[(p * NR) * k + k0..].as_ptr(), k),
+                        (a[(p * K::NR) * k + k0..].as_ptr(), k),
                         [cols, steps],
-                        (chunk.as_mut_ptr(), NR),
+                        (chunk.as_mut_ptr(), K::NR),
                     )
                 };
             }
-            for line in chunk.chunks_exact_mut(NR) {
+            for line in chunk.chunks_exact_mut(K::NR) {
                 line[cols..].fill(0.0);
             }
         },
@@ -189,14 +298,14 @@ fn pack_transposed(a: &[f32], trans_a: bool, [m, k]: [usize; 2], parallel: bool)
 }
 
 /// `c [m, n]` for `m <= MAX_ROWS`: see the module's documentation.
-fn few_rows(
+fn few_rows<K: Kernels>(
     [m, n, k]: [usize; 3],
     (a, trans_a): (&[f32], bool),
     (b, trans_b): (&[f32], bool),
     parallel: bool,
 ) -> Vec<f32> {
-    let packed = pack_transposed(a, trans_a, [m, k], parallel);
-    let panels = m.div_ceil(NR);
+    let packed = pack_transposed::<K>(a, trans_a, [m, k], parallel);
+    let panels = m.div_ceil(K::NR);
     let groups = n.div_ceil(M);
     let parts = parts_per_panel(groups, panels, parallel);
     filled(m * n, |out| {
@@ -206,36 +315,37 @@ fn few_rows(
             let (g0, g1) = (part * groups / parts, (part + 1) * groups / parts);
             let (first, end) = (g0 * M, (g1 * M).min(n));
             // The sum's first block writes every value of the tile.
-            let mut tile = Scratch::dirty((end - first) * NR);
-            let panel = &packed[p * k * NR..][..k * NR];
-            for k0 in (0..k).step_by(KC) {
-                let kc = KC.min(k - k0);
+            let mut tile = Scratch::dirty((end - first) * K::NR);
+            let panel = &packed[p * k * K::NR..][..k * K::NR];
+            for k0 in (0..k).step_by(K::KC) {
+                let kc = K::KC.min(k - k0);
                 for i0 in (first..end).step_by(M) {
                     // Row `i` of the kernel's broadcasts is column `i` of `op(b)`.
                     let (at, layout) = broadcasts(!trans_b, [n, k], i0, k0);
-                    // SAFETY: the rows `i0..` (at most `M`, within `n`) and steps
-                    // `k0..k0 + kc` lie in `b`; the tile holds these rows of `NR` values.
+                    // SAFETY: `product` chose `K` for this CPU; the rows `i0..` (at most `M`,
+                    // within `n`) and steps `k0..k0 + kc` lie in `b`; the tile holds these rows
+                    // of `NR` values.
                     unsafe {
-                        call(
+                        call::<K>(
                             M.min(n - i0),
                             b[at..].as_ptr(),
                             layout,
-                            &panel[k0 * NR..],
+                            &panel[k0 * K::NR..],
                             kc,
-                            (tile[(i0 - first) * NR..].as_mut_ptr(), NR),
+                            (tile[(i0 - first) * K::NR..].as_mut_ptr(), K::NR),
                             k0 > 0,
                         )
                     };
                 }
             }
-            let cols = NR.min(m - p * NR);
+            let cols = K::NR.min(m - p * K::NR);
             // SAFETY: columns `first..end` of this panel's `cols` rows are this task's; the
             // tile holds `end - first` rows of `NR` values.
             unsafe {
                 transpose(
-                    (tile.as_ptr(), NR),
+                    (tile.as_ptr(), K::NR),
                     [end - first, cols],
-                    (out.at(p * NR * n + first), n),
+                    (out.at(p * K::NR * n + first), n),
                 )
             };
         });
@@ -243,13 +353,13 @@ fn few_rows(
 }
 
 /// `c [m, n]` directly: see the module's documentation.
-fn direct(
+fn direct<K: Kernels>(
     [m, n, k]: [usize; 3],
     (a, trans_a): (&[f32], bool),
     (b, trans_b): (&[f32], bool),
     parallel: bool,
 ) -> Vec<f32> {
-    let panels = n.div_ceil(NR);
+    let panels = n.div_ceil(K::NR);
     let groups = m.div_ceil(M);
     // The (panel, row group) units, panel by panel, dealt out in even ranges: a panel's
     // packing is repeated only by the tasks its units are split between.
@@ -261,44 +371,45 @@ fn direct(
         run(tasks, parallel, |task| {
             let (first, end) = (task * units / tasks, (task + 1) * units / tasks);
             // Each block's lines are written whole before the kernel reads them.
-            let mut block = Scratch::dirty(KC.min(k) * NR);
+            let mut block = Scratch::dirty(K::KC.min(k) * K::NR);
             let mut unit = first;
             while unit < end {
                 let q = unit / groups;
                 let (g0, g1) = (unit % groups, (end - q * groups).min(groups));
                 unit = q * groups + g1;
-                let cols = NR.min(n - q * NR);
+                let cols = K::NR.min(n - q * K::NR);
                 let (i0, i1) = (g0 * M, (g1 * M).min(m));
                 // A partial panel is summed in a tile, then copied.
-                let mut tile = (cols < NR).then(|| Scratch::dirty((i1 - i0) * NR));
+                let mut tile = (cols < K::NR).then(|| Scratch::dirty((i1 - i0) * K::NR));
                 let (c, ldc) = match &mut tile {
                     // SAFETY: rows `i0..i1`, columns of panel `q`: this task's.
-                    None => (unsafe { out.at(i0 * n + q * NR) }, n),
-                    Some(tile) => (tile.as_mut_ptr(), NR),
+                    None => (unsafe { out.at(i0 * n + q * K::NR) }, n),
+                    Some(tile) => (tile.as_mut_ptr(), K::NR),
                 };
-                for k0 in (0..k).step_by(KC) {
-                    let kc = KC.min(k - k0);
-                    for (s, line) in block.chunks_exact_mut(NR).take(kc).enumerate() {
+                for k0 in (0..k).step_by(K::KC) {
+                    let kc = K::KC.min(k - k0);
+                    for (s, line) in block.chunks_exact_mut(K::NR).take(kc).enumerate() {
                         let step = k0 + s;
                         if trans_b {
                             for (j, value) in line[..cols].iter_mut().enumerate() {
-                                *value = b[(q * NR + j) * k + step];
+                                *value = b[(q * K::NR + j) * k + step];
                             }
-                        } else if cols == NR {
-                            // A whole line: four vector moves, not a call of `memcpy`.
-                            line.copy_from_slice(&b[step * n + q * NR..][..NR]);
+                        } else if cols == K::NR {
+                            // A whole line: a few vector moves (`NR` is a constant), not a call
+                            // of `memcpy`.
+                            line.copy_from_slice(&b[step * n + q * K::NR..][..K::NR]);
                         } else {
-                            line[..cols].copy_from_slice(&b[step * n + q * NR..][..cols]);
+                            line[..cols].copy_from_slice(&b[step * n + q * K::NR..][..cols]);
                         }
                         line[cols..].fill(0.0);
                     }
                     for r0 in (i0..i1).step_by(M) {
                         let (at, layout) = broadcasts(trans_a, [m, k], r0, k0);
-                        // SAFETY: rows `r0..` (at most `M`, within `m`) of `op(a)` and the
-                        // steps `k0..k0 + kc` lie in `a`; `c` holds rows `i0..i1` of `NR`
-                        // values `ldc` apart.
+                        // SAFETY: `product` chose `K` for this CPU; rows `r0..` (at most `M`,
+                        // within `m`) of `op(a)` and the steps `k0..k0 + kc` lie in `a`; `c`
+                        // holds rows `i0..i1` of `NR` values `ldc` apart.
                         unsafe {
-                            call(
+                            call::<K>(
                                 M.min(m - r0),
                                 a[at..].as_ptr(),
                                 layout,
@@ -311,12 +422,12 @@ fn direct(
                     }
                 }
                 if let Some(tile) = tile {
-                    for (r, line) in tile.chunks_exact(NR).enumerate() {
+                    for (r, line) in tile.chunks_exact(K::NR).enumerate() {
                         // SAFETY: as above, for the panel's `cols` columns.
                         unsafe {
                             std::ptr::copy_nonoverlapping(
                                 line.as_ptr(),
-                                out.at((i0 + r) * n + q * NR),
+                                out.at((i0 + r) * n + q * K::NR),
                                 cols,
                             )
                         };
@@ -342,43 +453,26 @@ fn broadcasts(
     }
 }
 
-/// [`kernel`] for `rows` (1 to [`M`]) rows of `V` vectors.
-///
-/// # Safety
-/// As [`kernel`]'s for `rows` rows: `b` holds `kc` rows of [`NR`] values.
-unsafe fn call(
-    rows: usize,
-    a: *const f32,
-    layout: ALayout,
-    b: &[f32],
-    kc: usize,
-    c: (*mut f32, usize),
-    accumulate: bool,
-) {
-    debug_assert!(b.len() >= kc * NR);
-    let b = (b.as_ptr(), NR);
-    // SAFETY: the caller's contract; `route` admits only CPUs with AVX-512.
-    unsafe {
-        match rows {
-            6 => kernel::<6, V>(a, layout, b, kc, c, accumulate),
-            5 => kernel::<5, V>(a, layout, b, kc, c, accumulate),
-            4 => kernel::<4, V>(a, layout, b, kc, c, accumulate),
-            3 => kernel::<3, V>(a, layout, b, kc, c, accumulate),
-            2 => kernel::<2, V>(a, layout, b, kc, c, accumulate),
-            1 => kernel::<1, V>(a, layout, b, kc, c, accumulate),
-            _ => unreachable!("kernel calls take 1 to {M} rows"),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::microkernel::tests::{avx512_here, values};
+    use crate::microkernel::tests::values;
     use proptest::prelude::*;
 
-    fn runs_here() -> bool {
-        avx512_here("matmul_narrow")
+    /// `f` at each level the narrow products run at on this machine (AVX2, AVX-512), with the
+    /// level; says so when there is none, and then checks nothing.
+    fn at_each_kernel_level<R>(f: impl Fn(Level) -> R) -> Vec<R> {
+        let results: Vec<R> = simd::at_each_level(|| {
+            let level = simd::active();
+            (level >= Level::Avx2).then(|| f(level))
+        })
+        .into_iter()
+        .filter_map(|(_, r)| r)
+        .collect();
+        if results.is_empty() {
+            eprintln!("matmul_narrow: this CPU has neither AVX2 nor AVX-512; nothing runs here");
+        }
+        results
     }
 
     /// `op(a) · op(b)` in `f64`, with the sum of the terms' magnitudes for each value.
@@ -439,68 +533,73 @@ mod tests {
             direct: bool,
             threads in 1usize..4,
         ) {
-            if !runs_here() {
-                return Ok(());
-            }
             let route = if direct { Route::Direct } else { Route::FewRows };
             let (a, b) = (values(m * k, 1), values(k * n, 2));
             let want = definition([m, n, k], (&a, trans_a), (&b, trans_b));
-            let got = on(threads, || {
-                product(route, [m, n, k], (&a, trans_a), (&b, trans_b), threads > 1)
-            });
-            prop_assert!(close(&got, &want, 1e-5), "{route:?} [{m}, {n}, {k}]");
+            for (level, got) in at_each_kernel_level(|level| {
+                let got = on(threads, || {
+                    product(route, [m, n, k], (&a, trans_a), (&b, trans_b), threads > 1)
+                });
+                (level, got)
+            }) {
+                prop_assert!(close(&got, &want, 1e-5), "{level}: {route:?} [{m}, {n}, {k}]");
+            }
         }
     }
 
     #[test]
     fn the_definition_catches_a_wrong_value() {
-        if !runs_here() {
-            return;
-        }
         let (m, n, k) = (64, 200, 260);
         let (a, b) = (values(m * k, 3), values(k * n, 4));
-        for route in [Route::FewRows, Route::Direct] {
-            let want = definition([m, n, k], (&a, false), (&b, true));
-            let mut got = product(route, [m, n, k], (&a, false), (&b, true), true);
-            assert!(close(&got, &want, 1e-5), "{route:?}");
-            got[m * n - 1] += 1e-3;
-            assert!(!close(&got, &want, 1e-5), "{route:?}");
-        }
+        at_each_kernel_level(|level| {
+            for route in [Route::FewRows, Route::Direct] {
+                let want = definition([m, n, k], (&a, false), (&b, true));
+                let mut got = product(route, [m, n, k], (&a, false), (&b, true), true);
+                assert!(close(&got, &want, 1e-5), "{level}: {route:?}");
+                got[m * n - 1] += 1e-3;
+                assert!(!close(&got, &want, 1e-5), "{level}: {route:?}");
+            }
+        });
     }
 
     #[test]
-    fn bits_do_not_depend_on_the_threads_or_the_batch() {
-        if !runs_here() {
-            return;
-        }
-        let (m, n, k) = (100, 300, 400);
+    fn bits_do_not_depend_on_the_threads_the_batch_or_the_level() {
+        // Sums of several blocks at either level (128 and 256 steps).
+        let (m, n, k) = (100, 300, 600);
         let (a, b) = (values(m * k, 5), values(k * n, 6));
-        for (route, trans_b) in [(Route::FewRows, true), (Route::Direct, false)] {
-            let full = || product(route, [m, n, k], (&a, false), (&b, trans_b), true);
-            let (whole, three) = (on(1, full), on(3, full));
-            assert_eq!(bits(&whole), bits(&three), "{route:?}");
-            // The last 30 rows alone: each value is the same sum in the same order.
-            let tail = product(
-                route,
-                [30, n, k],
-                (&a[70 * k..], false),
-                (&b, trans_b),
-                false,
-            );
-            assert_eq!(bits(&tail), bits(&whole[70 * n..]), "{route:?}");
+        let per_level = at_each_kernel_level(|level| {
+            [(Route::FewRows, true), (Route::Direct, false)].map(|(route, trans_b)| {
+                let full = || product(route, [m, n, k], (&a, false), (&b, trans_b), true);
+                let (whole, three) = (on(1, full), on(3, full));
+                assert_eq!(bits(&whole), bits(&three), "{level}: {route:?}");
+                // The last 30 rows alone: each value is the same sum in the same order.
+                let tail = product(
+                    route,
+                    [30, n, k],
+                    (&a[70 * k..], false),
+                    (&b, trans_b),
+                    false,
+                );
+                assert_eq!(bits(&tail), bits(&whole[70 * n..]), "{level}: {route:?}");
+                bits(&whole)
+            })
+        });
+        // AVX2's 8-lane kernels and AVX-512's 16-lane ones: the same chains, the same bits.
+        for other in per_level.iter().skip(1) {
+            assert!(other == &per_level[0], "the levels' bits differ");
         }
     }
 
     #[test]
-    fn routes_only_on_avx512_and_only_for_few_rows() {
+    fn routes_only_on_avx2_or_wider_and_only_for_few_rows() {
         let wide = route([64, 1024, 784], true);
-        assert_eq!(wide.is_some(), simd::active() == Level::Avx512);
+        let vectors = simd::active() >= Level::Avx2;
+        assert_eq!(wide.is_some(), vectors);
         assert_eq!(route([256, 1024, 784], true), None);
         assert_eq!(route([64, 100, 256], false), None);
         // Short sums only for wide weights: a DCGAN's 100 -> 12544, not an MLP's 100 -> 256.
-        let avx512 = simd::active() == Level::Avx512;
         let short_wide = route([64, 12544, 100], true);
-        assert_eq!(short_wide, avx512.then_some(Route::FewRows));
+        assert_eq!(short_wide, vectors.then_some(Route::FewRows));
         assert_eq!(route([64, 256, 100], true), None);
         assert_eq!(route([64, 12544, 50], true), None);
     }

@@ -1,6 +1,10 @@
 //! The register-blocked AVX-512 kernel behind the packed convolutions and the narrow matrix
 //! products: `M` rows of broadcasts times `V` 16-lane vectors, one chain of fused
-//! multiply-adds per output value, in the order of the sum.
+//! multiply-adds per output value, in the order of the sum; [`avx2`] has its 8-lane
+//! counterpart, and [`transpose`] runs at the widest level the CPU has.
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
 
 /// An output that parallel tasks write through, each its own disjoint part of it.
 #[derive(Clone, Copy)]
@@ -118,17 +122,47 @@ unsafe fn steps<const M: usize, const V: usize>(
 }
 
 /// Writes the transpose of the `[rows, cols]` matrix at `src` (rows `lds` apart) to `dst`
-/// (`[cols, rows]`, rows `ldd` apart) in 16 x 16 blocks through the vector registers (three
-/// rounds of shuffles, a quarter of a shuffle a value); the blocks at the edges load and store
+/// (`[cols, rows]`, rows `ldd` apart): in 16 x 16 blocks through the vector registers on
+/// AVX-512 (three rounds of shuffles, a quarter of a shuffle a value), 8 x 8 blocks on AVX2
+/// ([`avx2::transpose`]), value by value elsewhere. The blocks at the edges load and store
 /// under masks, as fast as whole ones (value by value they had taken 70% of the transposes of
 /// an MLP's narrow products, whose tiles are a multiple of 6 rows).
 ///
 /// # Safety
-/// The CPU must have AVX-512 F; `src` holds `rows` rows of `cols` readable values `lds` apart
-/// and `dst` `cols` rows of `rows` writable values `ldd` apart, not overlapping `src`.
+/// `src` holds `rows` rows of `cols` readable values `lds` apart and `dst` `cols` rows of
+/// `rows` writable values `ldd` apart, not overlapping `src`.
+pub(crate) unsafe fn transpose(
+    (src, lds): (*const f32, usize),
+    [rows, cols]: [usize; 2],
+    (dst, ldd): (*mut f32, usize),
+) {
+    #[cfg(target_arch = "x86_64")]
+    match crate::simd::active() {
+        // SAFETY: the level is the CPU's or below it; the rest is the caller's contract.
+        crate::simd::Level::Avx512 => {
+            return unsafe { transpose_avx512((src, lds), [rows, cols], (dst, ldd)) };
+        }
+        // SAFETY: as above.
+        crate::simd::Level::Avx2 => {
+            return unsafe { avx2::transpose((src, lds), [rows, cols], (dst, ldd)) };
+        }
+        crate::simd::Level::Baseline => {}
+    }
+    for i in 0..rows {
+        for j in 0..cols {
+            // SAFETY: the caller's contract.
+            unsafe { *dst.add(j * ldd + i) = *src.add(i * lds + j) };
+        }
+    }
+}
+
+/// [`transpose`] in 16 x 16 blocks.
+///
+/// # Safety
+/// The CPU must have AVX-512 F; otherwise as [`transpose`]'s.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn transpose(
+unsafe fn transpose_avx512(
     (src, lds): (*const f32, usize),
     [rows, cols]: [usize; 2],
     (dst, ldd): (*mut f32, usize),
@@ -149,7 +183,7 @@ pub(crate) unsafe fn transpose(
     }
 }
 
-/// One block of [`transpose`]: `[rows, cols]` of at most 16 x 16, all of it when `WHOLE`.
+/// One block of [`transpose_avx512`]: `[rows, cols]` of at most 16 x 16, all of it when `WHOLE`.
 ///
 /// # Safety
 /// As [`transpose`]'s for the block.
@@ -212,11 +246,6 @@ unsafe fn transpose16<const WHOLE: bool>(
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-pub(crate) unsafe fn transpose(_: (*const f32, usize), _: [usize; 2], _: (*mut f32, usize)) {
-    unreachable!("the narrow products run only on x86-64")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
 pub(crate) unsafe fn kernel<const M: usize, const V: usize>(
     _: *const f32,
     _: ALayout,
@@ -250,11 +279,9 @@ pub(crate) mod tests {
         here
     }
 
+    /// At every level the machine has (16 x 16 blocks, 8 x 8 blocks, value by value).
     #[test]
     fn transpose_moves_every_value_to_its_place() {
-        if !avx512_here("microkernel") {
-            return;
-        }
         // Whole blocks, blocks cut short in rows, columns or both (masked), and nothing.
         let shapes = [
             (16, 16),
@@ -264,22 +291,32 @@ pub(crate) mod tests {
             (5, 3),
             (48, 17),
             (17, 15),
+            (8, 8),
+            (13, 7),
         ];
-        for (rows, cols) in shapes
-            .into_iter()
-            .chain([(1, 16), (16, 1), (33, 47), (0, 9)])
-        {
-            let (lds, ldd) = (cols + 3, rows + 5);
-            let src: Vec<f32> = (0..rows * lds).map(|i| i as f32).collect();
-            let mut dst = vec![-1.0f32; cols * ldd];
-            // SAFETY: AVX-512 is here; the buffers hold the matrices with their strides.
-            unsafe { transpose((src.as_ptr(), lds), [rows, cols], (dst.as_mut_ptr(), ldd)) };
-            for j in 0..cols {
-                for i in 0..ldd {
-                    let want = if i < rows { src[i * lds + j] } else { -1.0 };
-                    assert_eq!(dst[j * ldd + i], want, "[{rows}, {cols}] at ({i}, {j})");
+        let levels = crate::simd::at_each_level(|| {
+            for (rows, cols) in shapes
+                .into_iter()
+                .chain([(1, 16), (16, 1), (33, 47), (0, 9)])
+            {
+                let (lds, ldd) = (cols + 3, rows + 5);
+                let src: Vec<f32> = (0..rows * lds).map(|i| i as f32).collect();
+                let mut dst = vec![-1.0f32; cols * ldd];
+                // SAFETY: the buffers hold the matrices with their strides.
+                unsafe { transpose((src.as_ptr(), lds), [rows, cols], (dst.as_mut_ptr(), ldd)) };
+                for j in 0..cols {
+                    for i in 0..ldd {
+                        let want = if i < rows { src[i * lds + j] } else { -1.0 };
+                        let level = crate::simd::active();
+                        assert_eq!(
+                            dst[j * ldd + i],
+                            want,
+                            "{level}: [{rows}, {cols}] at ({i}, {j})"
+                        );
+                    }
                 }
             }
-        }
+        });
+        assert_eq!(levels.len(), Level::available().len());
     }
 }

@@ -77,7 +77,7 @@ pub(crate) fn fold_rows<S>(
 }
 
 /// Steps `0..len` of `lanes` planes `stride` apart from `src` into `rows`, a row a step:
-/// through the vector registers on AVX-512, plane by plane elsewhere.
+/// through the vector registers on AVX2 and AVX-512, plane by plane elsewhere.
 #[inline(always)]
 fn transpose_block(
     src: &[f32],
@@ -86,8 +86,8 @@ fn transpose_block(
 ) {
     debug_assert!(len <= BLOCK && src.len() >= (lanes - 1) * stride + len);
     #[cfg(target_arch = "x86_64")]
-    if simd::active() == simd::Level::Avx512 {
-        // SAFETY: the CPU has AVX-512 (checked); `src` holds `lanes` rows of `len` values
+    if simd::active() >= simd::Level::Avx2 {
+        // SAFETY: `src` holds `lanes` rows of `len` values
         // `stride` apart (asserted by `fold_rows`) and `rows` `len` rows of `LANES >= lanes`.
         unsafe {
             crate::microkernel::transpose(

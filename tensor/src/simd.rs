@@ -21,8 +21,11 @@
 //! ```
 //!
 //! The environment variable `GANTRY_SIMD` (`baseline`, `avx2` or `avx512`) caps the level, to
-//! run an AVX-512 machine's loops as an AVX2 machine would; [`set_active`] does the same from
-//! code, and [`at_each_level`] runs a whole computation at each level for a test to compare.
+//! run an AVX-512 machine's loops and kernels as an AVX2 machine would; [`set_active`] does
+//! the same from code, and [`at_each_level`] runs a whole computation at each level for a test
+//! to compare. It caps gantry's own code, not the `gemm` crate, which picks its kernels itself:
+//! an AVX-512 machine capped at `avx2` still runs the crate's AVX-512 kernels, so its results
+//! are not an AVX2 machine's bit for bit (the determinism example's hash differs).
 //!
 //! **Mark the closure `#[inline(always)]`**, as above: the compiler then copies its body into
 //! each level's function, where it is compiled for that level; without the mark it may keep
@@ -45,7 +48,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 /// The environment variable that caps the level [`widest`] uses, read once: `baseline`,
 /// `avx2` or `avx512` (as oneDNN's `ONEDNN_MAX_CPU_ISA`), to run an AVX-512 machine's kernels
-/// as an AVX2 machine would.
+/// as an AVX2 machine would (gantry's own; the `gemm` crate's are its own choice).
 pub const ENV: &str = "GANTRY_SIMD";
 
 /// Neither [`Level::detected`] nor [`active`] has been found yet.
