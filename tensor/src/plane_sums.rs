@@ -76,8 +76,8 @@ pub(crate) fn fold_rows<S>(
     )
 }
 
-/// Steps `0..len` of `lanes` planes `stride` apart from `src` into `rows`, a row a step:
-/// through the vector registers on AVX2 and AVX-512, plane by plane elsewhere.
+/// Steps `0..len` of `lanes` planes `stride` apart from `src` into `rows`, a row a step, by
+/// [`crate::microkernel::transpose`] (through the vector registers on AVX2 and AVX-512).
 #[inline(always)]
 fn transpose_block(
     src: &[f32],
@@ -85,24 +85,15 @@ fn transpose_block(
     rows: &mut [[f32; LANES]; BLOCK],
 ) {
     debug_assert!(len <= BLOCK && src.len() >= (lanes - 1) * stride + len);
-    #[cfg(target_arch = "x86_64")]
-    if simd::active() >= simd::Level::Avx2 {
-        // SAFETY: `src` holds `lanes` rows of `len` values
-        // `stride` apart (asserted by `fold_rows`) and `rows` `len` rows of `LANES >= lanes`.
-        unsafe {
-            crate::microkernel::transpose(
-                (src.as_ptr(), stride),
-                [lanes, len],
-                (rows.as_mut_ptr().cast::<f32>(), LANES),
-            )
-        };
-        return;
-    }
-    for l in 0..lanes {
-        for (row, &value) in rows.iter_mut().zip(&src[l * stride..][..len]) {
-            row[l] = value;
-        }
-    }
+    // SAFETY: `src` holds `lanes` rows of `len` values `stride` apart (asserted by
+    // `fold_rows`) and `rows` `len` rows of `LANES >= lanes`.
+    unsafe {
+        crate::microkernel::transpose(
+            (src.as_ptr(), stride),
+            [lanes, len],
+            (rows.as_mut_ptr().cast::<f32>(), LANES),
+        )
+    };
 }
 
 #[cfg(test)]
