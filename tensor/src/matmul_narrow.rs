@@ -242,13 +242,10 @@ fn run(tasks: usize, parallel: bool, f: impl Fn(usize) + Sync + Send) {
     }
 }
 
-/// How many tasks split `groups` row groups of each of `panels` panels: about
-/// [`TASKS_PER_THREAD`] per thread in all.
-fn parts_per_panel(groups: usize, panels: usize, parallel: bool) -> usize {
+/// How many tasks split `units` units of work: about [`TASKS_PER_THREAD`] per thread.
+fn tasks_for(units: usize, parallel: bool) -> usize {
     let threads = if parallel { num_threads() } else { 1 };
-    (TASKS_PER_THREAD * threads)
-        .div_ceil(panels)
-        .clamp(1, groups)
+    (TASKS_PER_THREAD * threads).clamp(1, units.max(1))
 }
 
 /// `op(a)ᵀ` in panels of `NR` of its `m` columns, `[panels, k, NR]`, zero past `m`: a task
@@ -315,7 +312,7 @@ fn few_rows<K: Kernels>(
     let packed = pack_transposed::<K>(a, trans_a, [m, k], parallel);
     let panels = m.div_ceil(K::NR);
     let groups = n.div_ceil(M);
-    let parts = parts_per_panel(groups, 1, parallel);
+    let parts = tasks_for(groups, parallel);
     filled(m * n, |out| {
         let out = Out(out.as_mut_ptr().cast::<f32>());
         run(parts, parallel, |part| {
@@ -387,8 +384,7 @@ fn direct<K: Kernels>(
     // The (panel, row group) units, panel by panel, dealt out in even ranges: a panel's
     // packing is repeated only by the tasks its units are split between.
     let units = panels * groups;
-    let threads = if parallel { num_threads() } else { 1 };
-    let tasks = (TASKS_PER_THREAD * threads).min(units);
+    let tasks = tasks_for(units, parallel);
     filled(m * n, |out| {
         let out = Out(out.as_mut_ptr().cast::<f32>());
         run(tasks, parallel, |task| {
