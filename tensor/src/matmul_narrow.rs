@@ -302,7 +302,8 @@ fn pack_transposed<K: Kernels>(
 /// a training step, are read once rather than once per panel (four times at batch 64 on AVX2).
 /// On a Zen 3 (two threads, `gantry bench --workload mlp --profile`, four runs alternated) the
 /// few-rows products took 1.13-1.18 times the direct products' time of the same step with a
-/// task per panel, 1.06-1.11 with this.
+/// task per panel, 1.06-1.11 with this. With the weights evicted from every cache before each
+/// call (the `linear_cold` bench) it was no faster: 0.86-1.43 of the old time, ten pairs.
 fn few_rows<K: Kernels>(
     [m, n, k]: [usize; 3],
     (a, trans_a): (&[f32], bool),

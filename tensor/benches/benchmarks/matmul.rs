@@ -1,7 +1,10 @@
 //! Matrix products through `Tensor::matmul` and `Tensor::linear` (the `gemm` crate's kernels,
-//! or on AVX-512 the narrow products of a batch): square ones, and the MLP GAN's linear layers
-//! at batch 64, forward (the weight read transposed), input gradient and weight gradient
-//! (`linear/*/64x784x1024` is the generator's last layer: in 1024, out 784), and `gemm/a_bt`:
+//! or on AVX2 and AVX-512 the narrow products of a batch): square ones, and the MLP GAN's
+//! linear layers at batch 64, forward (the weight read transposed), input gradient and weight
+//! gradient (`linear/*/64x784x1024` is the generator's last layer: in 1024, out 784), the
+//! forward pass and input gradient again with the weights evicted from the caches before each
+//! call (`linear_cold/*`: inside a training step they come from memory, as the other layers'
+//! weights and the optimiser's moments pass between two uses), and `gemm/a_bt`:
 //! products `a · bᵀ` with both operands read along `k`, as a convolution's weight gradient
 //! has them (`128x1152x4096`: a 3x3 convolution, 128 channels, 16 samples of 16x16;
 //! `128x1024x16384`: the 64x64 DCGAN discriminator's second layer; `64x25x12544`: dcgan28's
@@ -11,7 +14,7 @@
 //! `elem/s` is FLOP/s.
 
 use super::{config, randn};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group};
 use gantry_tensor::gemm;
 use std::hint::black_box;
 
@@ -53,6 +56,43 @@ fn linear(c: &mut Criterion) {
     group.finish();
 }
 
+/// Bytes read between two calls of a `linear_cold` bench: twice the largest L3 cache of the
+/// machines this project measures on (32 MiB). Read, not written: written lines would have to
+/// be written back as the product's loads evict them, which a training step does not pay.
+const EVICT_BYTES: usize = 64 << 20;
+
+fn linear_cold(c: &mut Criterion) {
+    let mut group = c.benchmark_group("linear_cold");
+    let evict: Vec<u8> = (0..EVICT_BYTES).map(|i| i as u8).collect();
+    for (batch, out, inp) in [(64usize, 784usize, 1024usize), (64, 512, 784)] {
+        let x = randn(&[batch, inp], 1);
+        let w = randn(&[out, inp], 2);
+        let gy = randn(&[batch, out], 3);
+        group.throughput(Throughput::Elements(2 * (batch * out * inp) as u64));
+        let id = format!("{batch}x{out}x{inp}");
+        // The batch stays in the caches (a step has just made it); the weights do not.
+        let cold = |keep: &gantry_tensor::Tensor| {
+            black_box(evict.iter().step_by(64).map(|&b| b as u32).sum::<u32>());
+            black_box(keep.as_slice().iter().sum::<f32>());
+        };
+        group.bench_function(BenchmarkId::new("forward", &id), |bench| {
+            bench.iter_batched(
+                || cold(&x),
+                |()| black_box(&x).linear(black_box(&w), None),
+                BatchSize::PerIteration,
+            )
+        });
+        group.bench_function(BenchmarkId::new("input_grad", &id), |bench| {
+            bench.iter_batched(
+                || cold(&gy),
+                |()| black_box(&gy).matmul(black_box(&w)),
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
 fn a_bt(c: &mut Criterion) {
     let mut group = c.benchmark_group("gemm");
     for (m, n, k) in [
@@ -75,5 +115,5 @@ fn a_bt(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = square, linear, a_bt
+    targets = square, linear, linear_cold, a_bt
 }
