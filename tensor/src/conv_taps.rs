@@ -26,6 +26,7 @@ use crate::im2col::Geometry;
 use crate::matmul::gemm_strided;
 use crate::parallel::{filled, for_each_chunk_mut, map_range};
 use crate::scratch::Scratch;
+use crate::simd::LINE;
 
 /// The smallest batch that goes through taps: the batch is the inner length of every product's
 /// columns, and a short one makes thin products.
@@ -49,9 +50,6 @@ const FEW_OUTPUTS: usize = 4;
 /// Channels per job at most: of the output in [`correlate`] (jobs of an output row and a
 /// block of channels), of the input in [`grad_weight`] (a tap and a block of channels).
 const MAX_CHANNEL_BLOCK: usize = 128;
-
-/// `f32` values in a cache line: the unit in which the weight layouts are rearranged.
-const LINE: usize = 16;
 
 /// The side of the tiles in which layouts are transposed: 8 values of one cache line on each
 /// side, few enough lines that strides of whole kilobytes (all in one cache set) do not evict

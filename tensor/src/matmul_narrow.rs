@@ -26,7 +26,7 @@
 use crate::microkernel::{ALayout, Out, transpose};
 use crate::parallel::{PAR_MIN_ELEMS, filled, map_range, num_threads};
 use crate::scratch::Scratch;
-use crate::simd::{self, Level};
+use crate::simd::{self, LINE, Level};
 
 /// Rows per kernel call: 6 rows of 4 vectors accumulate in 24 of AVX-512's 32 registers, of
 /// 2 vectors in 12 of AVX2's 16.
@@ -397,9 +397,6 @@ fn direct<K: Kernels>(
                 let g1 = (end - q * groups).min(groups);
                 g0 * M..(g1 * M).min(m)
             };
-            let calls_per_chunk = |q0: usize, q1: usize| -> usize {
-                (q0..q1).map(|q| rows_of(q).len().div_ceil(M)).sum()
-            };
             // The blocks in the order they are summed: (chunk of panels, first step).
             let chunks = (q_first..q_end).step_by(PACK_PANELS);
             let mut blocks = chunks
@@ -416,7 +413,7 @@ fn direct<K: Kernels>(
             while let Some((chunk, k0)) = blocks.next() {
                 let kc = K::KC.min(k - k0);
                 pack_block::<K>((b, trans_b), [k, n], chunk.clone(), k0..k0 + kc, &mut block);
-                let calls = calls_per_chunk(chunk.start, chunk.end);
+                let calls = chunk.clone().map(|q| rows_of(q).len().div_ceil(M)).sum();
                 let mut prefetch = Prefetch::new::<K>((b, trans_b), [k, n], blocks.peek(), calls);
                 for q in chunk.clone() {
                     let rows = rows_of(q);
@@ -503,9 +500,6 @@ fn pack_block<K: Kernels>(
         }
     }
 }
-
-/// Values per cache line.
-const LINE: usize = 16;
 
 /// Brings the lines of the block a direct task packs next toward the core, a share before each
 /// kernel call of the current block, so that they come from memory while the kernels run

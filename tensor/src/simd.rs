@@ -51,6 +51,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 /// as an AVX2 machine would (gantry's own; the `gemm` crate's are its own choice).
 pub const ENV: &str = "GANTRY_SIMD";
 
+/// `f32` values in a 64-byte cache line: the unit in which kernels rearrange layouts and
+/// prefetch.
+pub(crate) const LINE: usize = 16;
+
 /// Neither [`Level::detected`] nor [`active`] has been found yet.
 const UNKNOWN: u8 = u8::MAX;
 
