@@ -20,7 +20,7 @@ use crate::objective::{DContext, GContext, Objective, ObjectiveConfig, score};
 use gantry_autodiff::{Tape, Var};
 use gantry_nn::optim::{AdamConfig, Optimizer, SgdConfig};
 use gantry_nn::{Mode, set_requires_grad};
-use gantry_tensor::Tensor;
+use gantry_tensor::{Tensor, with_workers_awake};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -293,6 +293,13 @@ impl Trainer {
         &mut self,
         next_batch: &mut dyn FnMut() -> Batch,
     ) -> Result<(f32, BTreeMap<String, f32>)> {
+        with_workers_awake(|| self.lone_discriminator_step(next_batch))
+    }
+
+    fn lone_discriminator_step(
+        &mut self,
+        next_batch: &mut dyn FnMut() -> Batch,
+    ) -> Result<(f32, BTreeMap<String, f32>)> {
         let Trainer {
             gan,
             opt_d,
@@ -320,7 +327,14 @@ impl Trainer {
     /// # Errors
     /// [`GanError::NonFinite`] naming the step and the loss; an optimizer error if a trained
     /// parameter got no gradient.
+    ///
+    /// The pool's other threads are kept awake through the iteration
+    /// ([`with_workers_awake`]): its many short parallel loops then start without waking them.
     pub fn train_step(&mut self, next_batch: &mut dyn FnMut() -> Batch) -> Result<StepMetrics> {
+        with_workers_awake(|| self.iteration(next_batch))
+    }
+
+    fn iteration(&mut self, next_batch: &mut dyn FnMut() -> Batch) -> Result<StepMetrics> {
         let Trainer {
             gan,
             opt_g,

@@ -53,7 +53,7 @@ mod tensor;
 pub use conv::{Conv2dParams, ConvTranspose2dParams};
 pub use elementwise::{broadcast_shape, sigmoid, tanh};
 pub use matmul::gemm;
-pub use parallel::num_threads;
+pub use parallel::{num_threads, with_workers_awake};
 pub use resample::Pads2d;
 pub use tensor::Tensor;
 
