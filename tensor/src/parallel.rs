@@ -149,10 +149,11 @@ where
 /// An idle rayon worker yields a few dozen times and then sleeps; the next loop wakes it, and
 /// in a virtual machine that wake-up costs tens of microseconds (an interrupt to a halted
 /// virtual CPU). Measured on a 2-vCPU KVM guest (Zen 3): after 50 us or more of serial work, a
-/// two-way `join` of 50 us halves took 30-80 us longer than back to back; keeping the other
-/// worker awake through a step took 4% off an MLP GAN's step at batch 64, 7% off dcgan28's and
-/// pix2pix 64x64's at batch 1 (alternated blocks of steps in one process). OpenMP runtimes, as
-/// PyTorch's, spin between parallel regions by default for the same reason.
+/// two-way `join` of 50 us halves took 30-80 us longer than back to back. Keeping the other
+/// worker awake through each training step cut its context switches (dcgan28 at batch 1, 33 to
+/// 7 a step) and took steps to 0.91-1.00 of their time, 0.97-0.98 typically (an MLP GAN at
+/// batch 64, dcgan28 and pix2pix 64x64 at batch 1; blocks of steps alternated in one process).
+/// OpenMP runtimes, as PyTorch's, spin between parallel regions by default for the same reason.
 ///
 /// The cost is a core busy for the whole of `work`, serial parts included: meant for the
 /// compute-bound inner loop, not for work that waits on files. The other threads run only
