@@ -165,10 +165,9 @@ where
 pub fn with_workers_awake<R>(work: impl FnOnce() -> R) -> R {
     #[cfg(feature = "parallel")]
     if num_threads() > 1 && rayon::current_thread_index().is_some() {
-        let awake = awake::Spinners::start();
-        let out = work();
-        drop(awake);
-        return out;
+        // Dropped when `work` returns or unwinds: the spinners stop either way.
+        let _spinning = awake::Spinners::start();
+        return work();
     }
     work()
 }
