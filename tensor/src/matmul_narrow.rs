@@ -19,9 +19,9 @@
 //!   covers.
 //! - **Short sum**, at most `MAX_ROWS` steps (a weight gradient, `gyᵀ · x` over the batch):
 //!   `c` by [`M`] rows of `op(a)`, copied side by side, against `op(b)` packed whole in panels.
-//!   On AVX2 only: against the crate, alternated in one process, two threads, the weights'
-//!   caches flushed before each call, a Zen 3 took 0.82-0.89 of the crate's time for an MLP's
-//!   `[784, 1024]` gradient over 64 rows, 0.86-0.94 for `[1024, 512]`, 0.65-0.68 for `[512,
+//!   On AVX2 only: against the crate, alternated in one process, two threads, 48 MB of other
+//!   data written before each call, a Zen 3 took 0.84-0.86 of the crate's time for an MLP's
+//!   `[784, 1024]` gradient over 64 rows, 0.86-0.88 for `[1024, 512]`, 0.65-0.68 for `[512,
 //!   8192]` over 8; its MLP GAN step 0.95-0.96. AVX-512 keeps the crate's kernels until the
 //!   route is measured there; its kernels are tested at that level like the others.
 //!
@@ -399,8 +399,8 @@ fn few_rows<K: Kernels>(
 /// L2); each task takes a range of [`M`]-row groups of `op(a)`, copies a group's rows side by
 /// side (`[k, M]`, in L1) and sums it against every panel. Broadcasting the group from `op(a)`
 /// in place instead read a line a step apart, the same 4 KiB apart (so the same L1 set) when
-/// `m` is 1024: the `[1024, 512]` weight gradient of an MLP's layer took 1.00-1.03 times the
-/// crate's time that way, 0.86-0.94 with the copy.
+/// `m` is 1024: the `[1024, 512]` weight gradient of an MLP's layer took 0.94-1.03 times the
+/// crate's time that way, 0.86-0.88 with the copy.
 fn short_sum<K: Kernels>(
     [m, n, k]: [usize; 3],
     (a, trans_a): (&[f32], bool),
@@ -778,7 +778,7 @@ mod tests {
         // across blocks and short of one, every transposition, on 1 to 3 threads (each route
         // computes any shape; `route` picks one by speed).
         #[test]
-        fn both_routes_match_the_definition(
+        fn every_route_matches_the_definition(
             m in 1usize..140,
             n in 1usize..150,
             k in 1usize..300,
