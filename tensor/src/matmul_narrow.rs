@@ -443,22 +443,37 @@ fn short_sum<K: Kernels>(
                     };
                 }
                 if let Some(tile) = &tile {
-                    let (q, cols) = (panels - 1, n - (panels - 1) * K::NR);
-                    for r in 0..rows {
-                        // SAFETY: row `r0 + r` of the last panel's `cols` columns is this
-                        // task's.
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(
-                                tile[r * K::NR..].as_ptr(),
-                                out.at((r0 + r) * n + q * K::NR),
-                                cols,
-                            )
-                        };
-                    }
+                    // SAFETY: rows `r0..r0 + rows` of `c` are this task's.
+                    unsafe { copy_last_panel::<K>(tile, (0..rows).map(|r| (r, r0 + r)), out, n) };
                 }
             }
         });
     })
+}
+
+/// Copies rows of `tile` (`NR` values apart) into the partial last panel of `c` (`[m, n]`):
+/// each `(from, to)` pair is a tile row and the row of `c` it becomes.
+///
+/// # Safety
+/// `n` is not a multiple of `NR`, the tile holds every `from` row, and every `to` row lies in
+/// `c` and is the caller's to write.
+unsafe fn copy_last_panel<K: Kernels>(
+    tile: &[f32],
+    rows: impl Iterator<Item = (usize, usize)>,
+    out: Out,
+    n: usize,
+) {
+    let col = n / K::NR * K::NR;
+    for (from, to) in rows {
+        // SAFETY: the caller's contract; the panel holds `n - col` columns of row `to`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                tile[from * K::NR..].as_ptr(),
+                out.at(to * n + col),
+                n - col,
+            )
+        };
+    }
 }
 
 /// Rows `rows` of `op(a)` (`[m, k]`) step by step into `group` (`[k, M]`): the values of a
@@ -470,18 +485,22 @@ fn pack_group(
     rows: std::ops::Range<usize>,
     group: &mut [f32],
 ) {
-    let steps = group[..k * M].chunks_exact_mut(M);
+    assert!(rows.len() <= M && group.len() >= k * M);
     if trans_a {
         // Stored `[k, m]`: a step's values already lie side by side.
-        for (s, line) in steps.enumerate() {
+        for (s, line) in group[..k * M].chunks_exact_mut(M).enumerate() {
             line[..rows.len()].copy_from_slice(&a[s * m + rows.start..][..rows.len()]);
         }
     } else {
-        for (s, line) in steps.enumerate() {
-            for (value, row) in line.iter_mut().zip(rows.clone()) {
-                *value = a[row * k + s];
-            }
-        }
+        let block = &a[rows.start * k..][..rows.len() * k];
+        // SAFETY: `block` holds the rows' `k` values each, and `group` `k` lines of `M`.
+        unsafe {
+            transpose(
+                (block.as_ptr(), k),
+                [rows.len(), k],
+                (group.as_mut_ptr(), M),
+            )
+        };
     }
 }
 
@@ -568,17 +587,8 @@ fn direct<K: Kernels>(
                 }
             }
             if let Some(tile) = tile {
-                let (q, cols) = (panels - 1, n - (panels - 1) * K::NR);
-                for r in rows_of(q) {
-                    // SAFETY: row `r` of the last panel's `cols` columns is this task's.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            tile[r * K::NR..].as_ptr(),
-                            out.at(r * n + q * K::NR),
-                            cols,
-                        )
-                    };
-                }
+                // SAFETY: the rows `rows_of(panels - 1)` of the last panel are this task's.
+                unsafe { copy_last_panel::<K>(&tile, rows_of(panels - 1).map(|r| (r, r)), out, n) };
             }
         });
     })
