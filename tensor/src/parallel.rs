@@ -158,7 +158,9 @@ where
 /// The cost is a core busy for the whole of `work`, serial parts included: meant for the
 /// compute-bound inner loop, not for work that waits on files. The other threads run only
 /// rayon's own jobs meanwhile, whoever queued them, so results do not change. The spinning
-/// stops when `work` returns or panics. Called on a thread outside the pool (which waits for
+/// stops when `work` returns or panics, and a worker stops spinning on its own once it has
+/// found no job for a millisecond: rayon may hand a worker its spinner while it is inside one
+/// of `work`'s jobs, which the caller then waits for, and that spinner must end for the job to. Called on a thread outside the pool (which waits for
 /// each loop instead of taking part: spinning workers would take its cores), with one thread,
 /// or without the `parallel` feature, it just runs `work`; the `gantry` binary runs every
 /// command on a worker of its pool.
@@ -176,9 +178,26 @@ pub fn with_workers_awake<R>(work: impl FnOnce() -> R) -> R {
 mod awake {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
 
     /// Spinners running now, in every pool (for the tests: they must all stop).
     pub(super) static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+    /// Spinners started so far, in every pool (for the tests).
+    pub(super) static STARTED: AtomicUsize = AtomicUsize::new(0);
+
+    /// How long a spinner polls without finding a job before it stops.
+    ///
+    /// A worker takes its spinner like any job, also while it waits inside a job of `work`
+    /// (a half of a parallel loop stolen from the caller, whose other half the caller then
+    /// stole back): the spinner then sits on that job's stack, and the caller waits for the
+    /// job. Spinning until `work` returned, it never returned: a `gantry train` hung in CI,
+    /// and 3,000 steps back to back hung in 3 of 20 runs of the test
+    /// `steps_back_to_back_with_nested_loops_finish`. With no job to find, such a spinner
+    /// stops after this long, and the step goes on. A spinner at the top of its worker stops
+    /// as well in a serial stretch this long, where a wake-up (tens of microseconds) matters
+    /// little.
+    pub(crate) const IDLE_LIMIT: Duration = Duration::from_millis(1);
 
     /// The current pool's workers other than the caller, each running jobs as they come until
     /// this is dropped.
@@ -194,8 +213,14 @@ mod awake {
                     return;
                 }
                 RUNNING.fetch_add(1, Ordering::Relaxed);
+                STARTED.fetch_add(1, Ordering::Relaxed);
+                let mut last_job = Instant::now();
                 while flag.load(Ordering::Relaxed) {
-                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                        last_job = Instant::now();
+                    } else if last_job.elapsed() > IDLE_LIMIT {
+                        break;
+                    } else {
                         // Between polls of the other workers' queues, so that polling does not
                         // keep their cache lines moving.
                         for _ in 0..32 {
@@ -260,7 +285,7 @@ pub(crate) fn long_product_with_few_outputs(m: usize, n: usize, k: usize) -> boo
 
 #[cfg(all(test, feature = "parallel"))]
 mod tests {
-    use super::awake::RUNNING;
+    use super::awake::{RUNNING, STARTED};
     use super::*;
     use std::sync::Mutex;
     use std::sync::atomic::Ordering;
@@ -292,9 +317,10 @@ mod tests {
     fn the_other_workers_spin_through_the_work_and_stop_after_it() {
         let _one = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
         let values: Vec<f32> = (0..1 << 16).map(|i| (i % 7) as f32).collect();
+        let before = STARTED.load(Ordering::Relaxed);
         let (sum, spun) = pool(3).install(|| {
             with_workers_awake(|| {
-                let spun = within_seconds(|| RUNNING.load(Ordering::Relaxed) == 2);
+                let spun = within_seconds(|| STARTED.load(Ordering::Relaxed) == before + 2);
                 let doubled = map_slices(&values, None, |x, _| 2.0 * x);
                 (doubled.iter().sum::<f32>(), spun)
             })
@@ -314,10 +340,11 @@ mod tests {
     #[test]
     fn the_spinning_stops_when_the_work_panics() {
         let _one = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
+        let before = STARTED.load(Ordering::Relaxed);
         let panicked = pool(2).install(|| {
             std::panic::catch_unwind(|| {
                 with_workers_awake(|| {
-                    within_seconds(|| RUNNING.load(Ordering::Relaxed) == 1);
+                    within_seconds(|| STARTED.load(Ordering::Relaxed) > before);
                     panic!("the work failed")
                 })
             })
@@ -327,6 +354,44 @@ mod tests {
             within_seconds(|| RUNNING.load(Ordering::Relaxed) == 0),
             "a spinner still runs after the work panicked"
         );
+    }
+
+    /// Steps back to back, each a few nested parallel loops, as training runs them. The other
+    /// worker can take the next step's spinner while it is inside a loop's job (stolen from
+    /// the caller, even inside the last step's spinner): that spinner then sits on a stack
+    /// the caller waits for, and once it did not stop until the step ended, which it never
+    /// did (a `gantry train` hung in CI; see [`awake::IDLE_LIMIT`]). The work must finish.
+    #[test]
+    fn steps_back_to_back_with_nested_loops_finish() {
+        let _one = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
+        // A microsecond or so of work a task, so that the loops' halves get stolen.
+        fn work(seed: usize) -> usize {
+            (0..2000).fold(seed, |acc, i| std::hint::black_box(acc ^ i) % 7)
+        }
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let total = pool(2).install(|| {
+                (0..20_000)
+                    .map(|step| {
+                        with_workers_awake(|| {
+                            (0..3)
+                                .map(|_| map_range(32, |i| work(i + step)).iter().sum::<usize>())
+                                .sum::<usize>()
+                        })
+                    })
+                    .sum::<usize>()
+            });
+            let _ = done.send(total);
+        });
+        let want: usize = (0..20_000)
+            .map(|step| 3 * (0..32).map(|i| work(i + step)).sum::<usize>())
+            .sum();
+        match finished.recv_timeout(Duration::from_secs(120)) {
+            Ok(total) => assert_eq!(total, want),
+            Err(_) => {
+                panic!("20,000 short steps did not finish in two minutes: a spinner blocks a step")
+            }
+        }
     }
 
     #[test]
