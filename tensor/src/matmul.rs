@@ -935,6 +935,7 @@ mod tests {
     fn tall_products_with_few_columns_go_through_the_transpose() {
         use super::goes_few_columns;
         use crate::microkernel::tests::values;
+        let _steady = crate::simd::level_steady();
         if crate::simd::active() != crate::simd::Level::Avx512 {
             // Without AVX-512 (or capped below it by `GANTRY_SIMD`): the crate's route.
             eprintln!(

@@ -879,6 +879,7 @@ mod tests {
 
     #[test]
     fn routes_only_on_avx2_or_wider_and_only_for_few_rows() {
+        let _steady = simd::level_steady();
         let wide = route([64, 1024, 784], true);
         let vectors = simd::active() >= Level::Avx2;
         assert_eq!(wide.is_some(), vectors);

@@ -224,12 +224,22 @@ pub fn at<R>(level: Level, f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// Held by [`at_each_level`] while it changes the level process-wide.
+static TURN: Mutex<()> = Mutex::new(());
+
+/// Keeps the level as it is while the guard lives, for a test that reads [`active`] more than
+/// once (a route chosen by level): [`at_each_level`] in a test running alongside would
+/// otherwise change it between the reads.
+#[cfg(test)]
+pub(crate) fn level_steady() -> std::sync::MutexGuard<'static, ()> {
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Runs `f` once at each level this CPU has ([`Level::available`], baseline first), with
 /// [`widest`] set to that level process-wide, and returns the results; the level before is
 /// restored, also when `f` panics. Calls from several threads take turns. For tests: every
 /// result should be the baseline's, bit for bit.
 pub fn at_each_level<R>(f: impl Fn() -> R) -> Vec<(Level, R)> {
-    static TURN: Mutex<()> = Mutex::new(());
     struct Restore(Level);
     impl Drop for Restore {
         fn drop(&mut self) {
