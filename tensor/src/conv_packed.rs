@@ -260,9 +260,10 @@ pub(crate) fn conv2d_grad_weight(
             // while every group's rows pass over it; meanwhile the next block's receptive
             // fields are asked for, a share before each kernel call.
             let calls = o / GW_NR * count;
+            let next = blocks.get(block + 1).filter(|_| prefetching);
             for channels in (0..o).step_by(GW_NR) {
                 for group in 0..count {
-                    if let Some(runs) = blocks.get(block + 1).filter(|_| prefetching) {
+                    if let Some(runs) = next {
                         let call = channels / GW_NR * count + group;
                         prefetch(&src, share(&offsets[r0..r0 + live], call, calls), runs);
                     }

@@ -160,10 +160,11 @@ where
 /// rayon's own jobs meanwhile, whoever queued them, so results do not change. The spinning
 /// stops when `work` returns or panics, and a worker stops spinning on its own once it has
 /// found no job for a millisecond: rayon may hand a worker its spinner while it is inside one
-/// of `work`'s jobs, which the caller then waits for, and that spinner must end for the job to. Called on a thread outside the pool (which waits for
-/// each loop instead of taking part: spinning workers would take its cores), with one thread,
-/// or without the `parallel` feature, it just runs `work`; the `gantry` binary runs every
-/// command on a worker of its pool.
+/// of `work`'s jobs, which the caller then waits for, and that spinner must end for the job
+/// to. Called on a thread outside the pool (which waits for each loop instead of taking part:
+/// spinning workers would take its cores), with one thread, or without the `parallel`
+/// feature, it just runs `work`; the `gantry` binary runs every command on a worker of its
+/// pool.
 pub fn with_workers_awake<R>(work: impl FnOnce() -> R) -> R {
     #[cfg(feature = "parallel")]
     if num_threads() > 1 && rayon::current_thread_index().is_some() {

@@ -227,10 +227,9 @@ pub fn at<R>(level: Level, f: impl FnOnce() -> R) -> R {
 /// Held by [`at_each_level`] while it changes the level process-wide.
 static TURN: Mutex<()> = Mutex::new(());
 
-/// Keeps the level as it is while the guard lives, for a test that reads [`active`] more than
-/// once (a route chosen by level): [`at_each_level`] in a test running alongside would
-/// otherwise change it between the reads.
-#[cfg(test)]
+/// Keeps the level as it is while the guard lives: [`at_each_level`] holds it, and so does a
+/// test that reads [`active`] more than once (a route chosen by level), which an
+/// `at_each_level` running alongside would otherwise change between the reads.
 pub(crate) fn level_steady() -> std::sync::MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -246,7 +245,7 @@ pub fn at_each_level<R>(f: impl Fn() -> R) -> Vec<(Level, R)> {
             ACTIVE.store(self.0 as u8, Ordering::Relaxed);
         }
     }
-    let _turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = level_steady();
     let _restore = Restore(active());
     Level::available()
         .into_iter()
